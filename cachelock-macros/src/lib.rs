@@ -1,0 +1,1 @@
+//! Procedural macros for cachelock. Use them through the `cachelock` crate.

@@ -1,0 +1,135 @@
+//! Lock operations built from `get`/`set`/`delete` alone: the defaults of [`Cache`].
+//!
+//! See the trait docs for what they guarantee. In short: atomic within one process (a
+//! process-wide mutex per key stripe), not atomic across processes (read, write, read back),
+//! and the stored value carries its own deadline so a lock expires even in a cache that
+//! ignores TTLs.
+
+use std::hash::BuildHasher;
+use std::sync::{Mutex, MutexGuard, OnceLock};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use crate::cache::{Cache, CacheResult};
+
+const STRIPES: usize = 64;
+
+/// Serializes the default lock operations of this process, per key stripe.
+fn stripe(key: &str) -> MutexGuard<'static, ()> {
+    static LOCKS: OnceLock<(std::collections::hash_map::RandomState, Vec<Mutex<()>>)> =
+        OnceLock::new();
+    let (state, locks) = LOCKS.get_or_init(|| {
+        (
+            std::collections::hash_map::RandomState::new(),
+            (0..STRIPES).map(|_| Mutex::new(())).collect(),
+        )
+    });
+    let index = (state.hash_one(key) % STRIPES as u64) as usize;
+    // A panic inside a user's cache while holding the stripe must not disable the stripe:
+    // the mutex guards no data, so a poisoned one is as good as a clean one.
+    locks[index]
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+fn now_ms() -> u128 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis())
+        .unwrap_or(0)
+}
+
+/// Rounds up to whole milliseconds, never to zero.
+pub(crate) fn ttl_ms(ttl: Duration) -> u64 {
+    let ms = ttl.as_nanos().div_ceil(1_000_000).max(1);
+    u64::try_from(ms).unwrap_or(u64::MAX)
+}
+
+fn encode(token: &str, ttl: Duration) -> String {
+    format!("{token};{}", now_ms() + u128::from(ttl_ms(ttl)))
+}
+
+/// The state of a key as the default operations see it.
+enum Slot {
+    Free,
+    Mine,
+    Other,
+}
+
+fn inspect<C: Cache + ?Sized>(cache: &C, key: &str, token: &str) -> CacheResult<Slot> {
+    let Some(value) = cache.get(key)? else {
+        return Ok(Slot::Free);
+    };
+    // A value we cannot parse was not written by a lock: treat it as held by someone else
+    // rather than overwrite it.
+    let Some((owner, deadline)) = value.rsplit_once(';') else {
+        return Ok(Slot::Other);
+    };
+    let Ok(deadline) = deadline.parse::<u128>() else {
+        return Ok(Slot::Other);
+    };
+    if deadline <= now_ms() {
+        return Ok(Slot::Free);
+    }
+    Ok(if owner == token {
+        Slot::Mine
+    } else {
+        Slot::Other
+    })
+}
+
+pub(crate) fn claim<C: Cache + ?Sized>(
+    cache: &C,
+    key: &str,
+    token: &str,
+    ttl: Duration,
+) -> CacheResult<bool> {
+    let _serial = stripe(key);
+    if !matches!(inspect(cache, key, token)?, Slot::Free) {
+        return Ok(false);
+    }
+    let value = encode(token, ttl);
+    cache.set(key, &value, Some(ttl))?;
+    // Read back: another process that wrote in between has replaced our value.
+    Ok(cache.get(key)?.as_deref() == Some(value.as_str()))
+}
+
+pub(crate) fn release<C: Cache + ?Sized>(cache: &C, key: &str, token: &str) -> CacheResult<bool> {
+    let _serial = stripe(key);
+    match inspect(cache, key, token)? {
+        Slot::Mine => {
+            cache.delete(key)?;
+            Ok(true)
+        }
+        Slot::Free | Slot::Other => Ok(false),
+    }
+}
+
+pub(crate) fn extend<C: Cache + ?Sized>(
+    cache: &C,
+    key: &str,
+    token: &str,
+    ttl: Duration,
+) -> CacheResult<bool> {
+    let _serial = stripe(key);
+    match inspect(cache, key, token)? {
+        Slot::Mine => {
+            cache.set(key, &encode(token, ttl), Some(ttl))?;
+            Ok(true)
+        }
+        Slot::Free | Slot::Other => Ok(false),
+    }
+}
+
+/// Releases and reports the outcome through `tracing` only (for `Drop` paths).
+pub(crate) fn release_logged<C: Cache + ?Sized>(cache: &C, key: &str, token: &str) {
+    match cache.release(key, token) {
+        Ok(true) => tracing::debug!(key, "lock released"),
+        Ok(false) => tracing::warn!(
+            key,
+            "lock was lost before release: TTL ran out or another owner took it"
+        ),
+        Err(error) => {
+            tracing::error!(key, error = %error, "releasing lock failed; it stays until its TTL runs out")
+        }
+    }
+}

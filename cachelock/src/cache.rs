@@ -1,0 +1,260 @@
+//! The [`Cache`] trait: what a store must offer to hold locks.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::basic;
+use crate::error::BoxError;
+
+/// A boxed, `Send` future, as returned by the async methods of [`Cache`].
+///
+/// The futures are boxed so that `Cache` stays dyn-compatible: the process default cache
+/// lives behind an `Arc<dyn Cache>`.
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// The result of a [`Cache`] operation.
+pub type CacheResult<T> = Result<T, BoxError>;
+
+/// A store that can hold locks.
+///
+/// # The contract: `get`, `set`, `delete`
+///
+/// Like python-cachelock, cachelock plugs into any cache that can **get**, **set** and
+/// **delete** a string value by key. Implement those three methods and the type is a
+/// `Cache`; [`Lock`](crate::Lock) and `#[once]` accept it as it is.
+///
+/// ```
+/// use std::collections::HashMap;
+/// use std::sync::Mutex;
+/// use std::time::Duration;
+/// use cachelock::{Cache, CacheResult, Lock};
+///
+/// #[derive(Default)]
+/// struct MyCache(Mutex<HashMap<String, String>>);
+///
+/// impl Cache for MyCache {
+///     fn get(&self, key: &str) -> CacheResult<Option<String>> {
+///         Ok(self.0.lock().unwrap().get(key).cloned())
+///     }
+///     fn set(&self, key: &str, value: &str, _ttl: Option<Duration>) -> CacheResult<()> {
+///         self.0.lock().unwrap().insert(key.to_owned(), value.to_owned());
+///         Ok(())
+///     }
+///     fn delete(&self, key: &str) -> CacheResult<()> {
+///         self.0.lock().unwrap().remove(key);
+///         Ok(())
+///     }
+/// }
+///
+/// let cache = MyCache::default();
+/// let guard = Lock::new("report").cache(&cache).try_acquire()?;
+/// assert!(Lock::new("report").cache(&cache).try_acquire().unwrap_err().is_locked());
+/// guard.release()?;
+/// # Ok::<(), cachelock::Error>(())
+/// ```
+///
+/// # The lock operations: `claim`, `release`, `extend`
+///
+/// A lock needs three operations that must each be **atomic**:
+///
+/// - [`claim`](Cache::claim): store `token` under `key` with a TTL, only if the key is absent;
+/// - [`release`](Cache::release): delete `key` only if it still holds `token`;
+/// - [`extend`](Cache::extend): reset the TTL of `key` only if it still holds `token`.
+///
+/// The built-in backends ([`MemoryCache`](crate::MemoryCache), and the Redis backend)
+/// implement them atomically, so a key has at most one owner at any time, however many
+/// threads, processes and machines share the store.
+///
+/// A cache that only has `get`/`set`/`delete` gets the **default** implementations, and they
+/// are honest about what they can do:
+///
+/// - **Within one process** they are atomic: every default `claim`, `release` and `extend`
+///   on a key runs under a process-wide mutex for that key, so two threads never both win.
+/// - **Across processes they are not atomic.** `claim` reads, writes, then reads back to
+///   check that its own value stuck; this catches most races, but two processes that
+///   interleave exactly can both believe they hold the key. Use a backend with atomic
+///   operations (Redis) to coordinate processes, or override the three methods with your
+///   store's own compare-and-set.
+/// - The lock value carries its own deadline (`<token>;<unix ms>`), so a lock expires even
+///   in a cache that ignores the TTL passed to `set`: a crashed holder never blocks a key
+///   forever.
+///
+/// # Sync and async
+///
+/// Every operation has an async twin (`get_async`, `claim_async`, ...). The defaults call
+/// the sync method inline, which is right for in-process stores that never wait on I/O. A
+/// cache that does network I/O and is used from async code must override the async methods,
+/// so that no runtime thread is ever blocked; the Redis backend does. Sync callers never need
+/// a runtime.
+///
+/// # Values and TTLs
+///
+/// Values are UTF-8 strings. TTLs are rounded **up** to whole milliseconds by backends that
+/// count in milliseconds, so a fractional TTL never becomes "no TTL".
+pub trait Cache: Send + Sync {
+    /// Returns the value stored under `key`, or `None` if it is absent or expired.
+    fn get(&self, key: &str) -> CacheResult<Option<String>>;
+
+    /// Stores `value` under `key`, replacing any value, expiring after `ttl` if given.
+    fn set(&self, key: &str, value: &str, ttl: Option<Duration>) -> CacheResult<()>;
+
+    /// Removes `key`. Removing an absent key is not an error.
+    fn delete(&self, key: &str) -> CacheResult<()>;
+
+    /// Stores `token` under `key` with `ttl` if the key is absent (or expired).
+    ///
+    /// Returns `true` if this call stored it (the caller now owns the key), `false` if the key
+    /// is held. Must be atomic: among concurrent claims of one key, exactly one returns `true`.
+    fn claim(&self, key: &str, token: &str, ttl: Duration) -> CacheResult<bool> {
+        basic::claim(self, key, token, ttl)
+    }
+
+    /// Deletes `key` if it still holds `token` (and has not expired).
+    ///
+    /// Returns `true` if it deleted the key, `false` if the key was absent, expired or held
+    /// another value; nothing is deleted then. Must be atomic (compare-and-delete).
+    fn release(&self, key: &str, token: &str) -> CacheResult<bool> {
+        basic::release(self, key, token)
+    }
+
+    /// Resets the TTL of `key` to `ttl` if it still holds `token` (and has not expired).
+    ///
+    /// Returns `true` if it did, `false` otherwise. Must be atomic (compare-and-expire).
+    fn extend(&self, key: &str, token: &str, ttl: Duration) -> CacheResult<bool> {
+        basic::extend(self, key, token, ttl)
+    }
+
+    /// Releases `key` from a `Drop` of async code: must return at once, never block.
+    ///
+    /// The result is not reported to the caller; implementations log failures through
+    /// `tracing`. The default calls [`release`](Cache::release) inline, which is right for
+    /// in-process stores; a cache that does network I/O overrides it to release in the
+    /// background.
+    fn release_detached(&self, key: &str, token: &str) {
+        basic::release_logged(self, key, token);
+    }
+
+    /// Async twin of [`get`](Cache::get).
+    fn get_async<'a>(&'a self, key: &'a str) -> BoxFuture<'a, CacheResult<Option<String>>> {
+        Box::pin(std::future::ready(self.get(key)))
+    }
+
+    /// Async twin of [`set`](Cache::set).
+    fn set_async<'a>(
+        &'a self,
+        key: &'a str,
+        value: &'a str,
+        ttl: Option<Duration>,
+    ) -> BoxFuture<'a, CacheResult<()>> {
+        Box::pin(std::future::ready(self.set(key, value, ttl)))
+    }
+
+    /// Async twin of [`delete`](Cache::delete).
+    fn delete_async<'a>(&'a self, key: &'a str) -> BoxFuture<'a, CacheResult<()>> {
+        Box::pin(std::future::ready(self.delete(key)))
+    }
+
+    /// Async twin of [`claim`](Cache::claim).
+    fn claim_async<'a>(
+        &'a self,
+        key: &'a str,
+        token: &'a str,
+        ttl: Duration,
+    ) -> BoxFuture<'a, CacheResult<bool>> {
+        Box::pin(std::future::ready(self.claim(key, token, ttl)))
+    }
+
+    /// Async twin of [`release`](Cache::release).
+    fn release_async<'a>(
+        &'a self,
+        key: &'a str,
+        token: &'a str,
+    ) -> BoxFuture<'a, CacheResult<bool>> {
+        Box::pin(std::future::ready(self.release(key, token)))
+    }
+
+    /// Async twin of [`extend`](Cache::extend).
+    fn extend_async<'a>(
+        &'a self,
+        key: &'a str,
+        token: &'a str,
+        ttl: Duration,
+    ) -> BoxFuture<'a, CacheResult<bool>> {
+        Box::pin(std::future::ready(self.extend(key, token, ttl)))
+    }
+}
+
+/// Forwards every method, including the async twins and overridden lock operations, so a
+/// wrapper never downgrades an atomic backend to the get/set/delete defaults.
+macro_rules! forward_cache {
+    ($($impl_head:tt)*) => {
+        $($impl_head)* {
+            fn get(&self, key: &str) -> CacheResult<Option<String>> {
+                (**self).get(key)
+            }
+            fn set(&self, key: &str, value: &str, ttl: Option<Duration>) -> CacheResult<()> {
+                (**self).set(key, value, ttl)
+            }
+            fn delete(&self, key: &str) -> CacheResult<()> {
+                (**self).delete(key)
+            }
+            fn claim(&self, key: &str, token: &str, ttl: Duration) -> CacheResult<bool> {
+                (**self).claim(key, token, ttl)
+            }
+            fn release(&self, key: &str, token: &str) -> CacheResult<bool> {
+                (**self).release(key, token)
+            }
+            fn extend(&self, key: &str, token: &str, ttl: Duration) -> CacheResult<bool> {
+                (**self).extend(key, token, ttl)
+            }
+            fn release_detached(&self, key: &str, token: &str) {
+                (**self).release_detached(key, token)
+            }
+            fn get_async<'a>(&'a self, key: &'a str) -> BoxFuture<'a, CacheResult<Option<String>>> {
+                (**self).get_async(key)
+            }
+            fn set_async<'a>(
+                &'a self,
+                key: &'a str,
+                value: &'a str,
+                ttl: Option<Duration>,
+            ) -> BoxFuture<'a, CacheResult<()>> {
+                (**self).set_async(key, value, ttl)
+            }
+            fn delete_async<'a>(&'a self, key: &'a str) -> BoxFuture<'a, CacheResult<()>> {
+                (**self).delete_async(key)
+            }
+            fn claim_async<'a>(
+                &'a self,
+                key: &'a str,
+                token: &'a str,
+                ttl: Duration,
+            ) -> BoxFuture<'a, CacheResult<bool>> {
+                (**self).claim_async(key, token, ttl)
+            }
+            fn release_async<'a>(
+                &'a self,
+                key: &'a str,
+                token: &'a str,
+            ) -> BoxFuture<'a, CacheResult<bool>> {
+                (**self).release_async(key, token)
+            }
+            fn extend_async<'a>(
+                &'a self,
+                key: &'a str,
+                token: &'a str,
+                ttl: Duration,
+            ) -> BoxFuture<'a, CacheResult<bool>> {
+                (**self).extend_async(key, token, ttl)
+            }
+        }
+    };
+}
+
+pub(crate) use forward_cache;
+
+forward_cache!(impl<T: Cache + ?Sized> Cache for &T);
+forward_cache!(impl<T: Cache + ?Sized> Cache for Arc<T>);
+forward_cache!(impl<T: Cache + ?Sized> Cache for Box<T>);

@@ -1,0 +1,79 @@
+//! Run a piece of code at most once at a time, across threads, tasks, processes and machines.
+//!
+//! cachelock takes a lock on a key in a cache: in process memory by default, or in any store
+//! that implements [`Cache`] (get/set/delete is enough to plug in). Every lock has an owner
+//! token and a TTL: only its owner can release or extend it, and a holder that crashes
+//! blocks the key for at most the TTL.
+//!
+//! ```
+//! use cachelock::Lock;
+//!
+//! // Take a lock for a block of code; it is released when `guard` drops.
+//! let guard = Lock::new("nightly-report").try_acquire()?;
+//!
+//! // Anyone else (another thread, task, or process sharing the cache) is refused.
+//! let second = Lock::new("nightly-report").try_acquire();
+//! assert!(matches!(second, Err(cachelock::Error::Locked { .. })));
+//!
+//! drop(guard);
+//! assert!(Lock::new("nightly-report").try_acquire().is_ok());
+//! # Ok::<(), cachelock::Error>(())
+//! ```
+//!
+//! # What is here
+//!
+//! - [`Lock`]: builder (key, [`ttl`](Lock::ttl), [`cache`](Lock::cache),
+//!   [`prefix`](Lock::prefix)); [`try_acquire`](Lock::try_acquire),
+//!   [`acquire_timeout`](Lock::acquire_timeout), their async twins, and the closure forms
+//!   [`run`](Lock::run) / [`run_async`](Lock::run_async).
+//! - [`Guard`] (sync, releases on drop) and [`AsyncGuard`] (`release().await`, and a `Drop`
+//!   that never blocks a runtime thread).
+//! - [`Cache`]: the trait a store implements; [`MemoryCache`] (the default, on moka) and
+//!   [`NoopCache`] (grants everything, for tests).
+//! - [`set_default_cache`] and [`set_key_prefix`]: process-wide settings, set once.
+//! - [`testing`]: the conformance suite every backend passes; run it on your own cache.
+//! - [`Error`]: one error type; every message names the key.
+#![deny(missing_docs)]
+#![warn(rust_2018_idioms, unreachable_pub)]
+
+mod backoff;
+mod basic;
+mod cache;
+mod config;
+mod default_cache;
+mod error;
+mod guard;
+mod lock;
+mod memory;
+mod noop;
+pub mod testing;
+mod token;
+
+use std::time::Duration;
+
+pub use cache::{BoxFuture, Cache, CacheResult};
+pub use config::{
+    default_cache, default_cache_arc, key_prefix, set_default_cache, set_default_cache_arc,
+    set_key_prefix, DEFAULT_PREFIX,
+};
+pub use default_cache::DefaultCache;
+pub use error::{BoxError, Error};
+pub use guard::{AsyncGuard, Guard};
+pub use lock::Lock;
+pub use memory::MemoryCache;
+pub use noop::NoopCache;
+
+/// The TTL of a lock unless [`Lock::ttl`] says otherwise: 60 seconds.
+///
+/// Long enough for most scheduled jobs, short enough that a crashed holder frees its key
+/// within a minute.
+pub const DEFAULT_TTL: Duration = Duration::from_secs(60);
+
+/// The longest TTL a lock accepts: 30 days.
+pub const MAX_TTL: Duration = Duration::from_secs(30 * 24 * 60 * 60);
+
+/// The longest key a lock accepts, in bytes, prefix not counted: 1024.
+///
+/// Memcached-style stores limit keys to 250 bytes and Redis to 512 MB; 1024 keeps keys cheap
+/// to send and index while leaving room for formatted keys with several arguments.
+pub const MAX_KEY_LEN: usize = 1024;

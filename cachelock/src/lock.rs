@@ -1,0 +1,320 @@
+//! [`Lock`]: the builder that names a key and takes it.
+
+use std::borrow::Cow;
+use std::future::Future;
+use std::panic::AssertUnwindSafe;
+use std::time::{Duration, Instant};
+
+use futures_util::FutureExt;
+
+use crate::backoff::Backoff;
+use crate::cache::Cache;
+use crate::config::key_prefix;
+use crate::default_cache::DefaultCache;
+use crate::error::{check_ttl, Error};
+use crate::guard::{AsyncGuard, Guard, Held};
+use crate::token::Token;
+use crate::{DEFAULT_TTL, MAX_KEY_LEN};
+
+/// A lock on one key: build it, then take it.
+///
+/// ```
+/// use std::time::Duration;
+/// use cachelock::Lock;
+///
+/// let lock = Lock::new("invoice-42").ttl(Duration::from_secs(30));
+/// let guard = lock.try_acquire()?;          // held: until dropped or released
+/// assert!(lock.try_acquire().unwrap_err().is_locked());
+/// guard.release()?;                          // or just let it drop
+/// assert!(lock.try_acquire().is_ok());
+/// # Ok::<(), cachelock::Error>(())
+/// ```
+///
+/// # Settings and defaults
+///
+/// | setting | default | |
+/// |---|---|---|
+/// | [`cache`](Lock::cache) | the process default ([`set_default_cache`](crate::set_default_cache)), a [`MemoryCache`](crate::MemoryCache) unless set | |
+/// | [`ttl`](Lock::ttl) | [`DEFAULT_TTL`] (60 s) | how long a holder that crashed keeps the key |
+/// | [`prefix`](Lock::prefix) | the process prefix ([`set_key_prefix`](crate::set_key_prefix)), `"cachelock:"` unless set | put in front of the key in the cache |
+/// | [`wait`](Lock::wait) | zero | how long [`run`](Lock::run) and [`run_async`](Lock::run_async) wait for a held key |
+///
+/// The TTL is the longest a lock can outlive its holder: pick it longer than the work takes,
+/// or the lock may run out while the work goes on (a release then reports
+/// [`Error::LockLost`]).
+///
+/// # Keys
+///
+/// A key is any non-empty string of at most [`MAX_KEY_LEN`] bytes; it is stored under
+/// `prefix + key`. Every error names the stored key.
+#[must_use = "a Lock does nothing until it is acquired"]
+#[derive(Clone)]
+pub struct Lock<C = DefaultCache> {
+    key: String,
+    prefix: Option<Cow<'static, str>>,
+    ttl: Duration,
+    wait: Duration,
+    cache: C,
+}
+
+impl Lock {
+    /// A lock on `key`, with the default cache, TTL and prefix.
+    pub fn new(key: impl Into<String>) -> Self {
+        Lock {
+            key: key.into(),
+            prefix: None,
+            ttl: DEFAULT_TTL,
+            wait: Duration::ZERO,
+            cache: DefaultCache,
+        }
+    }
+}
+
+impl<C: Cache> Lock<C> {
+    /// Uses `cache` instead of the process default.
+    ///
+    /// Anything that implements [`Cache`] will do: a [`MemoryCache`](crate::MemoryCache) (its
+    /// clones share one store), a reference `&my_cache`, an `Arc<dyn Cache>`, a `Box`.
+    pub fn cache<D: Cache>(self, cache: D) -> Lock<D> {
+        Lock {
+            key: self.key,
+            prefix: self.prefix,
+            ttl: self.ttl,
+            wait: self.wait,
+            cache,
+        }
+    }
+
+    /// How long the lock lives if its holder never releases it (default [`DEFAULT_TTL`]).
+    ///
+    /// Must be greater than zero and at most [`MAX_TTL`](crate::MAX_TTL); acquiring reports
+    /// [`Error::InvalidSetting`] otherwise.
+    pub fn ttl(mut self, ttl: Duration) -> Self {
+        self.ttl = ttl;
+        self
+    }
+
+    /// How long [`run`](Lock::run) and [`run_async`](Lock::run_async) wait for a held key
+    /// before giving up with [`Error::Locked`] (default: zero, one attempt).
+    pub fn wait(mut self, wait: Duration) -> Self {
+        self.wait = wait;
+        self
+    }
+
+    /// Puts `prefix` in front of the key instead of the process prefix.
+    pub fn prefix(mut self, prefix: impl Into<Cow<'static, str>>) -> Self {
+        self.prefix = Some(prefix.into());
+        self
+    }
+
+    /// The key as stored in the cache: prefix + key.
+    pub fn full_key(&self) -> String {
+        let prefix: &str = match &self.prefix {
+            Some(prefix) => prefix,
+            None => key_prefix(),
+        };
+        let mut full = String::with_capacity(prefix.len() + self.key.len());
+        full.push_str(prefix);
+        full.push_str(&self.key);
+        full
+    }
+
+    /// The configured TTL.
+    pub fn ttl_value(&self) -> Duration {
+        self.ttl
+    }
+
+    /// Checks the key and TTL; returns the stored key.
+    fn checked_key(&self) -> Result<String, Error> {
+        if self.key.is_empty() {
+            return Err(Error::InvalidKey {
+                key: String::new(),
+                reason: "the key is empty",
+            });
+        }
+        if self.key.len() > MAX_KEY_LEN {
+            let shown: String = self.key.chars().take(64).collect();
+            return Err(Error::InvalidKey {
+                key: shown,
+                reason: "the key is longer than MAX_KEY_LEN (1024 bytes)",
+            });
+        }
+        let full = self.full_key();
+        check_ttl(&full, "ttl", self.ttl)?;
+        Ok(full)
+    }
+}
+
+impl<C: Cache + Clone> Lock<C> {
+    /// Takes the lock if it is free, or fails at once with [`Error::Locked`].
+    ///
+    /// The returned [`Guard`] releases the lock when dropped.
+    pub fn try_acquire(&self) -> Result<Guard<C>, Error> {
+        self.claim(self.checked_key()?).into_result()
+    }
+
+    /// Takes the lock, waiting up to `timeout` for the holder to let go.
+    ///
+    /// Retries with jittered exponential backoff (2 ms doubling to 100 ms), never past the
+    /// deadline; then fails with [`Error::Locked`]. A backend error ends the wait at once.
+    pub fn acquire_timeout(&self, timeout: Duration) -> Result<Guard<C>, Error> {
+        let deadline = Instant::now() + timeout.min(crate::MAX_TTL);
+        let mut backoff = Backoff::until(deadline);
+        let mut key = self.checked_key()?;
+        loop {
+            match self.claim(key) {
+                Attempt::Won(guard) => return Ok(guard),
+                Attempt::Held(held) => match backoff.next_pause() {
+                    Some(pause) => {
+                        tracing::trace!(key = %held, ?pause, "lock held; waiting");
+                        key = held;
+                        std::thread::sleep(pause);
+                    }
+                    None => return Err(Error::Locked { key: held }),
+                },
+                Attempt::Failed(error) => return Err(error),
+            }
+        }
+    }
+
+    /// Async twin of [`try_acquire`](Lock::try_acquire).
+    pub async fn try_acquire_async(&self) -> Result<AsyncGuard<C>, Error> {
+        self.claim_async(self.checked_key()?).await.into_result()
+    }
+
+    /// Async twin of [`acquire_timeout`](Lock::acquire_timeout).
+    ///
+    /// Sleeps with tokio's timer, so it must be awaited inside a tokio runtime; the runtime
+    /// thread is never blocked.
+    pub async fn acquire_timeout_async(&self, timeout: Duration) -> Result<AsyncGuard<C>, Error> {
+        let deadline = Instant::now() + timeout.min(crate::MAX_TTL);
+        let mut backoff = Backoff::until(deadline);
+        let mut key = self.checked_key()?;
+        loop {
+            match self.claim_async(key).await {
+                Attempt::Won(guard) => return Ok(guard),
+                Attempt::Held(held) => match backoff.next_pause() {
+                    Some(pause) => {
+                        tracing::trace!(key = %held, ?pause, "lock held; waiting");
+                        key = held;
+                        tokio::time::sleep(pause).await;
+                    }
+                    None => return Err(Error::Locked { key: held }),
+                },
+                Attempt::Failed(error) => return Err(error),
+            }
+        }
+    }
+
+    /// Runs `f` while holding the lock, then releases it (also when `f` panics).
+    ///
+    /// Waits up to [`wait`](Lock::wait) for the key (default: not at all). Returns
+    /// [`Error::Locked`] without calling `f` if the key stays held. If the release afterwards
+    /// finds the lock lost (the TTL ran out during `f`) or the cache fails, `f`'s result is
+    /// still returned: it has already happened, and throwing it away would hide it. That
+    /// failure is reported through `tracing` at warn/error level; use a [`Guard`] directly to
+    /// handle it yourself.
+    ///
+    /// ```
+    /// let total = cachelock::Lock::new("sum").run(|| 1 + 1)?;
+    /// assert_eq!(total, 2);
+    /// # Ok::<(), cachelock::Error>(())
+    /// ```
+    pub fn run<T>(&self, f: impl FnOnce() -> T) -> Result<T, Error> {
+        let guard = if self.wait.is_zero() {
+            self.try_acquire()?
+        } else {
+            self.acquire_timeout(self.wait)?
+        };
+        let out = f();
+        guard.release_logged();
+        Ok(out)
+    }
+
+    /// Async twin of [`run`](Lock::run): awaits `fut` while holding the lock, then releases
+    /// it, also when `fut` panics (the panic then continues). If the returned future is
+    /// dropped mid-way, the guard's `Drop` releases the lock without blocking.
+    pub async fn run_async<F: Future>(&self, fut: F) -> Result<F::Output, Error> {
+        let guard = if self.wait.is_zero() {
+            self.try_acquire_async().await?
+        } else {
+            self.acquire_timeout_async(self.wait).await?
+        };
+        let out = AssertUnwindSafe(fut).catch_unwind().await;
+        guard.release_logged().await;
+        match out {
+            Ok(value) => Ok(value),
+            Err(panic) => std::panic::resume_unwind(panic),
+        }
+    }
+
+    /// One claim attempt.
+    fn claim(&self, key: String) -> Attempt<Guard<C>> {
+        let token = Token::new();
+        match self.cache.claim(&key, token.as_str(), self.ttl) {
+            Ok(true) => {
+                tracing::debug!(key = %key, "lock acquired");
+                Attempt::Won(Guard::new(self.held(key, token)))
+            }
+            Ok(false) => {
+                tracing::debug!(key = %key, "lock contended");
+                Attempt::Held(key)
+            }
+            Err(source) => Attempt::Failed(Error::backend(key, source)),
+        }
+    }
+
+    async fn claim_async(&self, key: String) -> Attempt<AsyncGuard<C>> {
+        let token = Token::new();
+        match self.cache.claim_async(&key, token.as_str(), self.ttl).await {
+            Ok(true) => {
+                tracing::debug!(key = %key, "lock acquired");
+                Attempt::Won(AsyncGuard::new(self.held(key, token)))
+            }
+            Ok(false) => {
+                tracing::debug!(key = %key, "lock contended");
+                Attempt::Held(key)
+            }
+            Err(source) => Attempt::Failed(Error::backend(key, source)),
+        }
+    }
+
+    fn held(&self, key: String, token: Token) -> Held<C> {
+        Held {
+            cache: self.cache.clone(),
+            key,
+            token,
+            ttl: self.ttl,
+            acquired_at: Instant::now(),
+        }
+    }
+}
+
+/// The outcome of one claim attempt.
+enum Attempt<G> {
+    Won(G),
+    /// Held by another owner; the stored key comes back for the next attempt.
+    Held(String),
+    Failed(Error),
+}
+
+impl<G> Attempt<G> {
+    fn into_result(self) -> Result<G, Error> {
+        match self {
+            Attempt::Won(guard) => Ok(guard),
+            Attempt::Held(key) => Err(Error::Locked { key }),
+            Attempt::Failed(error) => Err(error),
+        }
+    }
+}
+
+impl<C> std::fmt::Debug for Lock<C> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Lock")
+            .field("key", &self.key)
+            .field("prefix", &self.prefix)
+            .field("ttl", &self.ttl)
+            .field("wait", &self.wait)
+            .finish_non_exhaustive()
+    }
+}

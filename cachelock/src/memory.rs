@@ -1,0 +1,188 @@
+//! [`MemoryCache`]: the in-process default, on moka.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use moka::ops::compute::Op;
+use moka::sync::Cache as Moka;
+use moka::Expiry;
+
+use crate::cache::{Cache, CacheResult};
+
+/// One stored value and the instant it stops being visible.
+#[derive(Clone)]
+struct Slot {
+    value: Arc<str>,
+    deadline: Option<Instant>,
+}
+
+impl Slot {
+    fn new(value: &str, ttl: Option<Duration>) -> Self {
+        Slot {
+            value: Arc::from(value),
+            deadline: ttl.map(|ttl| deadline_after(Instant::now(), ttl)),
+        }
+    }
+
+    fn live(&self, now: Instant) -> bool {
+        self.deadline.is_none_or(|deadline| now < deadline)
+    }
+}
+
+fn deadline_after(now: Instant, ttl: Duration) -> Instant {
+    // `MAX_TTL` keeps real TTLs far from overflow; saturate anyway rather than panic.
+    now.checked_add(ttl).unwrap_or_else(|| now + crate::MAX_TTL)
+}
+
+/// Tells moka when to drop each entry: at the deadline stored in the slot.
+struct SlotExpiry;
+
+impl Expiry<String, Slot> for SlotExpiry {
+    fn expire_after_create(&self, _key: &String, slot: &Slot, now: Instant) -> Option<Duration> {
+        slot.deadline.map(|d| d.saturating_duration_since(now))
+    }
+
+    fn expire_after_update(
+        &self,
+        _key: &String,
+        slot: &Slot,
+        now: Instant,
+        _current: Option<Duration>,
+    ) -> Option<Duration> {
+        slot.deadline.map(|d| d.saturating_duration_since(now))
+    }
+}
+
+/// The in-memory cache: exclusion among the threads and tasks of one process.
+///
+/// This is the process default until [`set_default_cache`](crate::set_default_cache) says
+/// otherwise. Cloning it is cheap and the clones share one store.
+///
+/// - **Atomic**: `claim`, `release` and `extend` go through moka's per-key compute
+///   (`entry().and_compute_with`), so concurrent claims of one key have exactly one winner.
+///   (moka's `or_insert` is not atomic, moka issue 545; it is not used.)
+/// - **Unbounded**: a capacity bound would let moka evict a held lock, silently releasing
+///   it, so there is none. Memory follows the live locks instead: a released lock's entry is
+///   removed at once, an expired one at its deadline. [`MemoryCache::entry_count`] shows it.
+/// - **TTL per entry**: every value carries its own deadline, checked on each read and
+///   compute (so an expired lock is free the moment its TTL runs out) and handed to moka's
+///   `Expiry` so the entry is dropped then.
+///
+/// ```
+/// use cachelock::{Lock, MemoryCache};
+///
+/// let cache = MemoryCache::new();
+/// let guard = Lock::new("nightly-report").cache(cache.clone()).try_acquire()?;
+/// assert_eq!(cache.entry_count(), 1);
+/// guard.release()?;
+/// assert_eq!(cache.entry_count(), 0);
+/// # Ok::<(), cachelock::Error>(())
+/// ```
+#[derive(Clone)]
+pub struct MemoryCache {
+    inner: Moka<String, Slot>,
+}
+
+impl MemoryCache {
+    /// Creates an empty cache.
+    pub fn new() -> Self {
+        MemoryCache {
+            inner: Moka::builder().expire_after(SlotExpiry).build(),
+        }
+    }
+
+    /// The number of keys stored, after moka has applied every pending removal and expiry.
+    ///
+    /// Counts locks held and plain values set; 0 once every lock is released or expired.
+    pub fn entry_count(&self) -> u64 {
+        self.inner.run_pending_tasks();
+        self.inner.entry_count()
+    }
+}
+
+impl Default for MemoryCache {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl std::fmt::Debug for MemoryCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MemoryCache")
+            .field("entries", &self.inner.entry_count())
+            .finish()
+    }
+}
+
+impl Cache for MemoryCache {
+    fn get(&self, key: &str) -> CacheResult<Option<String>> {
+        let now = Instant::now();
+        Ok(self
+            .inner
+            .get(key)
+            .filter(|slot| slot.live(now))
+            .map(|slot| slot.value.to_string()))
+    }
+
+    fn set(&self, key: &str, value: &str, ttl: Option<Duration>) -> CacheResult<()> {
+        self.inner.insert(key.to_owned(), Slot::new(value, ttl));
+        Ok(())
+    }
+
+    fn delete(&self, key: &str) -> CacheResult<()> {
+        self.inner.invalidate(key);
+        Ok(())
+    }
+
+    fn claim(&self, key: &str, token: &str, ttl: Duration) -> CacheResult<bool> {
+        let mut won = false;
+        self.inner.entry_by_ref(key).and_compute_with(|current| {
+            let now = Instant::now();
+            match current {
+                Some(entry) if entry.value().live(now) => Op::Nop,
+                _ => {
+                    won = true;
+                    Op::Put(Slot {
+                        value: Arc::from(token),
+                        deadline: Some(deadline_after(now, ttl)),
+                    })
+                }
+            }
+        });
+        Ok(won)
+    }
+
+    fn release(&self, key: &str, token: &str) -> CacheResult<bool> {
+        let mut released = false;
+        self.inner
+            .entry_by_ref(key)
+            .and_compute_with(|current| match current {
+                Some(entry)
+                    if entry.value().live(Instant::now()) && *entry.value().value == *token =>
+                {
+                    released = true;
+                    Op::Remove
+                }
+                _ => Op::Nop,
+            });
+        Ok(released)
+    }
+
+    fn extend(&self, key: &str, token: &str, ttl: Duration) -> CacheResult<bool> {
+        let mut extended = false;
+        self.inner.entry_by_ref(key).and_compute_with(|current| {
+            let now = Instant::now();
+            match current {
+                Some(entry) if entry.value().live(now) && *entry.value().value == *token => {
+                    extended = true;
+                    Op::Put(Slot {
+                        value: entry.into_value().value,
+                        deadline: Some(deadline_after(now, ttl)),
+                    })
+                }
+                _ => Op::Nop,
+            }
+        });
+        Ok(extended)
+    }
+}

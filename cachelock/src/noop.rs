@@ -1,0 +1,48 @@
+//! [`NoopCache`]: a cache that grants every lock (pylock's "open" backend).
+
+use std::time::Duration;
+
+use crate::cache::{Cache, CacheResult};
+
+/// A cache that stores nothing and grants every claim. **It gives no exclusion at all.**
+///
+/// Meant for your own tests, where the code under test takes locks but the test does not care
+/// about exclusion and should not need a server (pylock's "open" backend). Every `claim`,
+/// `release` and `extend` succeeds; `get` always returns `None`.
+///
+/// ```
+/// use cachelock::{Lock, NoopCache};
+///
+/// let a = Lock::new("job").cache(NoopCache).try_acquire()?;
+/// let b = Lock::new("job").cache(NoopCache).try_acquire()?; // granted too: no exclusion
+/// # drop((a, b));
+/// # Ok::<(), cachelock::Error>(())
+/// ```
+#[derive(Debug, Clone, Copy, Default)]
+pub struct NoopCache;
+
+impl Cache for NoopCache {
+    fn get(&self, _key: &str) -> CacheResult<Option<String>> {
+        Ok(None)
+    }
+
+    fn set(&self, _key: &str, _value: &str, _ttl: Option<Duration>) -> CacheResult<()> {
+        Ok(())
+    }
+
+    fn delete(&self, _key: &str) -> CacheResult<()> {
+        Ok(())
+    }
+
+    fn claim(&self, _key: &str, _token: &str, _ttl: Duration) -> CacheResult<bool> {
+        Ok(true)
+    }
+
+    fn release(&self, _key: &str, _token: &str) -> CacheResult<bool> {
+        Ok(true)
+    }
+
+    fn extend(&self, _key: &str, _token: &str, _ttl: Duration) -> CacheResult<bool> {
+        Ok(true)
+    }
+}

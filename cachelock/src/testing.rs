@@ -1,0 +1,445 @@
+//! The conformance suite: the checks every cache backend passes.
+//!
+//! Run it on your own [`Cache`] in one line, in a test:
+//!
+//! ```
+//! use cachelock::{testing, MemoryCache};
+//!
+//! testing::conformance(MemoryCache::new()).expect("MemoryCache conforms");
+//! ```
+//!
+//! and, inside a tokio runtime, the async twins with
+//! [`conformance_async`]`(cache).await`.
+//!
+//! # What is checked
+//!
+//! 1. `get`/`set`/`delete`: a value set is read back, replaced, deleted; deleting an absent
+//!    key is fine.
+//! 2. One winner: 16 contenders claim one key at once, over 20 rounds; exactly one wins each
+//!    round (threads for the sync suite, concurrent futures for the async one).
+//! 3. TTL: a claimed key stays held within its TTL and is free after it runs out; an
+//!    extended lock outlives its first TTL.
+//! 4. Owner-only release and extend: a wrong token neither deletes nor extends; a release
+//!    after the TTL ran out (and someone else claimed) deletes nothing.
+//! 5. All of the above again through a `Box<dyn Cache>`, so a wrapper never loses an
+//!    operation to a default.
+//!
+//! Every key lives under a fresh random prefix, so runs never collide on a shared server.
+//! The TTL checks sleep (about 2 s per run in all); the suite makes no claim about speed.
+//! Plain `set` with a TTL is not checked for expiry: a get/set/delete cache may ignore TTLs,
+//! and cachelock's locks do not depend on it (the lock value carries its own deadline).
+
+use std::sync::Barrier;
+use std::time::Duration;
+
+use futures_util::future::join_all;
+
+use crate::cache::{Cache, CacheResult};
+use crate::token::Token;
+
+/// A conformance check that failed.
+#[derive(Debug)]
+pub struct ConformanceError {
+    /// Which check failed, e.g. `"one winner"`.
+    pub check: &'static str,
+    /// What was expected and what happened.
+    pub detail: String,
+    /// `"sync"`, `"async"`, and whether it ran through `Box<dyn Cache>`.
+    pub mode: String,
+}
+
+impl std::fmt::Display for ConformanceError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "conformance check `{}` failed ({}): {}",
+            self.check, self.mode, self.detail
+        )
+    }
+}
+
+impl std::error::Error for ConformanceError {}
+
+/// Runs every check with the sync methods, on `cache` and on it boxed as `Box<dyn Cache>`.
+///
+/// Needs no async runtime.
+pub fn conformance<C: Cache>(cache: C) -> Result<(), ConformanceError> {
+    run_sync(Suite::new(&cache, Mode::Sync, "sync").run())?;
+    let boxed: Box<dyn Cache + '_> = Box::new(&cache);
+    run_sync(Suite::new(&boxed, Mode::Sync, "sync, Box<dyn Cache>").run())
+}
+
+/// Drives a suite in sync mode. Every step of it calls a sync method or sleeps the thread,
+/// so the future is complete after a single poll: no executor is needed.
+fn run_sync(
+    suite: impl std::future::Future<Output = Result<(), ConformanceError>>,
+) -> Result<(), ConformanceError> {
+    let mut suite = std::pin::pin!(suite);
+    let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+    match suite.as_mut().poll(&mut cx) {
+        std::task::Poll::Ready(result) => result,
+        std::task::Poll::Pending => Err(ConformanceError {
+            check: "harness",
+            detail: "the sync suite awaited a future that was not ready".to_owned(),
+            mode: "sync".to_owned(),
+        }),
+    }
+}
+
+/// Runs every check with the async methods, on `cache` and on it boxed as `Box<dyn Cache>`.
+///
+/// Must be awaited inside a tokio runtime (it sleeps with tokio's timer).
+pub async fn conformance_async<C: Cache>(cache: C) -> Result<(), ConformanceError> {
+    Suite::new(&cache, Mode::Async, "async").run().await?;
+    let boxed: Box<dyn Cache + '_> = Box::new(&cache);
+    Suite::new(&boxed, Mode::Async, "async, Box<dyn Cache>")
+        .run()
+        .await
+}
+
+#[derive(Clone, Copy, PartialEq)]
+enum Mode {
+    Sync,
+    Async,
+}
+
+const CONTENDERS: usize = 16;
+const ROUNDS: usize = 20;
+const SHORT: Duration = Duration::from_millis(150);
+const LONG: Duration = Duration::from_secs(30);
+/// Comfortably past `SHORT`, even on a loaded machine (a late wake only makes it later).
+const PAST_SHORT: Duration = Duration::from_millis(450);
+
+struct Suite<'a, C: Cache + ?Sized> {
+    cache: &'a C,
+    mode: Mode,
+    label: &'static str,
+    prefix: String,
+    check: &'static str,
+}
+
+fn token() -> String {
+    Token::new().as_str().to_owned()
+}
+
+impl<'a, C: Cache + ?Sized> Suite<'a, C> {
+    fn new(cache: &'a C, mode: Mode, label: &'static str) -> Self {
+        Suite {
+            cache,
+            mode,
+            label,
+            prefix: format!("cachelock-conformance:{}:", &token()[..12]),
+            check: "",
+        }
+    }
+
+    fn key(&self, name: &str) -> String {
+        format!("{}{}", self.prefix, name)
+    }
+
+    fn fail(&self, detail: impl Into<String>) -> ConformanceError {
+        ConformanceError {
+            check: self.check,
+            detail: detail.into(),
+            mode: self.label.to_owned(),
+        }
+    }
+
+    fn ok<T>(&self, what: &str, result: CacheResult<T>) -> Result<T, ConformanceError> {
+        result.map_err(|e| self.fail(format!("{what} returned an error: {e}")))
+    }
+
+    fn expect(&self, what: &str, got: bool, want: bool) -> Result<(), ConformanceError> {
+        if got == want {
+            Ok(())
+        } else {
+            Err(self.fail(format!("{what}: expected {want}, got {got}")))
+        }
+    }
+
+    async fn get(&self, key: &str) -> Result<Option<String>, ConformanceError> {
+        let r = match self.mode {
+            Mode::Sync => self.cache.get(key),
+            Mode::Async => self.cache.get_async(key).await,
+        };
+        self.ok("get", r)
+    }
+
+    async fn set(&self, key: &str, value: &str) -> Result<(), ConformanceError> {
+        let r = match self.mode {
+            Mode::Sync => self.cache.set(key, value, Some(LONG)),
+            Mode::Async => self.cache.set_async(key, value, Some(LONG)).await,
+        };
+        self.ok("set", r)
+    }
+
+    async fn delete(&self, key: &str) -> Result<(), ConformanceError> {
+        let r = match self.mode {
+            Mode::Sync => self.cache.delete(key),
+            Mode::Async => self.cache.delete_async(key).await,
+        };
+        self.ok("delete", r)
+    }
+
+    async fn claim(&self, key: &str, token: &str, ttl: Duration) -> Result<bool, ConformanceError> {
+        let r = match self.mode {
+            Mode::Sync => self.cache.claim(key, token, ttl),
+            Mode::Async => self.cache.claim_async(key, token, ttl).await,
+        };
+        self.ok("claim", r)
+    }
+
+    async fn release(&self, key: &str, token: &str) -> Result<bool, ConformanceError> {
+        let r = match self.mode {
+            Mode::Sync => self.cache.release(key, token),
+            Mode::Async => self.cache.release_async(key, token).await,
+        };
+        self.ok("release", r)
+    }
+
+    async fn extend(
+        &self,
+        key: &str,
+        token: &str,
+        ttl: Duration,
+    ) -> Result<bool, ConformanceError> {
+        let r = match self.mode {
+            Mode::Sync => self.cache.extend(key, token, ttl),
+            Mode::Async => self.cache.extend_async(key, token, ttl).await,
+        };
+        self.ok("extend", r)
+    }
+
+    async fn sleep(&self, d: Duration) {
+        match self.mode {
+            Mode::Sync => std::thread::sleep(d),
+            Mode::Async => tokio::time::sleep(d).await,
+        }
+    }
+
+    async fn run(mut self) -> Result<(), ConformanceError> {
+        self.check = "get/set/delete";
+        self.basic().await?;
+        self.check = "one winner";
+        self.one_winner().await?;
+        self.check = "ttl";
+        self.ttl().await?;
+        self.check = "owner-only release";
+        self.owner_release().await?;
+        self.check = "owner-only extend";
+        self.owner_extend().await
+    }
+
+    async fn basic(&self) -> Result<(), ConformanceError> {
+        let k = self.key("basic");
+        if self.get(&k).await?.is_some() {
+            return Err(self.fail("get of a key never set returned a value"));
+        }
+        self.set(&k, "one").await?;
+        let got = self.get(&k).await?;
+        if got.as_deref() != Some("one") {
+            return Err(self.fail(format!("get after set(\"one\") returned {got:?}")));
+        }
+        self.set(&k, "two").await?;
+        let got = self.get(&k).await?;
+        if got.as_deref() != Some("two") {
+            return Err(self.fail(format!("get after set(\"two\") returned {got:?}")));
+        }
+        self.delete(&k).await?;
+        let got = self.get(&k).await?;
+        if got.is_some() {
+            return Err(self.fail(format!("get after delete returned {got:?}")));
+        }
+        self.delete(&k).await
+    }
+
+    async fn one_winner(&self) -> Result<(), ConformanceError> {
+        for round in 0..ROUNDS {
+            let k = self.key(&format!("contended-{round}"));
+            let tokens: Vec<String> = (0..CONTENDERS).map(|_| token()).collect();
+            let outcomes: Vec<CacheResult<bool>> = match self.mode {
+                Mode::Sync => {
+                    let barrier = Barrier::new(CONTENDERS);
+                    std::thread::scope(|s| {
+                        let handles: Vec<_> = tokens
+                            .iter()
+                            .map(|t| {
+                                let (barrier, k) = (&barrier, &k);
+                                s.spawn(move || {
+                                    barrier.wait();
+                                    self.cache.claim(k, t, LONG)
+                                })
+                            })
+                            .collect();
+                        handles
+                            .into_iter()
+                            .map(|h| h.join().unwrap_or_else(|_| Err("claim panicked".into())))
+                            .collect()
+                    })
+                }
+                Mode::Async => {
+                    join_all(tokens.iter().map(|t| self.cache.claim_async(&k, t, LONG))).await
+                }
+            };
+            let mut winners = Vec::new();
+            for (i, outcome) in outcomes.into_iter().enumerate() {
+                if self.ok("claim", outcome)? {
+                    winners.push(i);
+                }
+            }
+            if winners.len() != 1 {
+                return Err(self.fail(format!(
+                    "round {round}: {} of {CONTENDERS} concurrent claims won, expected exactly 1",
+                    winners.len()
+                )));
+            }
+            let winner = &tokens[winners[0]];
+            self.expect(
+                "release by the winner",
+                self.release(&k, winner).await?,
+                true,
+            )?;
+        }
+        Ok(())
+    }
+
+    async fn ttl(&self) -> Result<(), ConformanceError> {
+        let (a, b) = (token(), token());
+        let k = self.key("ttl-held");
+        self.expect("first claim", self.claim(&k, &a, LONG).await?, true)?;
+        self.expect(
+            "second claim within the TTL",
+            self.claim(&k, &b, LONG).await?,
+            false,
+        )?;
+        self.expect("release", self.release(&k, &a).await?, true)?;
+        self.expect("claim after release", self.claim(&k, &b, LONG).await?, true)?;
+        self.release(&k, &b).await?;
+
+        let k = self.key("ttl-expires");
+        self.expect(
+            "claim with a short TTL",
+            self.claim(&k, &a, SHORT).await?,
+            true,
+        )?;
+        self.sleep(PAST_SHORT).await;
+        self.expect(
+            "claim after the TTL ran out",
+            self.claim(&k, &b, LONG).await?,
+            true,
+        )?;
+        self.release(&k, &b).await?;
+
+        let k = self.key("ttl-extended");
+        self.expect(
+            "claim with a short TTL",
+            self.claim(&k, &a, SHORT).await?,
+            true,
+        )?;
+        self.expect(
+            "extend by the owner",
+            self.extend(&k, &a, LONG).await?,
+            true,
+        )?;
+        self.sleep(PAST_SHORT).await;
+        self.expect(
+            "claim after the first TTL of an extended lock",
+            self.claim(&k, &b, LONG).await?,
+            false,
+        )?;
+        self.expect(
+            "release of the extended lock",
+            self.release(&k, &a).await?,
+            true,
+        )?;
+        Ok(())
+    }
+
+    async fn owner_release(&self) -> Result<(), ConformanceError> {
+        let (a, b) = (token(), token());
+        let k = self.key("release");
+        self.expect("claim", self.claim(&k, &a, LONG).await?, true)?;
+        self.expect(
+            "release with another token",
+            self.release(&k, &b).await?,
+            false,
+        )?;
+        self.expect(
+            "claim after a refused release (key must still be held)",
+            self.claim(&k, &b, LONG).await?,
+            false,
+        )?;
+        self.expect("release by the owner", self.release(&k, &a).await?, true)?;
+        self.expect(
+            "second release by the owner",
+            self.release(&k, &a).await?,
+            false,
+        )?;
+
+        let k = self.key("release-after-expiry");
+        self.expect(
+            "claim with a short TTL",
+            self.claim(&k, &a, SHORT).await?,
+            true,
+        )?;
+        self.sleep(PAST_SHORT).await;
+        self.expect(
+            "claim by another after expiry",
+            self.claim(&k, &b, LONG).await?,
+            true,
+        )?;
+        self.expect(
+            "release by the expired owner",
+            self.release(&k, &a).await?,
+            false,
+        )?;
+        self.expect(
+            "claim after the expired owner's release (new owner must keep the key)",
+            self.claim(&k, &a, LONG).await?,
+            false,
+        )?;
+        self.expect(
+            "release by the new owner",
+            self.release(&k, &b).await?,
+            true,
+        )?;
+        Ok(())
+    }
+
+    async fn owner_extend(&self) -> Result<(), ConformanceError> {
+        let (a, b) = (token(), token());
+        let k = self.key("extend");
+        self.expect(
+            "claim with a short TTL",
+            self.claim(&k, &a, SHORT).await?,
+            true,
+        )?;
+        self.expect(
+            "extend with another token",
+            self.extend(&k, &b, LONG).await?,
+            false,
+        )?;
+        self.sleep(PAST_SHORT).await;
+        self.expect(
+            "claim after a refused extend and the TTL (key must be free)",
+            self.claim(&k, &b, LONG).await?,
+            true,
+        )?;
+        self.expect(
+            "extend by the expired owner",
+            self.extend(&k, &a, LONG).await?,
+            false,
+        )?;
+        self.expect(
+            "release by the new owner",
+            self.release(&k, &b).await?,
+            true,
+        )?;
+        self.expect(
+            "extend of an absent key",
+            self.extend(&k, &a, LONG).await?,
+            false,
+        )?;
+        Ok(())
+    }
+}

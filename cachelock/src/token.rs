@@ -1,0 +1,33 @@
+//! Owner tokens: 128 random bits, as 32 lowercase hex digits.
+
+use rand::Rng;
+
+/// A lock owner's token: 128 bits from the thread-local CSPRNG of `rand` (ChaCha, seeded and
+/// reseeded from the operating system), written as 32 hex digits. Unguessable, so only the
+/// holder can release or extend its lock.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Token([u8; 32]);
+
+impl Token {
+    pub(crate) fn new() -> Self {
+        let bits: u128 = rand::rng().random();
+        let mut out = [0u8; 32];
+        for (i, byte) in out.iter_mut().enumerate() {
+            let nibble = ((bits >> ((31 - i) * 4)) & 0xf) as u8;
+            *byte = b"0123456789abcdef"[usize::from(nibble)];
+        }
+        Token(out)
+    }
+
+    pub(crate) fn as_str(&self) -> &str {
+        // Only ASCII hex digits are ever written.
+        std::str::from_utf8(&self.0).unwrap_or_default()
+    }
+}
+
+impl std::fmt::Debug for Token {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The token is a capability: show only enough to tell two apart.
+        write!(f, "Token({}..)", &self.as_str()[..6])
+    }
+}
