@@ -36,3 +36,25 @@ impl Backoff {
         Some(pause.min(left))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pauses_grow_up_to_the_cap_and_never_pass_the_deadline() {
+        let mut backoff = Backoff::until(Instant::now() + Duration::from_secs(3600));
+        let pauses: Vec<Duration> = (0..20).map(|_| backoff.next_pause().unwrap()).collect();
+        assert!(pauses[0] <= FIRST && pauses[0] >= FIRST / 2);
+        assert!(pauses.iter().all(|p| *p <= CAP));
+        assert!(pauses[19] >= CAP / 2);
+
+        let mut short = Backoff::until(Instant::now() + Duration::from_micros(500));
+        if let Some(pause) = short.next_pause() {
+            assert!(pause <= Duration::from_micros(500));
+        }
+        let mut past = Backoff::until(Instant::now());
+        std::thread::sleep(Duration::from_millis(1));
+        assert_eq!(past.next_pause(), None);
+    }
+}

@@ -133,3 +133,17 @@ pub(crate) fn release_logged<C: Cache + ?Sized>(cache: &C, key: &str, token: &st
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::ttl_ms;
+    use std::time::Duration;
+
+    #[test]
+    fn ttls_round_up_to_whole_milliseconds_and_never_to_zero() {
+        assert_eq!(ttl_ms(Duration::from_nanos(1)), 1);
+        assert_eq!(ttl_ms(Duration::from_micros(1500)), 2);
+        assert_eq!(ttl_ms(Duration::from_millis(250)), 250);
+        assert_eq!(ttl_ms(Duration::from_secs_f64(0.5)), 500);
+    }
+}

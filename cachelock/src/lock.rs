@@ -75,6 +75,9 @@ impl<C: Cache> Lock<C> {
     ///
     /// Anything that implements [`Cache`] will do: a [`MemoryCache`](crate::MemoryCache) (its
     /// clones share one store), a reference `&my_cache`, an `Arc<dyn Cache>`, a `Box`.
+    ///
+    /// Acquiring hands each guard its own copy of the handle, so it must be `Clone`: pass a
+    /// cache of your own by reference (`.cache(&my_cache)`) or in an `Arc`.
     pub fn cache<D: Cache>(self, cache: D) -> Lock<D> {
         Lock {
             key: self.key,

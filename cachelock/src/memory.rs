@@ -100,6 +100,11 @@ impl MemoryCache {
     }
 }
 
+// moka recovers from a panic inside a compute closure (it cleans up and resumes the panic),
+// and the closures here never panic, so a `MemoryCache` seen after a caught panic is intact.
+impl std::panic::UnwindSafe for MemoryCache {}
+impl std::panic::RefUnwindSafe for MemoryCache {}
+
 impl Default for MemoryCache {
     fn default() -> Self {
         Self::new()

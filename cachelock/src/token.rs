@@ -31,3 +31,26 @@ impl std::fmt::Debug for Token {
         write!(f, "Token({}..)", &self.as_str()[..6])
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::Token;
+
+    #[test]
+    fn tokens_are_32_hex_digits_and_distinct() {
+        let tokens: std::collections::HashSet<String> =
+            (0..10_000).map(|_| Token::new().as_str().to_owned()).collect();
+        assert_eq!(tokens.len(), 10_000);
+        for t in &tokens {
+            assert_eq!(t.len(), 32);
+            assert!(t.bytes().all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase()));
+        }
+    }
+
+    #[test]
+    fn debug_does_not_show_the_whole_token() {
+        let token = Token::new();
+        let shown = format!("{token:?}");
+        assert!(!shown.contains(token.as_str()), "{shown}");
+    }
+}

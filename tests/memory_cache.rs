@@ -1,0 +1,123 @@
+//! MemoryCache: conformance, exactly one winner under contention, memory back to zero.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Barrier;
+use std::time::Duration;
+
+use cachelock::{testing, Cache, Lock, MemoryCache};
+
+#[test]
+fn memory_cache_passes_the_conformance_suite() {
+    testing::conformance(MemoryCache::new()).unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn memory_cache_passes_the_async_conformance_suite() {
+    testing::conformance_async(MemoryCache::new())
+        .await
+        .unwrap();
+}
+
+#[test]
+fn exactly_one_winner_among_many_threads_over_many_rounds() {
+    const THREADS: usize = 8;
+    const ROUNDS: usize = 2_000;
+    let cache = MemoryCache::new();
+    let barrier = Barrier::new(THREADS);
+    let winners: Vec<AtomicUsize> = (0..ROUNDS).map(|_| AtomicUsize::new(0)).collect();
+    std::thread::scope(|s| {
+        for _ in 0..THREADS {
+            s.spawn(|| {
+                for (round, count) in winners.iter().enumerate() {
+                    barrier.wait();
+                    let key = format!("contended-{round}");
+                    // Keep the guard alive until every thread has tried, so a fast winner
+                    // releasing early cannot let a slow thread win the same round.
+                    let guard = Lock::new(key).cache(&cache).try_acquire();
+                    if guard.is_ok() {
+                        count.fetch_add(1, Ordering::SeqCst);
+                    }
+                    barrier.wait();
+                    drop(guard);
+                }
+            });
+        }
+    });
+    for (round, count) in winners.iter().enumerate() {
+        assert_eq!(
+            count.load(Ordering::SeqCst),
+            1,
+            "round {round} had a wrong number of winners"
+        );
+    }
+    assert_eq!(cache.entry_count(), 0);
+}
+
+#[test]
+fn entry_count_returns_to_zero_after_a_million_distinct_keys() {
+    let cache = MemoryCache::new();
+    for i in 0..1_000_000u32 {
+        let guard = Lock::new(format!("key-{i}"))
+            .cache(&cache)
+            .try_acquire()
+            .unwrap();
+        guard.release().unwrap();
+    }
+    assert_eq!(cache.entry_count(), 0);
+}
+
+#[test]
+fn entry_count_follows_held_locks_and_expiry() {
+    let cache = MemoryCache::new();
+    let held: Vec<_> = (0..100)
+        .map(|i| {
+            Lock::new(format!("held-{i}"))
+                .cache(&cache)
+                .try_acquire()
+                .unwrap()
+        })
+        .collect();
+    assert_eq!(cache.entry_count(), 100);
+    drop(held);
+    assert_eq!(cache.entry_count(), 0);
+
+    // An abandoned lock's entry goes away with its TTL (checked by polling, not by timing).
+    assert!(cache
+        .claim("abandoned", "token", Duration::from_millis(20))
+        .unwrap());
+    let mut waited = Duration::ZERO;
+    while cache.entry_count() != 0 {
+        assert!(
+            waited < Duration::from_secs(30),
+            "expired entry never left the cache"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+        waited += Duration::from_millis(10);
+    }
+}
+
+#[test]
+fn clones_share_one_store() {
+    let cache = MemoryCache::new();
+    let _guard = Lock::new("shared")
+        .cache(cache.clone())
+        .try_acquire()
+        .unwrap();
+    assert!(Lock::new("shared")
+        .cache(cache)
+        .try_acquire()
+        .unwrap_err()
+        .is_locked());
+}
+
+#[test]
+fn plain_values_expire_with_their_ttl() {
+    let cache = MemoryCache::new();
+    cache
+        .set("plain", "v", Some(Duration::from_millis(30)))
+        .unwrap();
+    cache.set("forever", "v", None).unwrap();
+    std::thread::sleep(Duration::from_millis(120));
+    assert_eq!(cache.get("plain").unwrap(), None);
+    assert_eq!(cache.get("forever").unwrap().as_deref(), Some("v"));
+}
