@@ -38,12 +38,15 @@ mod tests {
 
     #[test]
     fn tokens_are_32_hex_digits_and_distinct() {
-        let tokens: std::collections::HashSet<String> =
-            (0..10_000).map(|_| Token::new().as_str().to_owned()).collect();
+        let tokens: std::collections::HashSet<String> = (0..10_000)
+            .map(|_| Token::new().as_str().to_owned())
+            .collect();
         assert_eq!(tokens.len(), 10_000);
         for t in &tokens {
             assert_eq!(t.len(), 32);
-            assert!(t.bytes().all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase()));
+            assert!(t
+                .bytes()
+                .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase()));
         }
     }
 
