@@ -9,17 +9,58 @@ use moka::Expiry;
 
 use crate::cache::{Cache, CacheResult};
 
+/// Values up to this many bytes (owner tokens are 32) are stored inline, without an
+/// allocation per claim.
+const INLINE: usize = 38;
+
+/// A stored string: inline when short, shared when long. moka clones values on reads, so
+/// both forms are cheap to clone.
+#[derive(Clone)]
+enum Value {
+    Inline { len: u8, bytes: [u8; INLINE] },
+    Shared(Arc<str>),
+}
+
+impl Value {
+    fn new(value: &str) -> Self {
+        match u8::try_from(value.len()) {
+            Ok(len) if value.len() <= INLINE => {
+                let mut bytes = [0; INLINE];
+                bytes[..value.len()].copy_from_slice(value.as_bytes());
+                Value::Inline { len, bytes }
+            }
+            _ => Value::Shared(Arc::from(value)),
+        }
+    }
+
+    fn as_bytes(&self) -> &[u8] {
+        match self {
+            Value::Inline { len, bytes } => &bytes[..usize::from(*len)],
+            Value::Shared(shared) => shared.as_bytes(),
+        }
+    }
+
+    fn is(&self, other: &str) -> bool {
+        self.as_bytes() == other.as_bytes()
+    }
+
+    fn to_string_lossless(&self) -> String {
+        // Both forms hold bytes copied from a `&str`, so they are valid UTF-8.
+        String::from_utf8_lossy(self.as_bytes()).into_owned()
+    }
+}
+
 /// One stored value and the instant it stops being visible.
 #[derive(Clone)]
 struct Slot {
-    value: Arc<str>,
+    value: Value,
     deadline: Option<Instant>,
 }
 
 impl Slot {
     fn new(value: &str, ttl: Option<Duration>) -> Self {
         Slot {
-            value: Arc::from(value),
+            value: Value::new(value),
             deadline: ttl.map(|ttl| deadline_after(Instant::now(), ttl)),
         }
     }
@@ -126,7 +167,7 @@ impl Cache for MemoryCache {
             .inner
             .get(key)
             .filter(|slot| slot.live(now))
-            .map(|slot| slot.value.to_string()))
+            .map(|slot| slot.value.to_string_lossless()))
     }
 
     fn set(&self, key: &str, value: &str, ttl: Option<Duration>) -> CacheResult<()> {
@@ -148,7 +189,7 @@ impl Cache for MemoryCache {
                 _ => {
                     won = true;
                     Op::Put(Slot {
-                        value: Arc::from(token),
+                        value: Value::new(token),
                         deadline: Some(deadline_after(now, ttl)),
                     })
                 }
@@ -163,7 +204,7 @@ impl Cache for MemoryCache {
             .entry_by_ref(key)
             .and_compute_with(|current| match current {
                 Some(entry)
-                    if entry.value().live(Instant::now()) && *entry.value().value == *token =>
+                    if entry.value().live(Instant::now()) && entry.value().value.is(token) =>
                 {
                     released = true;
                     Op::Remove
@@ -178,7 +219,7 @@ impl Cache for MemoryCache {
         self.inner.entry_by_ref(key).and_compute_with(|current| {
             let now = Instant::now();
             match current {
-                Some(entry) if entry.value().live(now) && *entry.value().value == *token => {
+                Some(entry) if entry.value().live(now) && entry.value().value.is(token) => {
                     extended = true;
                     Op::Put(Slot {
                         value: entry.into_value().value,

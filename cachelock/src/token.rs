@@ -10,11 +10,12 @@ pub(crate) struct Token([u8; 32]);
 
 impl Token {
     pub(crate) fn new() -> Self {
+        const HEX: &[u8; 16] = b"0123456789abcdef";
         let bits: u128 = rand::rng().random();
         let mut out = [0u8; 32];
-        for (i, byte) in out.iter_mut().enumerate() {
-            let nibble = ((bits >> ((31 - i) * 4)) & 0xf) as u8;
-            *byte = b"0123456789abcdef"[usize::from(nibble)];
+        for (pair, byte) in out.chunks_exact_mut(2).zip(bits.to_be_bytes()) {
+            pair[0] = HEX[usize::from(byte >> 4)];
+            pair[1] = HEX[usize::from(byte & 0xf)];
         }
         Token(out)
     }
