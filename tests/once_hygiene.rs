@@ -61,11 +61,11 @@ mod facade {
         pub static LOCKS: ::std::sync::atomic::AtomicUsize =
             ::std::sync::atomic::AtomicUsize::new(0);
 
-        pub fn lock<C: ::cachelock::Cache>(
+        pub fn lock<'a>(
             key: ::std::string::String,
-            cache: C,
+            cache: &'a dyn ::cachelock::Cache,
             ttl: ::core::time::Duration,
-        ) -> ::cachelock::Lock<C> {
+        ) -> ::cachelock::Lock<&'a dyn ::cachelock::Cache> {
             LOCKS.fetch_add(1, ::std::sync::atomic::Ordering::SeqCst);
             ::cachelock::__private::lock(key, cache, ttl)
         }

@@ -130,11 +130,12 @@ impl Parse for Args {
             } else if input.peek(Ident::peek_any) {
                 let name = Ident::parse_any(input)?;
                 let text = name.to_string();
-                let mut message = format!("unknown option `{text}`; the options are {VALID}");
-                if let Some(hint) = hint(&text) {
-                    message.push_str("\n  hint: ");
-                    message.push_str(hint);
-                }
+                let message = match hint(&text) {
+                    Some(hint) => {
+                        format!("unknown option `{text}`: {hint} The options are {VALID}")
+                    }
+                    None => format!("unknown option `{text}`; the options are {VALID}"),
+                };
                 return Err(syn::Error::new(name.span(), message));
             } else {
                 return Err(lookahead.error());

@@ -195,6 +195,7 @@ fn key_builder(key: &LitStr, function: &ItemFn, args: &Args) -> syn::Result<Toke
                     };
                     expr = quote_spanned!(span=> #expr.#member);
                 }
+                let private = private_path_at(args, span);
                 writes.push(quote_spanned!(span=>
                     #private::KeyWriter::value(&mut __cachelock_key, &#expr);
                 ));
@@ -221,11 +222,39 @@ fn private_path(args: &Args) -> TokenStream {
     }
 }
 
-fn duration(private: &TokenStream, arg: Option<&DurationArg>, default: TokenStream) -> TokenStream {
+/// [`private_path`] with every token at `span`, so that an error about a call through it
+/// points at the user's tokens alone.
+fn private_path_at(args: &Args, span: Span) -> TokenStream {
+    fn respan(tokens: TokenStream, span: Span) -> TokenStream {
+        tokens
+            .into_iter()
+            .map(|mut token| {
+                if let proc_macro2::TokenTree::Group(group) = &token {
+                    let mut new =
+                        proc_macro2::Group::new(group.delimiter(), respan(group.stream(), span));
+                    new.set_span(span);
+                    token = proc_macro2::TokenTree::Group(new);
+                } else {
+                    token.set_span(span);
+                }
+                token
+            })
+            .collect()
+    }
+    respan(private_path(args), span)
+}
+
+fn duration(
+    args: &Args,
+    private: &TokenStream,
+    arg: Option<&DurationArg>,
+    default: TokenStream,
+) -> TokenStream {
     match arg {
         None => default,
         Some(DurationArg::Literal(nanos)) => quote!(#private::Duration::from_nanos(#nanos)),
         Some(DurationArg::Expr(expr)) => {
+            let private = private_path_at(args, expr.span());
             quote_spanned!(expr.span()=> #private::duration(#expr))
         }
     }
@@ -274,18 +303,26 @@ fn generate(function: &ItemFn, args: &Args, key_tokens: &TokenStream) -> TokenSt
             quote_spanned!(expr.span()=> let __cachelock_cache = &(#expr);),
             quote_spanned!(expr.span()=> __cachelock_cache),
         ),
-        None => (quote!(), quote!(#private::DefaultCache)),
+        None => (quote!(), quote!(&#private::DefaultCache)),
     };
-    let ttl = duration(&private, args.ttl.as_ref(), quote!(#private::DEFAULT_TTL));
+    let ttl = duration(
+        args,
+        &private,
+        args.ttl.as_ref(),
+        quote!(#private::DEFAULT_TTL),
+    );
     let wait = duration(
+        args,
         &private,
         args.wait.as_ref(),
         quote!(#private::Duration::ZERO),
     );
 
     let raise = args.raise_if_locked.as_ref().is_some_and(|b| b.value);
-    let on_error = if raise {
+    let on_error = if raise && ret_has_impl {
         quote_spanned!(ret_span=> #private::raise(__cachelock_error))
+    } else if raise {
+        quote_spanned!(ret_span=> <#ret as #private::Raise>::raise(__cachelock_error))
     } else if ret_has_impl {
         quote_spanned!(ret_span=> #private::fail_closed(__cachelock_error, #name))
     } else {

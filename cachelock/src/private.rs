@@ -90,7 +90,10 @@ impl fmt::Write for Escaper<'_> {
 }
 
 /// The lock of one call.
-pub fn lock<C: Cache>(key: String, cache: C, ttl: Duration) -> Lock<C> {
+///
+/// The cache is taken as `&dyn Cache`: the `cache = ...` expression is checked once, here,
+/// and a type that is not a cache gives one error pointing at it.
+pub fn lock(key: String, cache: &dyn Cache, ttl: Duration) -> Lock<&dyn Cache> {
     Lock::new(key).ttl(ttl).cache(cache)
 }
 
