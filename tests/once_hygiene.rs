@@ -61,11 +61,11 @@ mod facade {
         pub static LOCKS: ::std::sync::atomic::AtomicUsize =
             ::std::sync::atomic::AtomicUsize::new(0);
 
-        pub fn lock<'a>(
+        pub fn lock(
             key: ::std::string::String,
-            cache: &'a dyn ::cachelock::Cache,
+            cache: &dyn ::cachelock::Cache,
             ttl: ::core::time::Duration,
-        ) -> ::cachelock::Lock<&'a dyn ::cachelock::Cache> {
+        ) -> ::cachelock::Lock<&dyn ::cachelock::Cache> {
             LOCKS.fetch_add(1, ::std::sync::atomic::Ordering::SeqCst);
             ::cachelock::__private::lock(key, cache, ttl)
         }

@@ -34,11 +34,10 @@ fn key_of(cache: &RecordingCache, f: impl FnOnce(&RecordingCache) -> Option<()>)
 }
 
 /// Reads one escaped value up to (not including) the first unescaped `stop` character.
-fn read_value<'k>(key: &'k str, stop: Option<char>) -> (String, &'k str) {
+fn read_value(key: &str, stop: Option<char>) -> (String, &str) {
     let mut bytes = Vec::new();
     let mut rest = key;
-    loop {
-        let Some(c) = rest.chars().next() else { break };
+    while let Some(c) = rest.chars().next() {
         if Some(c) == stop {
             break;
         }
