@@ -398,3 +398,34 @@ async fn works_next_to_tracing_instrument() {
     assert_eq!(instrumented_outside(1).await, None);
     assert_eq!(instrumented_inside(2).await, None);
 }
+
+// ---------------------------------------------------------------------------------------
+// Arguments are only borrowed to format the key, before the first `.await`.
+
+/// `Send` but not `Sync`: a future that held `&Tally` across an `.await` would not be `Send`.
+struct Tally(std::cell::Cell<u32>);
+
+impl Display for Tally {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.0.get())
+    }
+}
+
+/// Neither `Clone` nor `Display`-by-value: only borrowed.
+#[once(key = "async-borrowed-<tally>-<label>")]
+async fn borrowed_only(tally: Tally, label: String) -> Option<u32> {
+    tokio::task::yield_now().await;
+    tally.0.set(tally.0.get() + 1);
+    Some(tally.0.get() + u32::try_from(label.len()).unwrap())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn arguments_are_only_borrowed_for_the_key() {
+    let tally = Tally(std::cell::Cell::new(1));
+    // `tokio::spawn` needs a `Send` future: the key's borrow of the `!Sync` argument ended
+    // before the first `.await`.
+    let out = tokio::spawn(borrowed_only(tally, "ab".into()))
+        .await
+        .unwrap();
+    assert_eq!(out, Some(4));
+}

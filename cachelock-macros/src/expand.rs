@@ -70,29 +70,22 @@ fn expand(args: TokenStream, item: TokenStream) -> syn::Result<TokenStream> {
         );
     }
 
-    let Some(key) = &args.key else {
-        push(
-            &mut errors,
-            syn::Error::new(
-                Span::call_site(),
-                "`#[once]` needs a key template: #[once(key = \"job-<id>\")]",
-            ),
-        );
-        return Err(errors.unwrap_or_else(|| unreachable!()));
+    let key_tokens = match &args.key {
+        Some(key) => key_builder(key, &function, &args),
+        None => Err(syn::Error::new(
+            Span::call_site(),
+            "`#[once]` needs a key template: #[once(key = \"job-<id>\")]",
+        )),
     };
-
-    let key_tokens = match key_builder(key, &function, &args) {
-        Ok(tokens) => Some(tokens),
-        Err(error) => {
-            push(&mut errors, error);
-            None
+    match (key_tokens, errors) {
+        (Ok(key_tokens), None) => Ok(generate(&function, &args, &key_tokens)),
+        (Ok(_), Some(errors)) => Err(errors),
+        (Err(error), None) => Err(error),
+        (Err(error), Some(mut errors)) => {
+            errors.combine(error);
+            Err(errors)
         }
-    };
-    if let Some(errors) = errors {
-        return Err(errors);
     }
-    let key_tokens = key_tokens.unwrap_or_default();
-    Ok(generate(&function, &args, &key_tokens))
 }
 
 /// Span of a byte range of the literal's value, inside the literal where the compiler
