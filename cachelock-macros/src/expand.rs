@@ -139,6 +139,17 @@ fn key_builder(key: &LitStr, function: &ItemFn, args: &Args) -> syn::Result<Toke
     for segment in &segments {
         match segment {
             Segment::Literal(text) => {
+                if let Some(name) = template::python_placeholder(text, &params) {
+                    push(
+                        &mut errors,
+                        syn::Error::new(
+                            key.span(),
+                            format!(
+                                "`{{{name}}}` is python-cachelock's placeholder syntax: write `<{name}>` to format the parameter `{name}`"
+                            ),
+                        ),
+                    );
+                }
                 writes.push(quote!(#private::KeyWriter::literal(&mut __cachelock_key, #text);));
             }
             Segment::Placeholder(placeholder) => {

@@ -255,7 +255,7 @@ use proc_macro::TokenStream;
 ///
 /// | python-cachelock | cachelock |
 /// |---|---|
-/// | `@once(key='foo-{a}-{b}')` | `#[once(key = "foo-<a>-<b>")]` |
+/// | `@once(key='foo-{a}-{b}')` | `#[once(key = "foo-<a>-<b>")]` (a `{a}` naming a parameter is a compile error that suggests `<a>`) |
 /// | `{a}`: `str.format` of the arguments | `<a>`: `Display` of the argument, escaped (collision-free); `<a.b>` for fields |
 /// | locked: the function quits silently, returning `None` | locked: returns `()`, `None`, `Ok(())` or `Ok(None)`; other return types do not compile |
 /// | `raise_if_lock=True`: raises `LockError` | `raise_if_locked = true`: returns `Err(Error::Locked { key }.into())` |

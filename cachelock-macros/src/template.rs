@@ -200,6 +200,15 @@ pub(crate) fn reserved(segments: &[Segment]) -> Vec<char> {
     reserved
 }
 
+/// A `{name}` in literal text where `name` is a parameter: python-cachelock's syntax for
+/// what is `<name>` here, almost certainly a mistake (the key would not vary).
+pub(crate) fn python_placeholder<'a>(text: &str, params: &'a [String]) -> Option<&'a str> {
+    params
+        .iter()
+        .find(|param| text.contains(&format!("{{{param}}}")))
+        .map(String::as_str)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -306,6 +315,14 @@ mod tests {
 
         // `%` elsewhere is fine.
         assert!(parse("100%-<a>-%<b>%").is_ok());
+    }
+
+    #[test]
+    fn python_placeholders_are_spotted() {
+        let params = ["day".to_owned(), "self".to_owned()];
+        assert_eq!(python_placeholder("report-{day}", &params), Some("day"));
+        assert_eq!(python_placeholder("report-{month}", &params), None);
+        assert_eq!(python_placeholder("report-day", &params), None);
     }
 
     #[test]
