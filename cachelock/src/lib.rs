@@ -50,7 +50,6 @@ mod lock;
 mod memory;
 mod noop;
 #[cfg(feature = "redis")]
-#[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
 pub mod redis;
 pub mod testing;
 mod token;
