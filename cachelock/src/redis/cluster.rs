@@ -186,7 +186,7 @@ impl RedisClusterCacheBuilder {
             .response_timeout(self.settings.response_timeout)
             .retries(CLUSTER_RETRIES)
             .build()
-            .map_err(|e| ConfigError::url(&self.target, &e))?;
+            .map_err(|e| ConfigError::cluster(&self.target, &e))?;
         Ok(RedisClusterCache {
             core: Core::new(Cluster { client }, self.settings, self.target),
         })

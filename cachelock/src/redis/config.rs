@@ -100,6 +100,14 @@ impl ConfigError {
         }
     }
 
+    /// For cluster nodes that the redis cluster client refused; `nodes` is already redacted.
+    pub(crate) fn cluster(nodes: &str, error: &redis::RedisError) -> Self {
+        ConfigError::new(format!(
+            "invalid Redis Cluster nodes `{nodes}`: {}",
+            error_text(error)
+        ))
+    }
+
     /// For a URL that the redis client refused; the URL is shown redacted.
     pub(crate) fn url(url: &str, error: &redis::RedisError) -> Self {
         ConfigError::new(format!(

@@ -47,7 +47,7 @@
 //!
 //! | what happens | what you get |
 //! |---|---|
-//! | server down or unreachable | [`Error::Backend`](crate::Error::Backend) after at most the connect timeout |
+//! | server down or unreachable | [`Error::Backend`](crate::Error::Backend), after at most the connect timeout (sync) or connect + response timeouts (async) |
 //! | server slow or paused | [`Error::Backend`](crate::Error::Backend) with [`is_timeout`](crate::Error::is_timeout) true, after the response timeout (never more than the TTL for claim and extend) |
 //! | server restarted | nothing: a dead connection is replaced and the command sent once more (it never reached a server) |
 //! | server gone while a lock is held | `release` returns [`Error::Backend`](crate::Error::Backend); a guard's `Drop` logs it and never hangs; the key expires with its TTL (a fresh server has no key anyway) |
