@@ -45,9 +45,9 @@ impl Backend for Cluster {
 /// use cachelock::Lock;
 ///
 /// let cache = RedisClusterCache::from_urls([
-///     "redis://10.0.0.1:7000",
-///     "redis://10.0.0.2:7000",
-///     "redis://10.0.0.3:7000",
+///     "redis://redis-a.example:7000",
+///     "redis://redis-b.example:7000",
+///     "redis://redis-c.example:7000",
 /// ])?;
 /// let guard = Lock::new("nightly-report").cache(cache.clone()).try_acquire()?;
 /// guard.release()?;

@@ -98,7 +98,7 @@ impl RedisCache {
     /// use std::time::Duration;
     /// use cachelock::redis::RedisCache;
     ///
-    /// let cache = RedisCache::builder("redis://:secret@10.0.0.5:6379/2")
+    /// let cache = RedisCache::builder("redis://:secret@redis.example:6379/2")
     ///     .connect_timeout(Duration::from_millis(500))
     ///     .response_timeout(Duration::from_millis(250))
     ///     .build()?;
