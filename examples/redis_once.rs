@@ -9,40 +9,44 @@
 //! (another process, another connection): that copy is refused and skips the job. Without
 //! `REDIS_URL` it starts its own throwaway `redis-server` on a free loopback port.
 //!
-//! (Written with [`Lock::run`]; the `#[once]` attribute does the same in one line.)
+//! The job is an ordinary function with `#[once]`: the attribute formats the key, takes the
+//! lock in the cache given by `cache = ...`, runs the body and releases the lock.
 
 use std::process::Command;
-use std::time::Duration;
 
 use cachelock::redis::RedisCache;
-use cachelock::{Error, Lock};
+use cachelock::{once, Error};
 
 /// Set in the second copy: which Redis to use.
 const CHILD_ENV: &str = "CACHELOCK_REDIS_ONCE_CHILD";
 
 /// The job that must never run twice at the same time, on any machine.
-fn nightly_report(cache: &RedisCache, who: &str, during: impl FnOnce()) -> Result<(), Error> {
-    let lock = Lock::new("redis-once:nightly-report")
-        .cache(cache.clone())
-        .ttl(Duration::from_secs(60));
-    match lock.run(|| {
-        println!("[{who}] acquired `{}`: running the job", lock.full_key());
-        during();
-        println!("[{who}] job done; releasing the lock");
-    }) {
-        Ok(()) => Ok(()),
-        Err(Error::Locked { key }) => {
-            println!("[{who}] `{key}` is held by another process: skipped");
-            Ok(())
-        }
-        Err(other) => Err(other),
+///
+/// `Ok(Some(()))`: it ran. `Ok(None)`: another process held the key, so it was skipped.
+/// `Err(..)`: Redis failed (the body did not run).
+#[once(key = "redis-once:nightly-report", cache = cache, ttl = "60s")]
+fn nightly_report(
+    cache: &RedisCache,
+    who: &str,
+    during: &mut dyn FnMut(),
+) -> Result<Option<()>, Error> {
+    println!("[{who}] acquired the lock: running the job");
+    during();
+    println!("[{who}] job done; releasing the lock");
+    Ok(Some(()))
+}
+
+fn run(cache: &RedisCache, who: &str, during: &mut dyn FnMut()) -> Result<(), Error> {
+    if nightly_report(cache, who, during)?.is_none() {
+        println!("[{who}] the job is running in another process: skipped");
     }
+    Ok(())
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     if let Ok(url) = std::env::var(CHILD_ENV) {
         let who = format!("second process {}", std::process::id());
-        return Ok(nightly_report(&RedisCache::from_url(&url)?, &who, || {})?);
+        return Ok(run(&RedisCache::from_url(&url)?, &who, &mut || {})?);
     }
 
     // Our own redis-server unless REDIS_URL names one; it stops when `_server` drops.
@@ -57,7 +61,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let cache = RedisCache::from_url(&url)?;
     let who = format!("first process {}", std::process::id());
     let mut child_failed = None;
-    nightly_report(&cache, &who, || {
+    run(&cache, &who, &mut || {
         // While we hold the lock, a second copy of this program tries the same job.
         let status =
             std::env::current_exe().and_then(|exe| Command::new(exe).env(CHILD_ENV, &url).status());

@@ -128,7 +128,11 @@ fn short_and_long_values_round_trip() {
     for len in [0, 1, 32, 37, 38, 39, 100, 10_000] {
         let value: String = "é".repeat(len / 2) + &"x".repeat(len % 2);
         cache.set("k", &value, None).unwrap();
-        assert_eq!(cache.get("k").unwrap().as_deref(), Some(value.as_str()), "len {len}");
+        assert_eq!(
+            cache.get("k").unwrap().as_deref(),
+            Some(value.as_str()),
+            "len {len}"
+        );
         let token = "t".repeat(len + 1);
         cache.delete("k").unwrap();
         assert!(cache.claim("k", &token, Duration::from_secs(5)).unwrap());

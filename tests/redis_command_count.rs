@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use cachelock::redis::RedisCache;
-use cachelock::Lock;
+use cachelock::{once, Lock};
 use cachelock_testkit::RedisServer;
 
 /// `cmdstat_<name>` → `calls`, from `INFO commandstats`, the `INFO` command itself left out.
@@ -128,4 +128,54 @@ fn a_refused_attempt_costs_one_command() {
 
     assert_eq!(delta, BTreeMap::from([("set".to_owned(), 1)]));
     guard.release().expect("released");
+}
+
+#[once(key = "count-once-<id>", cache = cache, ttl = "10s")]
+fn job(cache: &RedisCache, id: u32) -> Option<u32> {
+    Some(id)
+}
+
+#[once(key = "count-once-async-<id>", cache = cache, ttl = "10s")]
+async fn async_job(cache: &RedisCache, id: u32) -> Option<u32> {
+    Some(id)
+}
+
+#[test]
+fn an_uncontended_once_call_costs_two_commands() {
+    let server = RedisServer::start();
+    let mut admin = admin(&server);
+    let cache = RedisCache::from_url(&server.url()).expect("valid url");
+    assert_eq!(job(&cache, 1), Some(1), "warm-up call runs");
+
+    let before = command_calls(&mut admin);
+    assert_eq!(job(&cache, 2), Some(2), "the measured call runs");
+    let delta = delta(&before, &command_calls(&mut admin));
+
+    assert_eq!(
+        sent_by_client(&delta),
+        expected_two(),
+        "all commands: {delta:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_uncontended_async_once_call_costs_two_commands() {
+    let server = RedisServer::start();
+    let mut admin = admin(&server);
+    let cache = RedisCache::from_url(&server.url()).expect("valid url");
+    assert_eq!(async_job(&cache, 1).await, Some(1), "warm-up call runs");
+
+    let before = command_calls(&mut admin);
+    assert_eq!(
+        async_job(&cache, 2).await,
+        Some(2),
+        "the measured call runs"
+    );
+    let delta = delta(&before, &command_calls(&mut admin));
+
+    assert_eq!(
+        sent_by_client(&delta),
+        expected_two(),
+        "all commands: {delta:?}"
+    );
 }
