@@ -1,27 +1,65 @@
-//! The benchmark workloads of WORKLOADS.md, in one process run, printed as one table.
+//! The benchmark workloads of WORKLOADS.md (W1, W2, W3, macro overhead, the LIMIT rows, and
+//! memory over 1,000,000 distinct keys), in one process run, printed as one table.
 //!
 //! ```text
-//! cargo run --release --example bench            # full run
-//! cargo run --release --example bench -- --quick # a few seconds
+//! cargo run --release --example bench --features redis            # full run (about 2 minutes)
+//! cargo run --release --example bench --features redis -- --quick # a few seconds
 //! ```
 //!
-//! Output: one row per case, `name workload ops_per_s p50_us p99_us violations`. Absolute
-//! numbers depend on the machine and its load; compare each row with the LIMIT row of the
-//! same workload in the same run.
+//! It starts its own `redis-server` on a free loopback port (`--save "" --appendonly no`)
+//! and needs nothing else. Output: one row per case, `name workload ops_per_s p50_us p99_us
+//! violations`, then the ratios to the targets, the commands per op counted by the server
+//! (`INFO commandstats`), and the memory section.
+//!
+//! Absolute numbers depend on the machine and its load. The cases of one workload run
+//! **interleaved** (pass 1 of every case, then pass 2 of every case, ...) and ops/s is the
+//! median pass, so a burst of load from elsewhere hits every case alike and the ratios to the
+//! LIMIT rows stay meaningful.
 
+use std::collections::BTreeMap;
+use std::future::Future;
 use std::hint::black_box;
+use std::pin::Pin;
+use std::process::Command;
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use cachelock::{Cache, Lock, MemoryCache};
+use cachelock::redis::RedisCache;
+use cachelock::{once, Cache, Lock, MemoryCache};
+use cachelock_testkit::RedisServer;
 use moka::ops::compute::Op;
 
 const TTL: Duration = Duration::from_secs(10);
+const TTL_MS: u64 = 10_000;
+
+/// The compare-and-delete script of the LIMIT rows (the same text as cachelock's).
+const RELEASE_SCRIPT: &str = r"
+if redis.pcall('GET', KEYS[1]) == ARGV[1] then
+    return redis.call('DEL', KEYS[1])
+end
+return 0
+";
+
+/// A token as long as cachelock's (32 hex digits), for the raw rows.
+const RAW_TOKEN: &str = "0123456789abcdef0123456789abcdef";
+
+/// Set in the child process that measures memory: `memory` or `redis <url>`.
+const MEMORY_CHILD: &str = "--memory-child";
 
 struct Settings {
-    /// Operations per measured pass.
-    ops: u32,
-    /// Measured passes; the median pass gives ops/s.
+    quick: bool,
+    /// Operations per measured pass, in memory.
+    mem_ops: u32,
+    /// Operations per measured pass, on Redis.
+    redis_ops: u32,
+    /// Measured passes per case; the median pass gives ops/s.
     passes: usize,
+    /// How long each W2 case runs.
+    w2_time: Duration,
+    /// Distinct keys of the memory section, in memory and on Redis.
+    mem_keys: u32,
+    redis_keys: u32,
 }
 
 struct Row {
@@ -31,20 +69,26 @@ struct Row {
     p50_us: f64,
     p99_us: f64,
     violations: u64,
+    /// W2 only: failed attempts per second.
+    failed_per_s: Option<f64>,
 }
 
 fn print_header() {
     println!(
-        "{:<34} {:<8} {:>12} {:>9} {:>9} {:>10}",
+        "{:<44} {:<8} {:>12} {:>9} {:>9} {:>10}",
         "name", "workload", "ops_per_s", "p50_us", "p99_us", "violations"
     );
 }
 
 fn print_row(row: &Row) {
-    println!(
-        "{:<34} {:<8} {:>12.0} {:>9.2} {:>9.2} {:>10}",
+    print!(
+        "{:<44} {:<8} {:>12.0} {:>9.2} {:>9.2} {:>10}",
         row.name, row.workload, row.ops_per_s, row.p50_us, row.p99_us, row.violations
     );
+    match row.failed_per_s {
+        Some(failed) => println!("   (failed attempts/s {failed:.0})"),
+        None => println!(),
+    }
 }
 
 fn median(values: &mut [f64]) -> f64 {
@@ -52,46 +96,117 @@ fn median(values: &mut [f64]) -> f64 {
     values[values.len() / 2]
 }
 
-/// Runs `op(i)` sequentially: throughput passes untimed per op, then one pass timing each op.
-fn sequential(
+fn percentile(sorted: &[f64], q: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    sorted[((sorted.len() as f64 - 1.0) * q) as usize]
+}
+
+/// One sequential case: a name and the operation `op(i)` (one acquire + release).
+struct Case<'a> {
     name: &'static str,
-    workload: &'static str,
-    settings: &Settings,
-    mut op: impl FnMut(u32),
-) -> Row {
-    // Warm-up.
-    for i in 0..settings.ops / 10 {
-        op(i);
-    }
-    let mut rates = Vec::with_capacity(settings.passes);
-    for _ in 0..settings.passes {
-        let start = Instant::now();
-        for i in 0..settings.ops {
-            op(i);
-        }
-        rates.push(f64::from(settings.ops) / start.elapsed().as_secs_f64());
-    }
-    let mut latencies = Vec::with_capacity(settings.ops as usize);
-    for i in 0..settings.ops {
-        let start = Instant::now();
-        op(i);
-        latencies.push(start.elapsed().as_secs_f64() * 1e6);
-    }
-    latencies.sort_by(f64::total_cmp);
-    let at = |q: f64| latencies[((latencies.len() as f64 - 1.0) * q) as usize];
-    Row {
+    op: Box<dyn FnMut(u32) + 'a>,
+}
+
+fn case<'a>(name: &'static str, op: impl FnMut(u32) + 'a) -> Case<'a> {
+    Case {
         name,
-        workload,
-        ops_per_s: median(&mut rates),
-        p50_us: at(0.50),
-        p99_us: at(0.99),
-        violations: 0,
+        op: Box::new(op),
     }
 }
 
-fn w3_keys() -> Vec<String> {
-    (0..1000).map(|i| format!("bench:w3:{i}")).collect()
+/// Runs sequential cases interleaved: a warm-up, `passes` throughput passes (each case in
+/// turn, untimed per op), then latency passes timing each op (also in turn, in slices).
+/// Returns one row per case and the number of ops each case ran in total.
+fn sequential(
+    workload: &'static str,
+    ops: u32,
+    passes: usize,
+    cases: &mut [Case<'_>],
+) -> (Vec<Row>, u64) {
+    for case in cases.iter_mut() {
+        for i in 0..(ops / 10).max(1) {
+            (case.op)(i);
+        }
+    }
+    let mut rates = vec![Vec::with_capacity(passes); cases.len()];
+    for _ in 0..passes {
+        for (case, rates) in cases.iter_mut().zip(&mut rates) {
+            let start = Instant::now();
+            for i in 0..ops {
+                (case.op)(i);
+            }
+            rates.push(f64::from(ops) / start.elapsed().as_secs_f64());
+        }
+    }
+    let mut latencies = vec![Vec::with_capacity(ops as usize); cases.len()];
+    let slice = (ops / 10).max(1);
+    let mut done = 0;
+    while done < ops {
+        let end = (done + slice).min(ops);
+        for (case, latencies) in cases.iter_mut().zip(&mut latencies) {
+            for i in done..end {
+                let start = Instant::now();
+                (case.op)(i);
+                latencies.push(start.elapsed().as_secs_f64() * 1e6);
+            }
+        }
+        done = end;
+    }
+    let total = u64::from((ops / 10).max(1)) + u64::from(ops) * (passes as u64 + 1);
+    let rows = cases
+        .iter()
+        .zip(rates.iter_mut().zip(latencies.iter_mut()))
+        .map(|(case, (rates, latencies))| {
+            latencies.sort_by(f64::total_cmp);
+            Row {
+                name: case.name,
+                workload,
+                ops_per_s: median(rates),
+                p50_us: percentile(latencies, 0.50),
+                p99_us: percentile(latencies, 0.99),
+                violations: 0,
+                failed_per_s: None,
+            }
+        })
+        .collect();
+    (rows, total)
 }
+
+// ---------------------------------------------------------------------------------------
+// #[once] functions: the macro-overhead cases, next to the same work with a hand-written Lock.
+// ---------------------------------------------------------------------------------------
+
+#[once(key = "bench:w1:<i>", cache = cache.clone(), ttl = "10s")]
+fn w1_once(cache: &RedisCache, i: u32) -> Option<u32> {
+    Some(black_box(i))
+}
+
+#[once(key = "bench:w1:<i>", cache = cache.clone(), ttl = "10s")]
+async fn w1_once_async(cache: &RedisCache, i: u32) -> Option<u32> {
+    Some(black_box(i))
+}
+
+#[once(key = "bench:w3:<i>", cache = cache.clone(), ttl = "10s")]
+fn w3_once(cache: &MemoryCache, i: u32) -> Option<u32> {
+    Some(black_box(i))
+}
+
+/// The hand-written twin of the `#[once]` functions: format the key, take, run, release.
+fn lock_op<C: Cache + Clone>(cache: &C, prefix: &str, i: u32) {
+    let guard = Lock::new(format!("{prefix}{i}"))
+        .cache(cache.clone())
+        .ttl(TTL)
+        .try_acquire()
+        .expect("uncontended acquire");
+    black_box(i);
+    guard.release().expect("release");
+}
+
+// ---------------------------------------------------------------------------------------
+// W3 and its LIMIT row.
+// ---------------------------------------------------------------------------------------
 
 /// Per-entry TTL for the LIMIT row, as MemoryCache has (moka's `Expiry`).
 struct TtlExpiry;
@@ -107,92 +222,758 @@ impl moka::Expiry<String, (u64, Instant)> for TtlExpiry {
     }
 }
 
-/// LIMIT for W3: the moka operations MemoryCache is built on (a per-entry TTL, an atomic
-/// compute to claim, an atomic compute to compare-and-remove), with nothing of cachelock
-/// around them: a u64 token, no key formatting, no guard.
-fn limit_moka(settings: &Settings) -> Row {
-    let keys = w3_keys();
+fn w3(settings: &Settings) -> Vec<Row> {
+    let keys: Vec<String> = (0..1000).map(|i| format!("bench:w3:{i}")).collect();
+    // LIMIT: the moka operations MemoryCache is built on (a per-entry TTL, an atomic compute
+    // to claim, an atomic compute to compare-and-remove), with nothing of cachelock around
+    // them: a u64 token, no key formatting, no guard.
     let moka: moka::sync::Cache<String, (u64, Instant)> =
         moka::sync::Cache::builder().expire_after(TtlExpiry).build();
-    sequential("LIMIT moka compute claim+remove", "W3", settings, |i| {
-        let key = keys[(i % 1000) as usize].as_str();
-        let token = u64::from(i) + 1;
-        let mut won = false;
-        moka.entry_by_ref(key)
-            .and_compute_with(|current| match current {
-                None => {
-                    won = true;
-                    Op::Put((token, Instant::now() + TTL))
-                }
-                Some(_) => Op::Nop,
-            });
-        assert!(won);
-        moka.entry_by_ref(key)
-            .and_compute_with(|current| match current {
-                Some(entry) if entry.value().0 == token => Op::Remove,
-                _ => Op::Nop,
-            });
-    })
+    let raw_ops = MemoryCache::new();
+    let lock_cache = MemoryCache::new();
+    let fmt_cache = MemoryCache::new();
+    let once_cache = MemoryCache::new();
+    let mut cases = [
+        case("LIMIT moka compute claim+remove", |i| {
+            let key = keys[(i % 1000) as usize].as_str();
+            let token = u64::from(i) + 1;
+            let mut won = false;
+            moka.entry_by_ref(key)
+                .and_compute_with(|current| match current {
+                    None => {
+                        won = true;
+                        Op::Put((token, Instant::now() + TTL))
+                    }
+                    Some(_) => Op::Nop,
+                });
+            assert!(won);
+            moka.entry_by_ref(key)
+                .and_compute_with(|current| match current {
+                    Some(entry) if entry.value().0 == token => Op::Remove,
+                    _ => Op::Nop,
+                });
+        }),
+        case("MemoryCache claim+release only", |i| {
+            let key = keys[(i % 1000) as usize].as_str();
+            assert!(raw_ops.claim(key, RAW_TOKEN, TTL).unwrap());
+            assert!(raw_ops.release(key, RAW_TOKEN).unwrap());
+        }),
+        case("Lock, MemoryCache", |i| {
+            let guard = Lock::new(keys[(i % 1000) as usize].as_str())
+                .cache(lock_cache.clone())
+                .ttl(TTL)
+                .try_acquire()
+                .expect("uncontended acquire");
+            black_box(&guard);
+            guard.release().expect("release");
+        }),
+        case("Lock, MemoryCache, key format!", |i| {
+            lock_op(&fmt_cache, "bench:w3:", i % 1000);
+        }),
+        case("#[once], MemoryCache", |i| {
+            assert!(w3_once(&once_cache, i % 1000).is_some());
+        }),
+    ];
+    let (rows, _) = sequential("W3", settings.mem_ops, settings.passes, &mut cases);
+    drop(cases);
+    for cache in [&raw_ops, &lock_cache, &fmt_cache, &once_cache] {
+        assert_eq!(cache.entry_count(), 0, "memory back to baseline");
+    }
+    rows
 }
 
-fn w3_lock(settings: &Settings) -> Row {
-    let keys = w3_keys();
-    let cache = MemoryCache::new();
-    let row = sequential("cachelock Lock, MemoryCache", "W3", settings, |i| {
-        let guard = Lock::new(keys[(i % 1000) as usize].as_str())
-            .cache(&cache)
-            .ttl(TTL)
-            .try_acquire()
-            .expect("uncontended acquire");
-        black_box(&guard);
-        guard.release().expect("release");
+// ---------------------------------------------------------------------------------------
+// W1 on Redis and its LIMIT rows, with the commands per op counted by the server.
+// ---------------------------------------------------------------------------------------
+
+/// `cmdstat_<name>` → `calls`, from `INFO commandstats`.
+fn command_calls(admin: &mut redis::Connection) -> BTreeMap<String, u64> {
+    let info: String = redis::cmd("INFO")
+        .arg("commandstats")
+        .query(admin)
+        .expect("INFO commandstats");
+    info.lines()
+        .filter_map(|line| {
+            let (name, stats) = line.strip_prefix("cmdstat_")?.split_once(':')?;
+            let calls = stats
+                .split(',')
+                .find_map(|field| field.strip_prefix("calls="))?
+                .parse()
+                .ok()?;
+            Some((name.to_owned(), calls))
+        })
+        .collect()
+}
+
+/// Commands sent by the client per op: everything but `INFO` (ours) and the `GET`/`DEL` the
+/// release script runs inside the server.
+fn commands_per_op(
+    before: &BTreeMap<String, u64>,
+    after: &BTreeMap<String, u64>,
+    ops: u64,
+) -> String {
+    let mut total = 0.0;
+    let mut parts = Vec::new();
+    for (name, &calls) in after {
+        if ["info", "get", "del"].contains(&name.as_str()) {
+            continue;
+        }
+        let diff = calls - before.get(name).copied().unwrap_or(0);
+        if diff > 0 {
+            let per_op = diff as f64 / ops as f64;
+            total += per_op;
+            parts.push(format!("{name} {per_op:.3}"));
+        }
+    }
+    format!("{total:.3} ({})", parts.join(", "))
+}
+
+type BoxFut<'a> = Pin<Box<dyn Future<Output = ()> + 'a>>;
+
+/// A sequential async case: `op(i)` is one acquire + release, awaited on `rt`.
+fn async_case<'a>(
+    name: &'static str,
+    rt: &'a tokio::runtime::Runtime,
+    op: impl Fn(u32) -> BoxFut<'a> + 'a,
+) -> Case<'a> {
+    case(name, move |i| rt.block_on(op(i)))
+}
+
+fn w1(
+    settings: &Settings,
+    url: &str,
+    admin: &mut redis::Connection,
+) -> (Vec<Row>, Vec<(&'static str, String)>) {
+    let client = redis::Client::open(url).expect("url");
+    let script = redis::Script::new(RELEASE_SCRIPT);
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let mut raw = client.get_connection().expect("connect");
+    let raw_async = rt
+        .block_on(client.get_multiplexed_async_connection())
+        .expect("connect");
+    let cache = RedisCache::from_url(url).expect("url");
+    let keys: Vec<String> = (0..1000).map(|i| format!("bench:w1:{i}")).collect();
+
+    // Each case alone, so that the server's command counters belong to it.
+    let mut counted = Vec::new();
+    {
+        let mut count = |name: &'static str, op: &mut dyn FnMut(u32)| {
+            let n = 200;
+            op(0); // warm: connection, script cache
+            let before = command_calls(admin);
+            for i in 0..n {
+                op(i);
+            }
+            counted.push((
+                name,
+                commands_per_op(&before, &command_calls(admin), u64::from(n)),
+            ));
+        };
+        count("LIMIT redis-rs sync", &mut |i| {
+            raw_limit_op(&mut raw, &script, &keys[(i % 1000) as usize])
+        });
+        count("Lock sync", &mut |i| lock_op(&cache, "bench:w1:", i % 1000));
+        count("#[once] sync", &mut |i| {
+            assert!(w1_once(&cache, i % 1000).is_some())
+        });
+        count("Lock async", &mut |i| {
+            rt.block_on(lock_op_async(&cache, i % 1000))
+        });
+        count("#[once] async", &mut |i| {
+            assert!(rt.block_on(w1_once_async(&cache, i % 1000)).is_some())
+        });
+    }
+
+    let mut cases = [
+        case("LIMIT redis-rs sync SET NX PX+EVALSHA", |i| {
+            raw_limit_op(&mut raw, &script, &keys[(i % 1000) as usize]);
+        }),
+        case("Lock sync, RedisCache", |i| {
+            lock_op(&cache, "bench:w1:", i % 1000)
+        }),
+        case("#[once] sync, RedisCache", |i| {
+            assert!(w1_once(&cache, i % 1000).is_some());
+        }),
+        async_case("LIMIT redis-rs async multiplexed", &rt, |i| {
+            let mut con = raw_async.clone();
+            let key = &keys[(i % 1000) as usize];
+            let script = &script;
+            Box::pin(async move {
+                let set: Option<String> = redis::cmd("SET")
+                    .arg(key)
+                    .arg(RAW_TOKEN)
+                    .arg("NX")
+                    .arg("PX")
+                    .arg(TTL_MS)
+                    .query_async(&mut con)
+                    .await
+                    .expect("SET");
+                assert!(set.is_some(), "uncontended SET NX");
+                let deleted: i64 = script
+                    .key(key)
+                    .arg(RAW_TOKEN)
+                    .invoke_async(&mut con)
+                    .await
+                    .expect("EVALSHA");
+                assert_eq!(deleted, 1);
+            })
+        }),
+        async_case("Lock async, RedisCache", &rt, |i| {
+            Box::pin(lock_op_async(&cache, i % 1000))
+        }),
+        async_case("#[once] async, RedisCache", &rt, |i| {
+            let cache = &cache;
+            Box::pin(async move {
+                assert!(w1_once_async(cache, i % 1000).await.is_some());
+            })
+        }),
+    ];
+    let (rows, _) = sequential("W1", settings.redis_ops, settings.passes, &mut cases);
+    (rows, counted)
+}
+
+fn raw_limit_op(con: &mut redis::Connection, script: &redis::Script, key: &str) {
+    let set: Option<String> = redis::cmd("SET")
+        .arg(key)
+        .arg(RAW_TOKEN)
+        .arg("NX")
+        .arg("PX")
+        .arg(TTL_MS)
+        .query(con)
+        .expect("SET");
+    assert!(set.is_some(), "uncontended SET NX");
+    let deleted: i64 = script.key(key).arg(RAW_TOKEN).invoke(con).expect("EVALSHA");
+    assert_eq!(deleted, 1);
+}
+
+async fn lock_op_async(cache: &RedisCache, i: u32) {
+    let guard = Lock::new(format!("bench:w1:{i}"))
+        .cache(cache.clone())
+        .ttl(TTL)
+        .try_acquire_async()
+        .await
+        .expect("uncontended acquire");
+    black_box(i);
+    guard.release().await.expect("release");
+}
+
+// ---------------------------------------------------------------------------------------
+// W2: 16 workers on the same key, a shared counter that sees a second occupant.
+// ---------------------------------------------------------------------------------------
+
+const W2_WORKERS: usize = 16;
+/// Latency samples kept per worker (the first ones of the run).
+const W2_SAMPLES: usize = 200_000;
+
+/// The critical section: a second occupant at any moment is a violation.
+#[derive(Default)]
+struct Occupancy {
+    inside: AtomicU32,
+    violations: AtomicU64,
+}
+
+impl Occupancy {
+    fn critical_section(&self) {
+        if self.inside.fetch_add(1, Ordering::SeqCst) != 0 {
+            self.violations.fetch_add(1, Ordering::SeqCst);
+        }
+        for _ in 0..32 {
+            std::hint::spin_loop();
+        }
+        self.inside.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+#[derive(Default)]
+struct W2Tally {
+    ok: u64,
+    failed: u64,
+    latencies: Vec<f64>,
+}
+
+impl W2Tally {
+    fn attempt(&mut self, try_once: impl FnOnce() -> bool) {
+        let start = Instant::now();
+        let won = try_once();
+        self.record(start, won);
+    }
+
+    fn record(&mut self, start: Instant, won: bool) {
+        if self.latencies.len() < W2_SAMPLES {
+            self.latencies.push(start.elapsed().as_secs_f64() * 1e6);
+        }
+        if won {
+            self.ok += 1;
+        } else {
+            self.failed += 1;
+        }
+    }
+}
+
+fn w2_row(name: &'static str, tallies: Vec<W2Tally>, elapsed: Duration, occ: &Occupancy) -> Row {
+    let mut latencies = Vec::new();
+    let (mut ok, mut failed) = (0, 0);
+    for tally in tallies {
+        ok += tally.ok;
+        failed += tally.failed;
+        latencies.extend(tally.latencies);
+    }
+    latencies.sort_by(f64::total_cmp);
+    let secs = elapsed.as_secs_f64();
+    Row {
+        name,
+        workload: "W2",
+        ops_per_s: ok as f64 / secs,
+        p50_us: percentile(&latencies, 0.50),
+        p99_us: percentile(&latencies, 0.99),
+        violations: occ.violations.load(Ordering::SeqCst),
+        failed_per_s: Some(failed as f64 / secs),
+    }
+}
+
+/// 16 threads; `worker(w)` builds one thread's attempt: `true` if it got in (and ran
+/// `critical` inside), `false` if refused.
+fn w2_threads<W>(name: &'static str, time: Duration, worker: impl Fn(usize) -> W + Sync) -> Row
+where
+    W: FnMut(&dyn Fn()) -> bool,
+{
+    let occ = Occupancy::default();
+    let start = Instant::now();
+    let end = start + time;
+    let tallies: Vec<W2Tally> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..W2_WORKERS)
+            .map(|w| {
+                let (occ, worker) = (&occ, &worker);
+                s.spawn(move || {
+                    let mut attempt = worker(w);
+                    let mut tally = W2Tally::default();
+                    while Instant::now() < end {
+                        tally.attempt(|| attempt(&|| occ.critical_section()));
+                    }
+                    tally
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().expect("worker"))
+            .collect()
     });
-    assert_eq!(cache.entry_count(), 0, "memory back to baseline");
-    row
+    w2_row(name, tallies, start.elapsed(), &occ)
 }
 
-fn w3_cache_ops(settings: &Settings) -> Row {
-    let keys = w3_keys();
-    let cache = MemoryCache::new();
-    sequential("MemoryCache claim+release only", "W3", settings, |i| {
-        let key = keys[(i % 1000) as usize].as_str();
-        assert!(cache
-            .claim(key, "0123456789abcdef0123456789abcdef", TTL)
-            .unwrap());
-        assert!(cache
-            .release(key, "0123456789abcdef0123456789abcdef")
-            .unwrap());
-    })
+fn w2_lock<C: Cache + Clone>(cache: &C, critical: &dyn Fn()) -> bool {
+    match Lock::new("bench:w2")
+        .cache(cache.clone())
+        .ttl(TTL)
+        .try_acquire()
+    {
+        Ok(guard) => {
+            critical();
+            guard.release().expect("release");
+            true
+        }
+        Err(e) if e.is_locked() => false,
+        Err(e) => panic!("W2 attempt failed: {e}"),
+    }
+}
+
+fn w2(settings: &Settings, url: &str) -> Vec<Row> {
+    let mut rows = Vec::new();
+    let time = settings.w2_time;
+
+    let memory = MemoryCache::new();
+    rows.push(w2_threads("Lock, MemoryCache, 16 threads", time, |_| {
+        let cache = memory.clone();
+        move |critical: &dyn Fn()| w2_lock(&cache, critical)
+    }));
+
+    let client = redis::Client::open(url).expect("url");
+    let script = redis::Script::new(RELEASE_SCRIPT);
+    rows.push(w2_threads("LIMIT redis-rs sync, 16 threads", time, |w| {
+        let mut con = client.get_connection().expect("connect");
+        let token = format!("{RAW_TOKEN}-{w}");
+        let script = &script;
+        move |critical: &dyn Fn()| {
+            let set: Option<String> = redis::cmd("SET")
+                .arg("bench:w2:raw")
+                .arg(&token)
+                .arg("NX")
+                .arg("PX")
+                .arg(TTL_MS)
+                .query(&mut con)
+                .expect("SET");
+            if set.is_none() {
+                return false;
+            }
+            critical();
+            let deleted: i64 = script
+                .key("bench:w2:raw")
+                .arg(&token)
+                .invoke(&mut con)
+                .expect("EVALSHA");
+            assert_eq!(deleted, 1, "our own lock");
+            true
+        }
+    }));
+
+    let cache = RedisCache::from_url(url).expect("url");
+    rows.push(w2_threads(
+        "Lock sync, RedisCache, 16 threads",
+        time,
+        |_| {
+            let cache = cache.clone();
+            move |critical: &dyn Fn()| w2_lock(&cache, critical)
+        },
+    ));
+
+    rows.push(w2_async("Lock async, RedisCache, 16 tasks", time, &cache));
+    rows
+}
+
+/// W2 with 16 tasks on a 2-thread tokio runtime.
+fn w2_async(name: &'static str, time: Duration, cache: &RedisCache) -> Row {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let occ = Arc::new(Occupancy::default());
+    let start = Instant::now();
+    let end = start + time;
+    let tallies = rt.block_on(async {
+        let tasks: Vec<_> = (0..W2_WORKERS)
+            .map(|_| {
+                let (cache, occ) = (cache.clone(), occ.clone());
+                tokio::spawn(async move {
+                    let mut tally = W2Tally::default();
+                    while Instant::now() < end {
+                        let started = Instant::now();
+                        let won = match Lock::new("bench:w2:async")
+                            .cache(cache.clone())
+                            .ttl(TTL)
+                            .try_acquire_async()
+                            .await
+                        {
+                            Ok(guard) => {
+                                occ.critical_section();
+                                guard.release().await.expect("release");
+                                true
+                            }
+                            Err(e) if e.is_locked() => false,
+                            Err(e) => panic!("W2 attempt failed: {e}"),
+                        };
+                        tally.record(started, won);
+                    }
+                    tally
+                })
+            })
+            .collect();
+        let mut tallies = Vec::new();
+        for task in tasks {
+            tallies.push(task.await.expect("task"));
+        }
+        tallies
+    });
+    w2_row(name, tallies, start.elapsed(), &occ)
+}
+
+// ---------------------------------------------------------------------------------------
+// Memory: 1,000,000 distinct keys acquired and released, in a child process each so the
+// peak RSS belongs to that backend alone.
+// ---------------------------------------------------------------------------------------
+
+/// `VmRSS` and `VmHWM` (peak) of this process, in KiB.
+fn rss_kib() -> (u64, u64) {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let field = |name: &str| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(name))
+            .and_then(|rest| rest.split_whitespace().next())
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(0)
+    };
+    (field("VmRSS:"), field("VmHWM:"))
+}
+
+fn redis_keys(con: &mut redis::Connection) -> (u64, u64) {
+    let dbsize: u64 = redis::cmd("DBSIZE").query(con).expect("DBSIZE");
+    let info: String = redis::cmd("INFO")
+        .arg("memory")
+        .query(con)
+        .expect("INFO memory");
+    let used = info
+        .lines()
+        .find_map(|l| l.strip_prefix("used_memory:"))
+        .and_then(|n| n.trim().parse().ok())
+        .unwrap_or(0);
+    (dbsize, used)
+}
+
+/// The child: acquires and releases `n` distinct keys, prints one `RESULT` line.
+fn memory_child(args: &[String]) {
+    let n: u32 = args[1].parse().expect("key count");
+    let (rss_before, _) = rss_kib();
+    let start = Instant::now();
+    let line = match args[0].as_str() {
+        "memory" => {
+            let cache = MemoryCache::new();
+            let before = cache.entry_count();
+            for i in 0..n {
+                lock_op(&cache, "bench:mem:", i);
+            }
+            let after = cache.entry_count();
+            format!("count_before={before} count_after={after} server_bytes_before=0 server_bytes_after=0")
+        }
+        "redis" => {
+            let url = &args[2];
+            let mut admin = redis::Client::open(url.as_str())
+                .and_then(|c| c.get_connection())
+                .expect("admin connection");
+            let (before, bytes_before) = redis_keys(&mut admin);
+            let cache = RedisCache::from_url(url).expect("url");
+            // Sequentially this would take n x 2 round trips (minutes for a million), so 32
+            // tasks share the multiplexed connection, each with its own slice of the keys.
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("runtime");
+            rt.block_on(async {
+                let tasks: Vec<_> = (0..32u32)
+                    .map(|t| {
+                        let cache = cache.clone();
+                        tokio::spawn(async move {
+                            let mut i = t;
+                            while i < n {
+                                let guard = Lock::new(format!("bench:mem:{i}"))
+                                    .cache(cache.clone())
+                                    .ttl(TTL)
+                                    .try_acquire_async()
+                                    .await
+                                    .expect("uncontended acquire");
+                                guard.release().await.expect("release");
+                                i += 32;
+                            }
+                        })
+                    })
+                    .collect();
+                for task in tasks {
+                    task.await.expect("task");
+                }
+            });
+            let (after, bytes_after) = redis_keys(&mut admin);
+            format!("count_before={before} count_after={after} server_bytes_before={bytes_before} server_bytes_after={bytes_after}")
+        }
+        other => panic!("unknown backend {other}"),
+    };
+    let (rss_after, hwm) = rss_kib();
+    println!(
+        "RESULT rss_before_kib={rss_before} hwm_kib={hwm} rss_after_kib={rss_after} secs={:.1} {line}",
+        start.elapsed().as_secs_f64()
+    );
+}
+
+fn memory_section(settings: &Settings, url: &str) -> bool {
+    let exe = std::env::current_exe().expect("current exe");
+    let mut ok = true;
+    println!("# memory: N distinct keys acquired + released one after the other (peak RSS of a child process)");
+    let runs: [(&str, u32, Vec<String>); 2] = [
+        (
+            "MemoryCache, sync Lock",
+            settings.mem_keys,
+            vec!["memory".into()],
+        ),
+        (
+            "RedisCache, async Lock x 32 tasks",
+            settings.redis_keys,
+            vec!["redis".into(), url.to_owned()],
+        ),
+    ];
+    for (name, n, backend) in runs {
+        let mut args = vec![MEMORY_CHILD.to_owned(), backend[0].clone(), n.to_string()];
+        args.extend(backend[1..].iter().cloned());
+        let out = Command::new(&exe).args(&args).output().expect("child");
+        let text = String::from_utf8_lossy(&out.stdout);
+        let Some(result) = text.lines().find_map(|l| l.strip_prefix("RESULT ")) else {
+            println!(
+                "#   {name}: child failed: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            ok = false;
+            continue;
+        };
+        let fields: BTreeMap<&str, &str> = result
+            .split_whitespace()
+            .filter_map(|kv| kv.split_once('='))
+            .collect();
+        let get = |k: &str| fields.get(k).copied().unwrap_or("?");
+        let back = get("count_after") == get("count_before");
+        ok &= back;
+        println!(
+            "#   {name}: {n} keys in {} s; RSS {} KiB before, peak {} KiB, {} KiB after; entries/keys {} before, {} after ({}){}",
+            get("secs"),
+            get("rss_before_kib"),
+            get("hwm_kib"),
+            get("rss_after_kib"),
+            get("count_before"),
+            get("count_after"),
+            if back { "back to baseline" } else { "NOT back to baseline" },
+            if get("server_bytes_before") == "0" {
+                String::new()
+            } else {
+                format!(
+                    "; redis used_memory {} -> {} bytes",
+                    get("server_bytes_before"),
+                    get("server_bytes_after")
+                )
+            }
+        );
+    }
+    ok
+}
+
+// ---------------------------------------------------------------------------------------
+
+fn find<'a>(rows: &'a [Row], name: &str) -> &'a Row {
+    rows.iter()
+        .find(|r| r.name == name)
+        .unwrap_or_else(|| panic!("no row {name}"))
+}
+
+/// Prints `what: a / b = ratio (target ...)` and returns whether the target is met.
+fn ratio(what: &str, a: &Row, b: &Row, target: f64) -> bool {
+    let r = a.ops_per_s / b.ops_per_s;
+    let met = r >= target;
+    println!(
+        "# {what}: {:.0} / {:.0} = {r:.3} (target >= {target:.2}) {}",
+        a.ops_per_s,
+        b.ops_per_s,
+        if met { "met" } else { "MISSED" }
+    );
+    met
 }
 
 fn main() {
-    let quick = std::env::args().any(|a| a == "--quick");
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if let Some(at) = args.iter().position(|a| a == MEMORY_CHILD) {
+        memory_child(&args[at + 1..]);
+        return;
+    }
+    let quick = args.iter().any(|a| a == "--quick");
     let settings = if quick {
         Settings {
-            ops: 20_000,
-            passes: 3,
+            quick,
+            mem_ops: 10_000,
+            redis_ops: 1_000,
+            passes: 9,
+            w2_time: Duration::from_secs(1),
+            mem_keys: 100_000,
+            redis_keys: 10_000,
         }
     } else {
         Settings {
-            ops: 200_000,
-            passes: 5,
+            quick,
+            mem_ops: 50_000,
+            redis_ops: 5_000,
+            passes: 21,
+            w2_time: Duration::from_secs(5),
+            mem_keys: 1_000_000,
+            redis_keys: 1_000_000,
         }
     };
+    let server = RedisServer::start();
+    let url = server.url();
+    let mut admin = redis::Client::open(url.as_str())
+        .and_then(|c| c.get_connection())
+        .expect("admin connection");
+    let version: String = redis::cmd("INFO")
+        .arg("server")
+        .query::<String>(&mut admin)
+        .ok()
+        .and_then(|info| {
+            info.lines()
+                .find_map(|l| l.strip_prefix("redis_version:").map(str::to_owned))
+        })
+        .unwrap_or_default();
     println!(
-        "# cachelock bench: {} ops x {} passes per case, {} cores",
-        settings.ops,
+        "# cachelock bench{}: W3 {} ops, W1 {} ops, x {} interleaved passes per case; W2 {} s per case; {} cores; redis-server {version} on 127.0.0.1",
+        if settings.quick { " --quick" } else { "" },
+        settings.mem_ops,
+        settings.redis_ops,
         settings.passes,
-        std::thread::available_parallelism().map_or(0, |n| n.get())
+        settings.w2_time.as_secs(),
+        std::thread::available_parallelism().map_or(0, |n| n.get()),
     );
     print_header();
-    let limit = limit_moka(&settings);
-    print_row(&limit);
-    let ops = w3_cache_ops(&settings);
-    print_row(&ops);
-    let lock = w3_lock(&settings);
-    print_row(&lock);
-    println!(
-        "# W3 ratio Lock / LIMIT moka: {:.2} (target >= 0.90)",
-        lock.ops_per_s / limit.ops_per_s
+    let w3 = w3(&settings);
+    w3.iter().for_each(print_row);
+    let (w1, counted) = w1(&settings, &url, &mut admin);
+    w1.iter().for_each(print_row);
+    let w2 = w2(&settings, &url);
+    w2.iter().for_each(print_row);
+
+    let mut met = true;
+    println!("# ratios (same run; ops/s = median of the interleaved passes)");
+    met &= ratio(
+        "W1 Lock sync / LIMIT sync",
+        find(&w1, "Lock sync, RedisCache"),
+        find(&w1, "LIMIT redis-rs sync SET NX PX+EVALSHA"),
+        0.95,
     );
+    met &= ratio(
+        "W1 Lock async / LIMIT async",
+        find(&w1, "Lock async, RedisCache"),
+        find(&w1, "LIMIT redis-rs async multiplexed"),
+        0.95,
+    );
+    met &= ratio(
+        "W3 Lock / LIMIT moka",
+        find(&w3, "Lock, MemoryCache"),
+        find(&w3, "LIMIT moka compute claim+remove"),
+        0.90,
+    );
+    met &= ratio(
+        "W1 #[once] sync / Lock sync",
+        find(&w1, "#[once] sync, RedisCache"),
+        find(&w1, "Lock sync, RedisCache"),
+        0.95,
+    );
+    met &= ratio(
+        "W1 #[once] async / Lock async",
+        find(&w1, "#[once] async, RedisCache"),
+        find(&w1, "Lock async, RedisCache"),
+        0.95,
+    );
+    met &= ratio(
+        "W3 #[once] / Lock (key format!)",
+        find(&w3, "#[once], MemoryCache"),
+        find(&w3, "Lock, MemoryCache, key format!"),
+        0.95,
+    );
+    let violations: u64 = w2.iter().map(|r| r.violations).sum();
+    println!(
+        "# W2 violations: {violations} (target 0) {}",
+        if violations == 0 { "met" } else { "MISSED" }
+    );
+    met &= violations == 0;
+    println!("# commands per op sent by the client (INFO commandstats; the script's inner GET/DEL not counted; target 2):");
+    for (name, per_op) in &counted {
+        println!("#   {name}: {per_op}");
+        met &= per_op.starts_with("2.000");
+    }
+    let memory_ok = memory_section(&settings, &url);
+    met &= memory_ok;
+    println!(
+        "# all targets: {}",
+        if met {
+            "met"
+        } else {
+            "NOT all met (see MISSED above)"
+        }
+    );
+    drop(server);
 }
