@@ -1,0 +1,229 @@
+//! Criterion benches for the workloads of WORKLOADS.md: W1 on Redis with its LIMIT rows, W3
+//! in memory with its moka LIMIT row, and `#[once]` next to the hand-written `Lock` on both.
+//!
+//! ```text
+//! cargo bench --features redis                 # every case
+//! cargo bench --features redis -- W3           # only the in-memory group
+//! ```
+//!
+//! Starts its own `redis-server` on a free loopback port. `examples/bench.rs` runs the same
+//! cases (plus W2 and the memory section) as one table with the ratios to the targets.
+
+use std::hint::black_box;
+use std::time::{Duration, Instant};
+
+use cachelock::redis::RedisCache;
+use cachelock::{once, Lock, MemoryCache};
+use cachelock_testkit::RedisServer;
+use criterion::{criterion_group, criterion_main, Criterion};
+use moka::ops::compute::Op;
+
+const TTL: Duration = Duration::from_secs(10);
+
+const RELEASE_SCRIPT: &str = r"
+if redis.pcall('GET', KEYS[1]) == ARGV[1] then
+    return redis.call('DEL', KEYS[1])
+end
+return 0
+";
+const RAW_TOKEN: &str = "0123456789abcdef0123456789abcdef";
+
+#[once(key = "bench:w1:<i>", cache = cache.clone(), ttl = "10s")]
+fn w1_once(cache: &RedisCache, i: u32) -> Option<u32> {
+    Some(black_box(i))
+}
+
+#[once(key = "bench:w1:<i>", cache = cache.clone(), ttl = "10s")]
+async fn w1_once_async(cache: &RedisCache, i: u32) -> Option<u32> {
+    Some(black_box(i))
+}
+
+#[once(key = "bench:w3:<i>", cache = cache.clone(), ttl = "10s")]
+fn w3_once(cache: &MemoryCache, i: u32) -> Option<u32> {
+    Some(black_box(i))
+}
+
+/// Cycles through the 1000 keys of W1/W3.
+struct Keys(u32);
+
+impl Keys {
+    fn next(&mut self) -> u32 {
+        self.0 = (self.0 + 1) % 1000;
+        self.0
+    }
+}
+
+struct Expire;
+
+impl moka::Expiry<String, (u64, Instant)> for Expire {
+    fn expire_after_create(
+        &self,
+        _: &String,
+        v: &(u64, Instant),
+        now: Instant,
+    ) -> Option<Duration> {
+        Some(v.1.saturating_duration_since(now))
+    }
+}
+
+fn w3(c: &mut Criterion) {
+    let mut group = c.benchmark_group("W3");
+    let keys: Vec<String> = (0..1000).map(|i| format!("bench:w3:{i}")).collect();
+
+    let moka: moka::sync::Cache<String, (u64, Instant)> =
+        moka::sync::Cache::builder().expire_after(Expire).build();
+    let mut k = Keys(0);
+    group.bench_function("LIMIT moka compute claim+remove", |b| {
+        b.iter(|| {
+            let key = keys[k.next() as usize].as_str();
+            moka.entry_by_ref(key)
+                .and_compute_with(|current| match current {
+                    None => Op::Put((1, Instant::now() + TTL)),
+                    Some(_) => Op::Nop,
+                });
+            moka.entry_by_ref(key)
+                .and_compute_with(|current| match current {
+                    Some(entry) if entry.value().0 == 1 => Op::Remove,
+                    _ => Op::Nop,
+                });
+        })
+    });
+
+    let cache = MemoryCache::new();
+    group.bench_function("Lock, MemoryCache", |b| {
+        b.iter(|| {
+            let guard = Lock::new(keys[k.next() as usize].as_str())
+                .cache(cache.clone())
+                .ttl(TTL)
+                .try_acquire()
+                .expect("free");
+            guard.release().expect("released");
+        })
+    });
+    group.bench_function("Lock, MemoryCache, key format!", |b| {
+        b.iter(|| {
+            let guard = Lock::new(format!("bench:w3:{}", k.next()))
+                .cache(cache.clone())
+                .ttl(TTL)
+                .try_acquire()
+                .expect("free");
+            guard.release().expect("released");
+        })
+    });
+    group.bench_function("#[once], MemoryCache", |b| {
+        b.iter(|| assert!(w3_once(&cache, k.next()).is_some()))
+    });
+    group.finish();
+}
+
+fn w1(c: &mut Criterion) {
+    let server = RedisServer::start();
+    let url = server.url();
+    let client = redis::Client::open(url.as_str()).expect("url");
+    let script = redis::Script::new(RELEASE_SCRIPT);
+    let cache = RedisCache::from_url(&url).expect("url");
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let keys: Vec<String> = (0..1000).map(|i| format!("bench:w1:{i}")).collect();
+    let mut k = Keys(0);
+    let mut group = c.benchmark_group("W1");
+
+    let mut con = client.get_connection().expect("connect");
+    group.bench_function("LIMIT redis-rs sync SET NX PX+EVALSHA", |b| {
+        b.iter(|| {
+            let key = &keys[k.next() as usize];
+            let set: Option<String> = redis::cmd("SET")
+                .arg(key)
+                .arg(RAW_TOKEN)
+                .arg("NX")
+                .arg("PX")
+                .arg(10_000)
+                .query(&mut con)
+                .expect("SET");
+            assert!(set.is_some());
+            let deleted: i64 = script
+                .key(key)
+                .arg(RAW_TOKEN)
+                .invoke(&mut con)
+                .expect("EVALSHA");
+            assert_eq!(deleted, 1);
+        })
+    });
+    group.bench_function("Lock sync, RedisCache", |b| {
+        b.iter(|| {
+            let guard = Lock::new(format!("bench:w1:{}", k.next()))
+                .cache(cache.clone())
+                .ttl(TTL)
+                .try_acquire()
+                .expect("free");
+            guard.release().expect("released");
+        })
+    });
+    group.bench_function("#[once] sync, RedisCache", |b| {
+        b.iter(|| assert!(w1_once(&cache, k.next()).is_some()))
+    });
+
+    let con = rt
+        .block_on(client.get_multiplexed_async_connection())
+        .expect("connect");
+    group.bench_function("LIMIT redis-rs async multiplexed", |b| {
+        b.iter(|| {
+            let mut con = con.clone();
+            let key = &keys[k.next() as usize];
+            rt.block_on(async {
+                let set: Option<String> = redis::cmd("SET")
+                    .arg(key)
+                    .arg(RAW_TOKEN)
+                    .arg("NX")
+                    .arg("PX")
+                    .arg(10_000)
+                    .query_async(&mut con)
+                    .await
+                    .expect("SET");
+                assert!(set.is_some());
+                let deleted: i64 = script
+                    .key(key)
+                    .arg(RAW_TOKEN)
+                    .invoke_async(&mut con)
+                    .await
+                    .expect("EVALSHA");
+                assert_eq!(deleted, 1);
+            })
+        })
+    });
+    group.bench_function("Lock async, RedisCache", |b| {
+        b.iter(|| {
+            rt.block_on(async {
+                let guard = Lock::new(format!("bench:w1:{}", k.next()))
+                    .cache(cache.clone())
+                    .ttl(TTL)
+                    .try_acquire_async()
+                    .await
+                    .expect("free");
+                guard.release().await.expect("released");
+            })
+        })
+    });
+    group.bench_function("#[once] async, RedisCache", |b| {
+        b.iter(|| assert!(rt.block_on(w1_once_async(&cache, k.next())).is_some()))
+    });
+    group.finish();
+    drop(server);
+}
+
+fn config() -> Criterion {
+    // Short: these run on a shared 2-core machine; the example gives the full table.
+    Criterion::default()
+        .warm_up_time(Duration::from_millis(500))
+        .measurement_time(Duration::from_secs(2))
+        .sample_size(30)
+}
+
+criterion_group! {
+    name = benches;
+    config = config();
+    targets = w3, w1
+}
+criterion_main!(benches);
