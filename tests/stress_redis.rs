@@ -420,7 +420,7 @@ fn no_two_holders_overlap_across_processes_with_holders_killed() {
         m
     });
     println!(
-        "stress: {secs} s, {} critical sections {per_key:?}, {} workers killed, {} of them inside a critical section, {freed_again} of those keys taken again after the TTL, {} violations",
+        "stress: {secs} s, {} critical sections {per_key:?}, {} workers killed with SIGKILL, {} holders killed inside a critical section, {freed_again} of their keys taken again after the TTL, {} violations",
         intervals.len(),
         killed.len(),
         killed_inside.len(),
