@@ -140,7 +140,7 @@ fn w3_lock(settings: &Settings) -> Row {
     let cache = MemoryCache::new();
     let row = sequential("cachelock Lock, MemoryCache", "W3", settings, |i| {
         let guard = Lock::new(keys[(i % 1000) as usize].as_str())
-            .cache(&cache)
+            .cache(cache.clone())
             .ttl(TTL)
             .try_acquire()
             .expect("uncontended acquire");

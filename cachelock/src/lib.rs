@@ -43,9 +43,11 @@ mod config;
 mod default_cache;
 mod error;
 mod guard;
+mod lease;
 mod lock;
 mod memory;
 mod noop;
+mod renew;
 pub mod testing;
 mod token;
 
