@@ -36,6 +36,9 @@
 #![deny(missing_docs)]
 #![warn(rust_2018_idioms, unreachable_pub)]
 
+#[doc(hidden)]
+#[path = "private.rs"]
+pub mod __private;
 mod backoff;
 mod basic;
 mod cache;
@@ -64,6 +67,12 @@ pub use guard::{AsyncGuard, Guard};
 pub use lock::Lock;
 pub use memory::MemoryCache;
 pub use noop::NoopCache;
+
+/// Runs a function at most once at a time per formatted key: `#[once(key = "job-<id>")]`.
+///
+/// The options, the key template, what a call returns and the mapping from python-cachelock's
+/// `@once` are documented below.
+pub use cachelock_macros::once;
 
 /// The TTL of a lock unless [`Lock::ttl`] says otherwise: 60 seconds.
 ///

@@ -1,0 +1,8 @@
+use cachelock::once;
+
+#[once(key = "job")]
+const fn job() {}
+
+fn main() {
+    job();
+}

@@ -1,0 +1,8 @@
+use cachelock::once;
+
+#[once(key = job)]
+fn job() {}
+
+fn main() {
+    job();
+}

@@ -1,0 +1,8 @@
+use cachelock::once;
+
+#[once(ttl = "30s")]
+fn job() {}
+
+fn main() {
+    job();
+}

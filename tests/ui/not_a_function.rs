@@ -1,0 +1,8 @@
+use cachelock::once;
+
+#[once(key = "job")]
+struct Job;
+
+fn main() {
+    let _ = Job;
+}

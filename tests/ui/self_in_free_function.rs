@@ -1,0 +1,10 @@
+use cachelock::once;
+
+#[once(key = "job-<self.id>")]
+fn job(id: u32) {
+    let _ = id;
+}
+
+fn main() {
+    job(1);
+}
