@@ -91,9 +91,10 @@ impl fmt::Write for Escaper<'_> {
 
 /// The lock of one call.
 ///
-/// The cache is taken as `&dyn Cache`: the `cache = ...` expression is checked once, here,
-/// and a type that is not a cache gives one error pointing at it.
-pub fn lock(key: String, cache: &dyn Cache, ttl: Duration) -> Lock<&dyn Cache> {
+/// The cache is a `'static` handle (the guard hands it to the shared renewer); the
+/// `cache = ...` expression is cloned into one, and checked once, here, so a type that is
+/// not a cache gives one error pointing at it.
+pub fn lock<C: Cache + Clone + 'static>(key: String, cache: C, ttl: Duration) -> Lock<C> {
     Lock::new(key).ttl(ttl).cache(cache)
 }
 
@@ -108,7 +109,7 @@ pub fn duration(duration: Duration) -> Duration {
 /// # Errors
 ///
 /// [`Error::Locked`] if the key stays held, or any failure of the cache.
-pub fn acquire<C: Cache + Clone>(lock: &Lock<C>, wait: Duration) -> Result<Guard<C>, Error> {
+pub fn acquire<C: Cache + Clone + 'static>(lock: &Lock<C>, wait: Duration) -> Result<Guard<C>, Error> {
     if wait.is_zero() {
         lock.try_acquire()
     } else {
@@ -121,7 +122,7 @@ pub fn acquire<C: Cache + Clone>(lock: &Lock<C>, wait: Duration) -> Result<Guard
 /// # Errors
 ///
 /// As [`acquire`].
-pub async fn acquire_async<C: Cache + Clone>(
+pub async fn acquire_async<C: Cache + Clone + 'static>(
     lock: &Lock<C>,
     wait: Duration,
 ) -> Result<AsyncGuard<C>, Error> {
