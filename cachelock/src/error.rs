@@ -104,6 +104,34 @@ impl Error {
     pub fn is_backend(&self) -> bool {
         matches!(self, Error::Backend { .. })
     }
+
+    /// `true` if the cache failed because it did not answer in time: a backend error with an
+    /// I/O timeout (`TimedOut`, or `WouldBlock` from a socket read timeout) anywhere in its
+    /// source chain.
+    pub fn is_timeout(&self) -> bool {
+        let Error::Backend { source, .. } = self else {
+            return false;
+        };
+        let mut next: Option<&(dyn std::error::Error + 'static)> = Some(&**source);
+        while let Some(error) = next {
+            if let Some(io) = error.downcast_ref::<std::io::Error>() {
+                if matches!(
+                    io.kind(),
+                    std::io::ErrorKind::TimedOut | std::io::ErrorKind::WouldBlock
+                ) {
+                    return true;
+                }
+            }
+            #[cfg(feature = "redis")]
+            if let Some(redis) = error.downcast_ref::<::redis::RedisError>() {
+                if redis.is_timeout() {
+                    return true;
+                }
+            }
+            next = error.source();
+        }
+        false
+    }
 }
 
 /// Checks that a TTL is usable: non-zero and at most [`crate::MAX_TTL`].

@@ -32,6 +32,9 @@
 //!   [`NoopCache`] (grants everything, for tests).
 //! - [`set_default_cache`] and [`set_key_prefix`]: process-wide settings, set once.
 //! - [`testing`]: the conformance suite every backend passes; run it on your own cache.
+//! - `cachelock::redis` (cargo feature `redis`, TLS with `redis-tls`): `RedisCache` and
+//!   `RedisClusterCache`, atomic locks across processes and machines in two round trips per
+//!   acquire + release.
 //! - [`Error`]: one error type; every message names the key.
 #![deny(missing_docs)]
 #![warn(rust_2018_idioms, unreachable_pub)]
@@ -50,6 +53,8 @@ mod lease;
 mod lock;
 mod memory;
 mod noop;
+#[cfg(feature = "redis")]
+pub mod redis;
 mod renew;
 pub mod testing;
 mod token;

@@ -1,0 +1,206 @@
+//! [`RedisClusterCache`]: Redis Cluster, sync and async.
+
+use std::time::Duration;
+
+use redis::cluster::{ClusterClient, ClusterConfig};
+use redis::{IntoConnectionInfo, RedisResult};
+
+use super::config::{redact_url, ConfigError, Settings};
+use super::core::{forward_to_core, Backend, Core};
+
+/// How many times the cluster client retries a command that hit a moved slot or a node
+/// that is failing over, before the error reaches the caller.
+const CLUSTER_RETRIES: u32 = 3;
+
+pub(crate) struct Cluster {
+    client: ClusterClient,
+}
+
+impl Backend for Cluster {
+    type Sync = redis::cluster::ClusterConnection;
+    type Async = redis::cluster_async::ClusterConnection;
+
+    fn connect(&self, _settings: &Settings) -> RedisResult<Self::Sync> {
+        // The client carries the timeouts (see `build`).
+        self.client.get_connection()
+    }
+
+    fn connect_async(&self, settings: &Settings) -> RedisResult<Self::Async> {
+        let config = ClusterConfig::new()
+            .set_connection_timeout(settings.connect_timeout)
+            .set_response_timeout(settings.response_timeout);
+        Ok(self.client.get_pending_async_connection_with_config(config))
+    }
+}
+
+/// A [`Cache`](crate::Cache) on a Redis Cluster, for sync and async code alike.
+///
+/// Every lock operation touches exactly one key (`SET NX PX`, and scripts given only
+/// `KEYS[1]`), so it runs on whichever node owns the key's slot; locks on many keys spread
+/// over the whole cluster. Slot moves and fail-overs are followed by the redis crate's
+/// cluster client (`MOVED`/`ASK` redirections, topology refresh).
+///
+/// ```no_run
+/// use cachelock::redis::RedisClusterCache;
+/// use cachelock::Lock;
+///
+/// let cache = RedisClusterCache::from_urls([
+///     "redis://redis-a.example:7000",
+///     "redis://redis-b.example:7000",
+///     "redis://redis-c.example:7000",
+/// ])?;
+/// let guard = Lock::new("nightly-report").cache(cache.clone()).try_acquire()?;
+/// guard.release()?;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+///
+/// The settings, timeouts and fault behaviour are those of
+/// [`RedisCache`](super::RedisCache); the sync side pools whole cluster connections (one
+/// socket per node each), the async side keeps one cluster connection per tokio runtime.
+///
+/// A lock on Redis Cluster is as strong as the node that holds its slot: with asynchronous
+/// replication, a primary that fails right after granting a lock may hand over to a replica
+/// that never saw it. Size TTLs and fail-over times with that in mind.
+#[derive(Clone)]
+pub struct RedisClusterCache {
+    core: Core<Cluster>,
+}
+
+forward_to_core!(RedisClusterCache);
+
+impl RedisClusterCache {
+    /// A cache on the cluster reachable through `urls` (any subset of its nodes), with the
+    /// default settings.
+    pub fn from_urls<I, S>(urls: I) -> Result<RedisClusterCache, ConfigError>
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<str>,
+    {
+        RedisClusterCache::builder(urls).build()
+    }
+
+    /// A builder for a cache on the cluster reachable through `urls`.
+    pub fn builder<I, S>(urls: I) -> RedisClusterCacheBuilder
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<str>,
+    {
+        super::prepare_tls();
+        let mut targets = Vec::new();
+        let mut nodes = Ok(Vec::new());
+        for url in urls {
+            let url = url.as_ref();
+            targets.push(redact_url(url));
+            match (url.into_connection_info(), &mut nodes) {
+                (Ok(info), Ok(nodes)) => nodes.push(info),
+                (Err(error), Ok(_)) => nodes = Err(ConfigError::url(url, &error)),
+                (_, Err(_)) => {}
+            }
+        }
+        if matches!(&nodes, Ok(nodes) if nodes.is_empty()) {
+            nodes = Err(ConfigError::new(
+                "a Redis Cluster needs at least one node URL",
+            ));
+        }
+        RedisClusterCacheBuilder {
+            nodes,
+            target: targets.join(", "),
+            settings: Settings::default(),
+        }
+    }
+
+    /// A cache on a [`ClusterClient`] you already have, with its own timeouts for the sync
+    /// side; the async side and the per-operation bounds use the default settings.
+    pub fn from_client(client: ClusterClient) -> RedisClusterCache {
+        super::prepare_tls();
+        RedisClusterCache {
+            core: Core::new(
+                Cluster { client },
+                Settings::default(),
+                "redis cluster (from a ClusterClient)".to_owned(),
+            ),
+        }
+    }
+
+    /// How many idle sync cluster connections the pool holds right now.
+    pub fn idle_connections(&self) -> usize {
+        self.core.idle_connections()
+    }
+}
+
+impl std::fmt::Debug for RedisClusterCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let settings = self.core.settings();
+        f.debug_struct("RedisClusterCache")
+            .field("nodes", &self.core.target())
+            .field("connect_timeout", &settings.connect_timeout)
+            .field("response_timeout", &settings.response_timeout)
+            .field("key_prefix", &settings.key_prefix)
+            .field("idle_connections", &self.core.idle_connections())
+            .finish()
+    }
+}
+
+/// Settings for a [`RedisClusterCache`]; made by [`RedisClusterCache::builder`].
+///
+/// The same settings and defaults as [`RedisCacheBuilder`](super::RedisCacheBuilder).
+#[must_use = "a builder does nothing until `build` is called"]
+pub struct RedisClusterCacheBuilder {
+    nodes: Result<Vec<redis::ConnectionInfo>, ConfigError>,
+    target: String,
+    settings: Settings,
+}
+
+impl RedisClusterCacheBuilder {
+    /// How long opening a connection to one node may take.
+    pub fn connect_timeout(mut self, timeout: Duration) -> Self {
+        self.settings.connect_timeout = timeout;
+        self
+    }
+
+    /// How long one command may wait for its reply (`claim` and `extend` also never wait
+    /// longer than the lock's TTL).
+    pub fn response_timeout(mut self, timeout: Duration) -> Self {
+        self.settings.response_timeout = timeout;
+        self
+    }
+
+    /// How many idle cluster connections the sync pool keeps between commands.
+    pub fn max_idle_connections(mut self, max: usize) -> Self {
+        self.settings.max_idle = max;
+        self
+    }
+
+    /// Puts `prefix` in front of every key this cache sends to Redis.
+    pub fn key_prefix(mut self, prefix: impl Into<String>) -> Self {
+        self.settings.key_prefix = prefix.into();
+        self
+    }
+
+    /// Builds the cache. Connects nothing yet: the first operation does.
+    pub fn build(self) -> Result<RedisClusterCache, ConfigError> {
+        self.settings.check()?;
+        let nodes = self.nodes?;
+        let client = ClusterClient::builder(nodes)
+            .connection_timeout(self.settings.connect_timeout)
+            .response_timeout(self.settings.response_timeout)
+            .retries(CLUSTER_RETRIES)
+            .build()
+            .map_err(|e| ConfigError::cluster(&self.target, &e))?;
+        Ok(RedisClusterCache {
+            core: Core::new(Cluster { client }, self.settings, self.target),
+        })
+    }
+}
+
+impl std::fmt::Debug for RedisClusterCacheBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedisClusterCacheBuilder")
+            .field("nodes", &self.target)
+            .field("connect_timeout", &self.settings.connect_timeout)
+            .field("response_timeout", &self.settings.response_timeout)
+            .field("max_idle_connections", &self.settings.max_idle)
+            .field("key_prefix", &self.settings.key_prefix)
+            .finish()
+    }
+}

@@ -1,0 +1,369 @@
+//! What the standalone and the cluster cache share: running an operation, sync or async,
+//! with timeouts and one retry on a dead connection, and the [`Cache`] implementation.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use redis::{aio, RedisError, RedisResult};
+
+use super::config::Settings;
+use super::ops::{self, Op, Reply};
+use super::pool::{is_dead_connection, Pool, SyncConnection};
+use super::runtime::PerRuntime;
+use crate::cache::{BoxFuture, Cache, CacheResult};
+use crate::error::BoxError;
+
+/// How a backend opens its connections.
+pub(crate) trait Backend: Send + Sync + 'static {
+    /// A sync connection, pooled.
+    type Sync: SyncConnection;
+    /// An async connection that reconnects by itself; cheap to clone, one per runtime.
+    type Async: aio::ConnectionLike + Clone + Send + Sync + 'static;
+
+    /// Opens a sync connection, within the connect timeout.
+    fn connect(&self, settings: &Settings) -> RedisResult<Self::Sync>;
+
+    /// Makes the async connection of the current runtime; it connects on first use.
+    fn connect_async(&self, settings: &Settings) -> RedisResult<Self::Async>;
+}
+
+struct Inner<B: Backend> {
+    backend: B,
+    settings: Settings,
+    /// Where it connects, credentials redacted (for `Debug`).
+    target: String,
+    pool: Pool<B::Sync>,
+    async_cons: PerRuntime<B::Async>,
+}
+
+/// A backend with its settings, pool and async connections; clones share them.
+pub(crate) struct Core<B: Backend> {
+    inner: Arc<Inner<B>>,
+}
+
+impl<B: Backend> Clone for Core<B> {
+    fn clone(&self) -> Self {
+        Core {
+            inner: Arc::clone(&self.inner),
+        }
+    }
+}
+
+fn timed_out(op: Op<'_>, after: Duration) -> BoxError {
+    Box::new(std::io::Error::new(
+        std::io::ErrorKind::TimedOut,
+        format!("Redis {} timed out after {after:?}", op.name()),
+    ))
+}
+
+fn unexpected(op: Op<'_>, reply: Reply) -> BoxError {
+    format!("unexpected reply to Redis {}: {reply:?}", op.name()).into()
+}
+
+fn boxed(error: RedisError) -> BoxError {
+    Box::new(error)
+}
+
+impl<B: Backend> Core<B> {
+    pub(crate) fn new(backend: B, settings: Settings, target: String) -> Self {
+        Core {
+            inner: Arc::new(Inner {
+                pool: Pool::new(settings.max_idle),
+                async_cons: PerRuntime::new(),
+                backend,
+                settings,
+                target,
+            }),
+        }
+    }
+
+    pub(crate) fn settings(&self) -> &Settings {
+        &self.inner.settings
+    }
+
+    pub(crate) fn target(&self) -> &str {
+        &self.inner.target
+    }
+
+    pub(crate) fn idle_connections(&self) -> usize {
+        self.inner.pool.idle_count()
+    }
+
+    fn run(&self, op: Op<'_>) -> CacheResult<Reply> {
+        let inner = &*self.inner;
+        let key = inner.settings.key(op.key());
+        let op = op.with_key(&key);
+        let timeout = inner.settings.reply_timeout(op.lock_ttl());
+        inner
+            .pool
+            .run(
+                || inner.backend.connect(&inner.settings),
+                timeout,
+                |con| ops::exec(con, op),
+            )
+            .map_err(boxed)
+    }
+
+    fn async_con(&self) -> RedisResult<B::Async> {
+        let inner = &*self.inner;
+        inner
+            .async_cons
+            .get(|| inner.backend.connect_async(&inner.settings))
+    }
+
+    async fn run_async(&self, op: Op<'_>) -> CacheResult<Reply> {
+        let settings = &self.inner.settings;
+        let key = settings.key(op.key());
+        let op = op.with_key(&key);
+        let limit = settings.operation_timeout(op.lock_ttl());
+        let attempt = async {
+            let mut con = self.async_con()?;
+            match ops::exec_async(&mut con, op).await {
+                // The connection was found dead (the server restarted): the async connection
+                // reconnects by itself; the command never reached a server, so send it again.
+                Err(error) if is_dead_connection(&error) => {
+                    tracing::debug!(%error, "Redis connection is dead; retrying once");
+                    let mut con = self.async_con()?;
+                    ops::exec_async(&mut con, op).await
+                }
+                outcome => outcome,
+            }
+        };
+        match tokio::time::timeout(limit, attempt).await {
+            Ok(outcome) => outcome.map_err(boxed),
+            Err(_) => Err(timed_out(op, limit)),
+        }
+    }
+
+    fn flag(op: Op<'_>, reply: CacheResult<Reply>) -> CacheResult<bool> {
+        match reply? {
+            Reply::Flag(flag) => Ok(flag),
+            other => Err(unexpected(op, other)),
+        }
+    }
+}
+
+/// Logs the outcome of a release nobody waits for.
+fn log_release(key: &str, outcome: CacheResult<bool>) {
+    match outcome {
+        Ok(true) => tracing::debug!(key, "lock released"),
+        Ok(false) => tracing::warn!(
+            key,
+            "lock was lost before release: TTL ran out or another owner took it"
+        ),
+        Err(error) => tracing::error!(
+            key,
+            error = %error,
+            "releasing lock failed; it stays until its TTL runs out"
+        ),
+    }
+}
+
+impl<B: Backend> Cache for Core<B> {
+    fn get(&self, key: &str) -> CacheResult<Option<String>> {
+        let op = Op::Get(key);
+        match self.run(op)? {
+            Reply::Value(value) => Ok(value),
+            other => Err(unexpected(op, other)),
+        }
+    }
+
+    fn set(&self, key: &str, value: &str, ttl: Option<Duration>) -> CacheResult<()> {
+        self.run(Op::Set(key, value, ttl)).map(drop)
+    }
+
+    fn delete(&self, key: &str) -> CacheResult<()> {
+        self.run(Op::Delete(key)).map(drop)
+    }
+
+    fn claim(&self, key: &str, token: &str, ttl: Duration) -> CacheResult<bool> {
+        let op = Op::Claim(key, token, ttl);
+        Self::flag(op, self.run(op))
+    }
+
+    fn release(&self, key: &str, token: &str) -> CacheResult<bool> {
+        let op = Op::Release(key, token);
+        Self::flag(op, self.run(op))
+    }
+
+    fn extend(&self, key: &str, token: &str, ttl: Duration) -> CacheResult<bool> {
+        let op = Op::Extend(key, token, ttl);
+        Self::flag(op, self.run(op))
+    }
+
+    /// Never blocks: inside a tokio runtime the release is spawned on it; elsewhere it runs
+    /// on a short-lived background thread. The outcome is logged through `tracing`.
+    fn release_detached(&self, key: &str, token: &str) {
+        let core = self.clone();
+        let (key, token) = (key.to_owned(), token.to_owned());
+        match tokio::runtime::Handle::try_current() {
+            Ok(handle) => {
+                handle.spawn(async move {
+                    let outcome = core.release_async(&key, &token).await;
+                    log_release(&key, outcome);
+                });
+            }
+            Err(_) => {
+                let spawned = std::thread::Builder::new()
+                    .name("cachelock-release".to_owned())
+                    .spawn(move || {
+                        let outcome = core.release(&key, &token);
+                        log_release(&key, outcome);
+                    });
+                if let Err(error) = spawned {
+                    tracing::error!(
+                        %error,
+                        "cannot start a thread to release a lock; it stays until its TTL runs out"
+                    );
+                }
+            }
+        }
+    }
+
+    fn get_async<'a>(&'a self, key: &'a str) -> BoxFuture<'a, CacheResult<Option<String>>> {
+        Box::pin(async move {
+            let op = Op::Get(key);
+            match self.run_async(op).await? {
+                Reply::Value(value) => Ok(value),
+                other => Err(unexpected(op, other)),
+            }
+        })
+    }
+
+    fn set_async<'a>(
+        &'a self,
+        key: &'a str,
+        value: &'a str,
+        ttl: Option<Duration>,
+    ) -> BoxFuture<'a, CacheResult<()>> {
+        Box::pin(async move { self.run_async(Op::Set(key, value, ttl)).await.map(drop) })
+    }
+
+    fn delete_async<'a>(&'a self, key: &'a str) -> BoxFuture<'a, CacheResult<()>> {
+        Box::pin(async move { self.run_async(Op::Delete(key)).await.map(drop) })
+    }
+
+    fn claim_async<'a>(
+        &'a self,
+        key: &'a str,
+        token: &'a str,
+        ttl: Duration,
+    ) -> BoxFuture<'a, CacheResult<bool>> {
+        Box::pin(async move {
+            let op = Op::Claim(key, token, ttl);
+            Self::flag(op, self.run_async(op).await)
+        })
+    }
+
+    fn release_async<'a>(
+        &'a self,
+        key: &'a str,
+        token: &'a str,
+    ) -> BoxFuture<'a, CacheResult<bool>> {
+        Box::pin(async move {
+            let op = Op::Release(key, token);
+            Self::flag(op, self.run_async(op).await)
+        })
+    }
+
+    fn extend_async<'a>(
+        &'a self,
+        key: &'a str,
+        token: &'a str,
+        ttl: Duration,
+    ) -> BoxFuture<'a, CacheResult<bool>> {
+        Box::pin(async move {
+            let op = Op::Extend(key, token, ttl);
+            Self::flag(op, self.run_async(op).await)
+        })
+    }
+}
+
+/// Implements [`Cache`] for a public wrapper by forwarding every method to its `core`.
+macro_rules! forward_to_core {
+    ($ty:ty) => {
+        impl $crate::cache::Cache for $ty {
+            fn get(&self, key: &str) -> $crate::cache::CacheResult<Option<String>> {
+                self.core.get(key)
+            }
+            fn set(
+                &self,
+                key: &str,
+                value: &str,
+                ttl: Option<std::time::Duration>,
+            ) -> $crate::cache::CacheResult<()> {
+                self.core.set(key, value, ttl)
+            }
+            fn delete(&self, key: &str) -> $crate::cache::CacheResult<()> {
+                self.core.delete(key)
+            }
+            fn claim(
+                &self,
+                key: &str,
+                token: &str,
+                ttl: std::time::Duration,
+            ) -> $crate::cache::CacheResult<bool> {
+                self.core.claim(key, token, ttl)
+            }
+            fn release(&self, key: &str, token: &str) -> $crate::cache::CacheResult<bool> {
+                self.core.release(key, token)
+            }
+            fn extend(
+                &self,
+                key: &str,
+                token: &str,
+                ttl: std::time::Duration,
+            ) -> $crate::cache::CacheResult<bool> {
+                self.core.extend(key, token, ttl)
+            }
+            fn release_detached(&self, key: &str, token: &str) {
+                self.core.release_detached(key, token)
+            }
+            fn get_async<'a>(
+                &'a self,
+                key: &'a str,
+            ) -> $crate::cache::BoxFuture<'a, $crate::cache::CacheResult<Option<String>>> {
+                self.core.get_async(key)
+            }
+            fn set_async<'a>(
+                &'a self,
+                key: &'a str,
+                value: &'a str,
+                ttl: Option<std::time::Duration>,
+            ) -> $crate::cache::BoxFuture<'a, $crate::cache::CacheResult<()>> {
+                self.core.set_async(key, value, ttl)
+            }
+            fn delete_async<'a>(
+                &'a self,
+                key: &'a str,
+            ) -> $crate::cache::BoxFuture<'a, $crate::cache::CacheResult<()>> {
+                self.core.delete_async(key)
+            }
+            fn claim_async<'a>(
+                &'a self,
+                key: &'a str,
+                token: &'a str,
+                ttl: std::time::Duration,
+            ) -> $crate::cache::BoxFuture<'a, $crate::cache::CacheResult<bool>> {
+                self.core.claim_async(key, token, ttl)
+            }
+            fn release_async<'a>(
+                &'a self,
+                key: &'a str,
+                token: &'a str,
+            ) -> $crate::cache::BoxFuture<'a, $crate::cache::CacheResult<bool>> {
+                self.core.release_async(key, token)
+            }
+            fn extend_async<'a>(
+                &'a self,
+                key: &'a str,
+                token: &'a str,
+                ttl: std::time::Duration,
+            ) -> $crate::cache::BoxFuture<'a, $crate::cache::CacheResult<bool>> {
+                self.core.extend_async(key, token, ttl)
+            }
+        }
+    };
+}
+
+pub(crate) use forward_to_core;

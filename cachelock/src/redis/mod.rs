@@ -1,0 +1,84 @@
+//! The Redis and Redis Cluster backends (cargo feature `redis`; TLS with `redis-tls`).
+//!
+//! [`RedisCache`] serves one server, [`RedisClusterCache`] a Redis Cluster; each serves sync
+//! and async code alike, and is a [`Cache`](crate::Cache) to hand to
+//! [`Lock::cache`](crate::Lock::cache) or [`set_default_cache`](crate::set_default_cache).
+//!
+//! ```no_run
+//! use cachelock::redis::RedisCache;
+//! use cachelock::{set_default_cache, Lock};
+//!
+//! set_default_cache(RedisCache::from_url("redis://127.0.0.1:6379")?)?;
+//! // Every Lock (and `#[once]`) now coordinates through Redis, across processes and hosts.
+//! let guard = Lock::new("nightly-report").try_acquire()?;
+//! guard.release()?;
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! # Connecting
+//!
+//! | URL | |
+//! |---|---|
+//! | `redis://host:6379/0` | TCP, database 0 |
+//! | `redis://:password@host` | `AUTH password` (the `default` user) |
+//! | `redis://user:password@host` | ACL user (`AUTH user password`, Redis 6+) |
+//! | `rediss://host:6380` | TLS through rustls, platform root certificates (feature `redis-tls`) |
+//! | `redis+unix:///run/redis.sock?db=1&user=u&pass=p` | a Unix socket |
+//!
+//! Or hand over a [`redis::Client`] / [`redis::cluster::ClusterClient`] built your way
+//! (`from_client`). Passwords never appear in `Debug` output, error messages or logs: URLs
+//! are shown as `redis://user:***@host`.
+//!
+//! # Cost: two round trips per lock
+//!
+//! | operation | command |
+//! |---|---|
+//! | claim | `SET key token NX PX ttl` |
+//! | release | `EVALSHA` of a compare-and-delete script (`GET`, then `DEL` if it holds the token) |
+//! | extend | `EVALSHA` of a compare-and-`PEXPIRE` script |
+//! | get / set / delete | `GET` / `SET [PX]` / `DEL` |
+//!
+//! An uncontended acquire + release is two commands, one round trip each: the minimum for a
+//! lock with an owner check. A refused attempt is one. The scripts are loaded on first use
+//! (`NOSCRIPT` → `SCRIPT LOAD`, once per server) and touch only their one key, so they run
+//! on Redis Cluster.
+//!
+//! # Faults
+//!
+//! | what happens | what you get |
+//! |---|---|
+//! | server down or unreachable | [`Error::Backend`](crate::Error::Backend), after at most the connect timeout (sync) or connect + response timeouts (async) |
+//! | server slow or paused | [`Error::Backend`](crate::Error::Backend) with [`is_timeout`](crate::Error::is_timeout) true, after the response timeout (never more than the TTL for claim and extend) |
+//! | server restarted | nothing: a dead connection is replaced and the command sent once more (it never reached a server) |
+//! | server gone while a lock is held | `release` returns [`Error::Backend`](crate::Error::Backend); a guard's `Drop` logs it and never hangs; the key expires with its TTL (a fresh server has no key anyway) |
+//! | another value or type at the key | claim is refused ([`Error::Locked`](crate::Error::Locked)); release and extend touch nothing ([`Error::LockLost`](crate::Error::LockLost)) |
+//!
+//! Nothing here panics on a failure. A cache value survives every fault: no need to rebuild
+//! it after an outage.
+
+mod cluster;
+mod config;
+mod core;
+mod ops;
+mod pool;
+mod runtime;
+mod scripts;
+mod standalone;
+
+pub use cluster::{RedisClusterCache, RedisClusterCacheBuilder};
+pub use config::{
+    redact_url, ConfigError, DEFAULT_CONNECT_TIMEOUT, DEFAULT_MAX_IDLE_CONNECTIONS,
+    DEFAULT_RESPONSE_TIMEOUT,
+};
+pub use standalone::{RedisCache, RedisCacheBuilder};
+
+/// Makes sure rustls has a crypto provider (ring) before a TLS connection needs one.
+///
+/// rustls refuses to pick one by itself when none or several are compiled in; installing
+/// ours is a no-op when the application already installed its own.
+fn prepare_tls() {
+    #[cfg(feature = "redis-tls")]
+    {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+    }
+}

@@ -1,0 +1,219 @@
+//! [`RedisCache`]: one Redis server (or a primary behind a proxy), sync and async.
+
+use std::time::Duration;
+
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::RedisResult;
+
+use super::config::{describe, redact_url, ConfigError, Settings};
+use super::core::{forward_to_core, Backend, Core};
+
+pub(crate) struct Standalone {
+    client: redis::Client,
+}
+
+impl Backend for Standalone {
+    type Sync = redis::Connection;
+    type Async = ConnectionManager;
+
+    fn connect(&self, settings: &Settings) -> RedisResult<redis::Connection> {
+        self.client
+            .get_connection_with_timeout(settings.connect_timeout)
+    }
+
+    fn connect_async(&self, settings: &Settings) -> RedisResult<ConnectionManager> {
+        // One reconnect attempt per failure, quickly: the operation's own timeout bounds the
+        // wait, and a lock attempt is better refused fast than late.
+        let config = ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(settings.connect_timeout))
+            .set_response_timeout(Some(settings.response_timeout))
+            .set_number_of_retries(1)
+            .set_max_delay(Duration::from_millis(100));
+        ConnectionManager::new_lazy_with_config(self.client.clone(), config)
+    }
+}
+
+/// A [`Cache`](crate::Cache) on one Redis server, for sync and async code alike.
+///
+/// ```no_run
+/// use cachelock::redis::RedisCache;
+/// use cachelock::Lock;
+///
+/// let cache = RedisCache::from_url("redis://127.0.0.1:6379/0")?;
+/// let guard = Lock::new("nightly-report").cache(cache.clone()).try_acquire()?;
+/// // ... the work; any process using the same Redis is refused meanwhile ...
+/// guard.release()?;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+///
+/// # Connecting
+///
+/// From a URL ([`from_url`](RedisCache::from_url), [`builder`](RedisCache::builder)):
+/// `redis://[user[:password]@]host[:port][/db]`, `rediss://...` for TLS (cargo feature
+/// `redis-tls`), `redis+unix:///path/to/socket[?db=N&user=U&pass=P]`. Or from a
+/// [`redis::Client`] you already have ([`from_client`](RedisCache::from_client)). Nothing
+/// is connected until the first operation, so building never fails on a server that is down.
+///
+/// # Sync and async
+///
+/// - Sync methods use a pool: each thread takes an idle connection (or opens one), so
+///   threads never queue behind each other; up to
+///   [`max_idle_connections`](RedisCacheBuilder::max_idle_connections) are kept.
+/// - Async methods use the redis crate's `ConnectionManager`, one per tokio runtime: a
+///   multiplexed connection that reconnects by itself after the server went away (a bare
+///   multiplexed connection never recovers, redis-rs issue 1190). No runtime thread ever
+///   blocks. The runtime must have its timer enabled (`enable_all`, or `#[tokio::main]`).
+/// - An [`AsyncGuard`](crate::AsyncGuard) dropped without `release().await` releases in the
+///   background: spawned on the current runtime, or on a short-lived thread outside one.
+///
+/// Clones are cheap and share the pool and connections.
+///
+/// # Faults
+///
+/// Every operation is bounded: opening a connection by the connect timeout, a reply by the
+/// response timeout, and `claim`/`extend` never by more than the lock's TTL. A timeout is
+/// an error for which [`Error::is_timeout`](crate::Error::is_timeout) is true. A connection
+/// found dead (the server restarted) is replaced and the command sent once more, so the
+/// first operation after a restart succeeds on the same cache value. See the
+/// [module docs](crate::redis) for the rest.
+#[derive(Clone)]
+pub struct RedisCache {
+    core: Core<Standalone>,
+}
+
+forward_to_core!(RedisCache);
+
+impl RedisCache {
+    /// A cache on the server at `url`, with the default settings.
+    ///
+    /// Fails only if the URL does not parse (or names a scheme whose feature is off); the
+    /// error shows the URL with its password redacted.
+    pub fn from_url(url: &str) -> Result<RedisCache, ConfigError> {
+        RedisCache::builder(url).build()
+    }
+
+    /// A builder for a cache on the server at `url`, to change the settings.
+    ///
+    /// ```no_run
+    /// use std::time::Duration;
+    /// use cachelock::redis::RedisCache;
+    ///
+    /// let cache = RedisCache::builder("redis://:secret@redis.example:6379/2")
+    ///     .connect_timeout(Duration::from_millis(500))
+    ///     .response_timeout(Duration::from_millis(250))
+    ///     .build()?;
+    /// # Ok::<(), cachelock::redis::ConfigError>(())
+    /// ```
+    pub fn builder(url: &str) -> RedisCacheBuilder {
+        super::prepare_tls();
+        let client = redis::Client::open(url).map_err(|e| ConfigError::url(url, &e));
+        RedisCacheBuilder {
+            target: redact_url(url),
+            client,
+            settings: Settings::default(),
+        }
+    }
+
+    /// A cache on a [`redis::Client`] you already have, with the default settings.
+    pub fn from_client(client: redis::Client) -> RedisCache {
+        super::prepare_tls();
+        let target = describe(client.get_connection_info());
+        RedisCache {
+            core: Core::new(Standalone { client }, Settings::default(), target),
+        }
+    }
+
+    /// A builder for a cache on a [`redis::Client`] you already have.
+    pub fn builder_from_client(client: redis::Client) -> RedisCacheBuilder {
+        super::prepare_tls();
+        RedisCacheBuilder {
+            target: describe(client.get_connection_info()),
+            client: Ok(client),
+            settings: Settings::default(),
+        }
+    }
+
+    /// How many idle sync connections the pool holds right now.
+    pub fn idle_connections(&self) -> usize {
+        self.core.idle_connections()
+    }
+}
+
+impl std::fmt::Debug for RedisCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let settings = self.core.settings();
+        f.debug_struct("RedisCache")
+            .field("target", &self.core.target())
+            .field("connect_timeout", &settings.connect_timeout)
+            .field("response_timeout", &settings.response_timeout)
+            .field("key_prefix", &settings.key_prefix)
+            .field("idle_connections", &self.core.idle_connections())
+            .finish()
+    }
+}
+
+/// Settings for a [`RedisCache`]; made by [`RedisCache::builder`].
+///
+/// | setting | default |
+/// |---|---|
+/// | [`connect_timeout`](RedisCacheBuilder::connect_timeout) | [`DEFAULT_CONNECT_TIMEOUT`](super::DEFAULT_CONNECT_TIMEOUT) (2 s) |
+/// | [`response_timeout`](RedisCacheBuilder::response_timeout) | [`DEFAULT_RESPONSE_TIMEOUT`](super::DEFAULT_RESPONSE_TIMEOUT) (2 s), and never more than a lock's TTL |
+/// | [`max_idle_connections`](RedisCacheBuilder::max_idle_connections) | [`DEFAULT_MAX_IDLE_CONNECTIONS`](super::DEFAULT_MAX_IDLE_CONNECTIONS) (16) |
+/// | [`key_prefix`](RedisCacheBuilder::key_prefix) | none (a [`Lock`](crate::Lock) already puts `cachelock:` in front) |
+#[must_use = "a builder does nothing until `build` is called"]
+pub struct RedisCacheBuilder {
+    client: Result<redis::Client, ConfigError>,
+    target: String,
+    settings: Settings,
+}
+
+impl RedisCacheBuilder {
+    /// How long opening a connection may take: TCP connect, TLS, `AUTH`, `SELECT`.
+    pub fn connect_timeout(mut self, timeout: Duration) -> Self {
+        self.settings.connect_timeout = timeout;
+        self
+    }
+
+    /// How long one command may wait for its reply (`claim` and `extend` also never wait
+    /// longer than the lock's TTL).
+    pub fn response_timeout(mut self, timeout: Duration) -> Self {
+        self.settings.response_timeout = timeout;
+        self
+    }
+
+    /// How many idle connections the sync pool keeps between commands.
+    pub fn max_idle_connections(mut self, max: usize) -> Self {
+        self.settings.max_idle = max;
+        self
+    }
+
+    /// Puts `prefix` in front of every key this cache sends to Redis, to share one server
+    /// between applications. It comes before a [`Lock`](crate::Lock)'s own prefix.
+    pub fn key_prefix(mut self, prefix: impl Into<String>) -> Self {
+        self.settings.key_prefix = prefix.into();
+        self
+    }
+
+    /// Builds the cache. Connects nothing yet: the first operation does.
+    ///
+    /// Fails if the URL did not parse or a timeout is zero.
+    pub fn build(self) -> Result<RedisCache, ConfigError> {
+        self.settings.check()?;
+        let client = self.client?;
+        Ok(RedisCache {
+            core: Core::new(Standalone { client }, self.settings, self.target),
+        })
+    }
+}
+
+impl std::fmt::Debug for RedisCacheBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedisCacheBuilder")
+            .field("target", &self.target)
+            .field("connect_timeout", &self.settings.connect_timeout)
+            .field("response_timeout", &self.settings.response_timeout)
+            .field("max_idle_connections", &self.settings.max_idle)
+            .field("key_prefix", &self.settings.key_prefix)
+            .finish()
+    }
+}

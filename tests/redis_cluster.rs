@@ -1,0 +1,99 @@
+//! Redis Cluster: the conformance suite, and locks on keys spread over every node.
+#![cfg(feature = "redis")]
+
+use std::time::Duration;
+
+use cachelock::redis::RedisClusterCache;
+use cachelock::testing::{conformance, conformance_async};
+use cachelock::{Cache, Lock};
+use cachelock_testkit::RedisCluster;
+
+fn cache(cluster: &RedisCluster) -> RedisClusterCache {
+    RedisClusterCache::from_urls(cluster.urls()).expect("valid urls")
+}
+
+/// How many keys each node holds.
+fn keys_per_node(cluster: &RedisCluster) -> Vec<i64> {
+    cluster
+        .urls()
+        .iter()
+        .map(|url| {
+            let mut con = redis::Client::open(url.as_str())
+                .and_then(|c| c.get_connection())
+                .expect("connect to a node");
+            redis::cmd("DBSIZE").query(&mut con).expect("DBSIZE")
+        })
+        .collect()
+}
+
+#[test]
+fn sync_cluster_passes_the_conformance_suite() {
+    let cluster = RedisCluster::start();
+    conformance(cache(&cluster)).expect("sync cluster conforms");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn async_cluster_passes_the_conformance_suite() {
+    let cluster = RedisCluster::start();
+    conformance_async(cache(&cluster))
+        .await
+        .expect("async cluster conforms");
+}
+
+#[test]
+fn locks_on_many_slots_spread_over_every_node() {
+    let cluster = RedisCluster::start();
+    let cache = cache(&cluster);
+    let locks: Vec<_> = (0..300)
+        .map(|i| {
+            Lock::new(format!("slot-spread-{i}"))
+                .cache(cache.clone())
+                .ttl(Duration::from_secs(30))
+        })
+        .collect();
+    let guards: Vec<_> = locks
+        .iter()
+        .map(|lock| lock.try_acquire().expect("every key is free"))
+        .collect();
+    for lock in &locks {
+        assert!(lock.try_acquire().expect_err("held").is_locked());
+    }
+    let spread = keys_per_node(&cluster);
+    assert_eq!(
+        spread.iter().sum::<i64>(),
+        300,
+        "one key per lock: {spread:?}"
+    );
+    assert!(
+        spread.iter().all(|&n| n > 0),
+        "every node holds some of the locks: {spread:?}"
+    );
+    for guard in guards {
+        guard.release().expect("owner releases");
+    }
+    assert_eq!(keys_per_node(&cluster), vec![0, 0, 0]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn async_locks_on_many_slots() {
+    let cluster = RedisCluster::start();
+    let cache = cache(&cluster);
+    let mut guards = Vec::new();
+    for i in 0..100 {
+        let lock = Lock::new(format!("async-slot-{i}")).cache(cache.clone());
+        guards.push(lock.try_acquire_async().await.expect("free"));
+        assert!(lock
+            .try_acquire_async()
+            .await
+            .expect_err("held")
+            .is_locked());
+    }
+    for guard in &guards {
+        guard.extend().await.expect("owner extends");
+    }
+    for guard in guards {
+        guard.release().await.expect("owner releases");
+    }
+    cache.set("plain", "value", None).expect("set");
+    assert_eq!(cache.get("plain").expect("get"), Some("value".to_owned()));
+}

@@ -1,0 +1,181 @@
+//! The cost of a lock on Redis: an uncontended acquire + release is exactly two commands
+//! sent to the server (`SET NX PX`, then one `EVALSHA`), read from `INFO commandstats`.
+//!
+//! Redis also counts the commands a script runs inside the server (`GET`, `DEL` for the
+//! compare-and-delete): those are not round trips, and the test names them separately.
+#![cfg(feature = "redis")]
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use cachelock::redis::RedisCache;
+use cachelock::{once, Lock};
+use cachelock_testkit::RedisServer;
+
+/// `cmdstat_<name>` → `calls`, from `INFO commandstats`, the `INFO` command itself left out.
+fn command_calls(admin: &mut redis::Connection) -> BTreeMap<String, u64> {
+    let info: String = redis::cmd("INFO")
+        .arg("commandstats")
+        .query(admin)
+        .expect("INFO commandstats");
+    info.lines()
+        .filter_map(|line| {
+            let (name, stats) = line.strip_prefix("cmdstat_")?.split_once(':')?;
+            let calls = stats
+                .split(',')
+                .find_map(|field| field.strip_prefix("calls="))?
+                .parse()
+                .ok()?;
+            Some((name.to_owned(), calls))
+        })
+        .filter(|(name, _)| name != "info")
+        .collect()
+}
+
+fn delta(before: &BTreeMap<String, u64>, after: &BTreeMap<String, u64>) -> BTreeMap<String, u64> {
+    after
+        .iter()
+        .filter_map(|(name, &calls)| {
+            let diff = calls - before.get(name).copied().unwrap_or(0);
+            (diff > 0).then(|| (name.clone(), diff))
+        })
+        .collect()
+}
+
+/// Commands the release script runs inside the server: not sent by the client.
+const INSIDE_SCRIPTS: [&str; 2] = ["get", "del"];
+
+fn sent_by_client(delta: &BTreeMap<String, u64>) -> BTreeMap<String, u64> {
+    delta
+        .iter()
+        .filter(|(name, _)| !INSIDE_SCRIPTS.contains(&name.as_str()))
+        .map(|(name, &calls)| (name.clone(), calls))
+        .collect()
+}
+
+fn expected_two() -> BTreeMap<String, u64> {
+    BTreeMap::from([("set".to_owned(), 1), ("evalsha".to_owned(), 1)])
+}
+
+fn admin(server: &RedisServer) -> redis::Connection {
+    redis::Client::open(server.url())
+        .and_then(|c| c.get_connection())
+        .expect("admin connection")
+}
+
+#[test]
+fn uncontended_sync_acquire_and_release_cost_two_commands() {
+    let server = RedisServer::start();
+    let mut admin = admin(&server);
+    let cache = RedisCache::from_url(&server.url()).expect("valid url");
+    let lock = Lock::new("count-sync")
+        .cache(cache.clone())
+        .ttl(Duration::from_secs(10));
+    // Warm up: opens the pooled connection (its handshake) and loads the script once.
+    lock.try_acquire()
+        .expect("free")
+        .release()
+        .expect("released");
+
+    let before = command_calls(&mut admin);
+    let guard = lock.try_acquire().expect("free");
+    guard.release().expect("released");
+    let delta = delta(&before, &command_calls(&mut admin));
+
+    assert_eq!(
+        sent_by_client(&delta),
+        expected_two(),
+        "all commands: {delta:?}"
+    );
+    assert_eq!(delta.get("get"), Some(&1), "the script's GET: {delta:?}");
+    assert_eq!(delta.get("del"), Some(&1), "the script's DEL: {delta:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn uncontended_async_acquire_and_release_cost_two_commands() {
+    let server = RedisServer::start();
+    let mut admin = admin(&server);
+    let cache = RedisCache::from_url(&server.url()).expect("valid url");
+    let lock = Lock::new("count-async")
+        .cache(cache.clone())
+        .ttl(Duration::from_secs(10));
+    let warm = lock.try_acquire_async().await.expect("free");
+    warm.release().await.expect("released");
+
+    let before = command_calls(&mut admin);
+    let guard = lock.try_acquire_async().await.expect("free");
+    guard.release().await.expect("released");
+    let delta = delta(&before, &command_calls(&mut admin));
+
+    assert_eq!(
+        sent_by_client(&delta),
+        expected_two(),
+        "all commands: {delta:?}"
+    );
+}
+
+#[test]
+fn a_refused_attempt_costs_one_command() {
+    let server = RedisServer::start();
+    let mut admin = admin(&server);
+    let cache = RedisCache::from_url(&server.url()).expect("valid url");
+    let lock = Lock::new("count-refused").cache(cache.clone());
+    let guard = lock.try_acquire().expect("free");
+
+    let before = command_calls(&mut admin);
+    assert!(lock.try_acquire().expect_err("held").is_locked());
+    let delta = delta(&before, &command_calls(&mut admin));
+
+    assert_eq!(delta, BTreeMap::from([("set".to_owned(), 1)]));
+    guard.release().expect("released");
+}
+
+#[once(key = "count-once-<id>", cache = cache, ttl = "10s")]
+fn job(cache: &RedisCache, id: u32) -> Option<u32> {
+    Some(id)
+}
+
+#[once(key = "count-once-async-<id>", cache = cache, ttl = "10s")]
+async fn async_job(cache: &RedisCache, id: u32) -> Option<u32> {
+    Some(id)
+}
+
+#[test]
+fn an_uncontended_once_call_costs_two_commands() {
+    let server = RedisServer::start();
+    let mut admin = admin(&server);
+    let cache = RedisCache::from_url(&server.url()).expect("valid url");
+    assert_eq!(job(&cache, 1), Some(1), "warm-up call runs");
+
+    let before = command_calls(&mut admin);
+    assert_eq!(job(&cache, 2), Some(2), "the measured call runs");
+    let delta = delta(&before, &command_calls(&mut admin));
+
+    assert_eq!(
+        sent_by_client(&delta),
+        expected_two(),
+        "all commands: {delta:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_uncontended_async_once_call_costs_two_commands() {
+    let server = RedisServer::start();
+    let mut admin = admin(&server);
+    let cache = RedisCache::from_url(&server.url()).expect("valid url");
+    assert_eq!(async_job(&cache, 1).await, Some(1), "warm-up call runs");
+
+    let before = command_calls(&mut admin);
+    assert_eq!(
+        async_job(&cache, 2).await,
+        Some(2),
+        "the measured call runs"
+    );
+    let delta = delta(&before, &command_calls(&mut admin));
+
+    assert_eq!(
+        sent_by_client(&delta),
+        expected_two(),
+        "all commands: {delta:?}"
+    );
+}
