@@ -98,6 +98,23 @@ pub fn lock<C: Cache + Clone + 'static>(key: String, cache: C, ttl: Duration) ->
     Lock::new(key).ttl(ttl).cache(cache)
 }
 
+/// Turns the value of a `cache = ...` expression into an owned cache handle.
+///
+/// Called as a method, `(expr).cachelock_handle()`, so that method resolution looks through
+/// references: `cache = cache` with a `cache: &RedisCache` parameter clones the
+/// `RedisCache` (clones share the connections), `cache = self.cache` clones the field, and
+/// `cache = *STATIC` clones what the static holds.
+pub trait CacheHandle {
+    /// An owned clone of the handle.
+    fn cachelock_handle(&self) -> Self;
+}
+
+impl<T: Cache + Clone + 'static> CacheHandle for T {
+    fn cachelock_handle(&self) -> Self {
+        self.clone()
+    }
+}
+
 /// Checks that a `ttl`/`wait` expression is a `Duration`.
 #[must_use]
 pub fn duration(duration: Duration) -> Duration {
@@ -109,7 +126,10 @@ pub fn duration(duration: Duration) -> Duration {
 /// # Errors
 ///
 /// [`Error::Locked`] if the key stays held, or any failure of the cache.
-pub fn acquire<C: Cache + Clone + 'static>(lock: &Lock<C>, wait: Duration) -> Result<Guard<C>, Error> {
+pub fn acquire<C: Cache + Clone + 'static>(
+    lock: &Lock<C>,
+    wait: Duration,
+) -> Result<Guard<C>, Error> {
     if wait.is_zero() {
         lock.try_acquire()
     } else {
