@@ -111,6 +111,12 @@ impl<C: Cache> Lease<C> {
     }
 
     /// The guard is letting go: the renewer stops looking after this lease.
+    ///
+    /// A renewal already under way when this is called still completes. It is owner-checked,
+    /// so it can never touch another holder's key, and after a delete it finds nothing to
+    /// extend; after a `hold_at_least` shortening it may restore the full TTL, so the key can
+    /// then stay (ours, unused) up to one TTL longer than `hold_at_least` asked. Waiting for
+    /// the renewal instead could block an async runtime thread for a network round trip.
     pub(crate) fn finish(&self) {
         self.done.store(true, Ordering::Release);
     }
