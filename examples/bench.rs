@@ -197,7 +197,7 @@ fn w3_once(cache: &MemoryCache, i: u32) -> Option<u32> {
 }
 
 /// The hand-written twin of the `#[once]` functions: format the key, take, run, release.
-fn lock_op<C: Cache + Clone>(cache: &C, prefix: &str, i: u32) {
+fn lock_op<C: Cache + Clone + 'static>(cache: &C, prefix: &str, i: u32) {
     let guard = Lock::new(format!("{prefix}{i}"))
         .cache(cache.clone())
         .ttl(TTL)
@@ -568,7 +568,7 @@ where
     w2_row(name, tallies, start.elapsed(), &occ)
 }
 
-fn w2_lock<C: Cache + Clone>(cache: &C, critical: &dyn Fn()) -> bool {
+fn w2_lock<C: Cache + Clone + 'static>(cache: &C, critical: &dyn Fn()) -> bool {
     match Lock::new("bench:w2")
         .cache(cache.clone())
         .ttl(TTL)

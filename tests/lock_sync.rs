@@ -42,6 +42,7 @@ fn release_after_expiry_reports_lost_and_leaves_the_new_owner_alone() {
     let cache = MemoryCache::new();
     let first = lock(&cache, "job")
         .ttl(Duration::from_millis(30))
+        .renew(false) // stands for a holder that stalled or died
         .try_acquire()
         .unwrap();
     std::thread::sleep(Duration::from_millis(120));
@@ -61,6 +62,7 @@ fn dropping_an_expired_guard_does_not_delete_the_new_owners_key() {
     let cache = MemoryCache::new();
     let first = lock(&cache, "job")
         .ttl(Duration::from_millis(30))
+        .renew(false) // stands for a holder that stalled or died
         .try_acquire()
         .unwrap();
     std::thread::sleep(Duration::from_millis(120));
@@ -87,6 +89,7 @@ fn extend_after_expiry_reports_lost() {
     let cache = MemoryCache::new();
     let guard = lock(&cache, "job")
         .ttl(Duration::from_millis(30))
+        .renew(false) // stands for a holder that stalled or died
         .try_acquire()
         .unwrap();
     std::thread::sleep(Duration::from_millis(120));
@@ -196,15 +199,16 @@ fn a_lock_can_choose_its_own_prefix() {
 fn forwarding_impls_share_the_same_store() {
     let cache = MemoryCache::new();
     let arc: Arc<dyn Cache> = Arc::new(cache.clone());
-    let boxed: Box<dyn Cache> = Box::new(cache.clone());
-    let _held = Lock::new("job").cache(&cache).try_acquire().unwrap();
+    let boxed: Arc<Box<dyn Cache>> = Arc::new(Box::new(cache.clone()));
+    let leaked: &'static MemoryCache = Box::leak(Box::new(cache.clone()));
+    let _held = Lock::new("job").cache(leaked).try_acquire().unwrap();
     assert!(Lock::new("job")
         .cache(arc)
         .try_acquire()
         .unwrap_err()
         .is_locked());
     assert!(Lock::new("job")
-        .cache(&boxed)
+        .cache(boxed)
         .try_acquire()
         .unwrap_err()
         .is_locked());

@@ -33,7 +33,7 @@ fn exactly_one_winner_among_many_threads_over_many_rounds() {
                     let key = format!("contended-{round}");
                     // Keep the guard alive until every thread has tried, so a fast winner
                     // releasing early cannot let a slow thread win the same round.
-                    let guard = Lock::new(key).cache(&cache).try_acquire();
+                    let guard = Lock::new(key).cache(cache.clone()).try_acquire();
                     if guard.is_ok() {
                         count.fetch_add(1, Ordering::SeqCst);
                     }
@@ -58,7 +58,7 @@ fn entry_count_returns_to_zero_after_a_million_distinct_keys() {
     let cache = MemoryCache::new();
     for i in 0..1_000_000u32 {
         let guard = Lock::new(format!("key-{i}"))
-            .cache(&cache)
+            .cache(cache.clone())
             .try_acquire()
             .unwrap();
         guard.release().unwrap();
@@ -72,7 +72,7 @@ fn entry_count_follows_held_locks_and_expiry() {
     let held: Vec<_> = (0..100)
         .map(|i| {
             Lock::new(format!("held-{i}"))
-                .cache(&cache)
+                .cache(cache.clone())
                 .try_acquire()
                 .unwrap()
         })

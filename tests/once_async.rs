@@ -196,7 +196,7 @@ async fn async_shapes_are_send_and_work() {
         assert_eq!(service.by_mut().await, None);
         assert_eq!(service.calls, 1);
         let _held = Lock::new("async-method-s")
-            .cache(&service.cache)
+            .cache(service.cache.clone())
             .try_acquire()
             .unwrap();
         assert_eq!(service.by_ref().await, None);
@@ -326,7 +326,7 @@ async fn waiting(cache: Arc<RecordingCache>) -> Result<&'static str, Error> {
 async fn wait_option_waits_for_the_holder() {
     let cache = Arc::new(RecordingCache::new());
     let guard = Lock::new("async-wait")
-        .cache(&*cache)
+        .cache(cache.clone())
         .try_acquire_async()
         .await
         .unwrap();

@@ -61,11 +61,11 @@ mod facade {
         pub static LOCKS: ::std::sync::atomic::AtomicUsize =
             ::std::sync::atomic::AtomicUsize::new(0);
 
-        pub fn lock(
+        pub fn lock<C: ::cachelock::Cache + ::core::clone::Clone + 'static>(
             key: ::std::string::String,
-            cache: &dyn ::cachelock::Cache,
+            cache: C,
             ttl: ::core::time::Duration,
-        ) -> ::cachelock::Lock<&dyn ::cachelock::Cache> {
+        ) -> ::cachelock::Lock<C> {
             LOCKS.fetch_add(1, ::std::sync::atomic::Ordering::SeqCst);
             ::cachelock::__private::lock(key, cache, ttl)
         }

@@ -333,7 +333,7 @@ fn methods_and_associated_functions() {
     // `cache = self.cache`: the lock lives in the worker's own cache.
     {
         let _held = cachelock::Lock::new("sync-method-ref-1")
-            .cache(&worker.cache)
+            .cache(worker.cache.clone())
             .try_acquire()
             .unwrap();
         assert_eq!(worker.by_ref(), None);
@@ -380,7 +380,7 @@ fn parameters_named_like_internals_work() {
     let cache = MemoryCache::new();
     assert_eq!(cache_param("k", &cache), Some("k".to_owned()));
     let _held = cachelock::Lock::new("sync-cache-param-k")
-        .cache(&cache)
+        .cache(cache.clone())
         .try_acquire()
         .unwrap();
     assert_eq!(cache_param("k", &cache), None);
@@ -440,7 +440,11 @@ fn expr_ttl() -> Option<()> {
 
 #[test]
 fn ttl_option_sets_the_lock_ttl() {
-    struct TtlCache(MemoryCache, std::sync::Mutex<Vec<std::time::Duration>>);
+    #[derive(Clone)]
+    struct TtlCache(
+        MemoryCache,
+        std::sync::Arc<std::sync::Mutex<Vec<std::time::Duration>>>,
+    );
     impl cachelock::Cache for TtlCache {
         fn get(&self, key: &str) -> cachelock::CacheResult<Option<String>> {
             self.0.get(key)
@@ -476,7 +480,7 @@ fn ttl_option_sets_the_lock_ttl() {
         let _ = cache;
         Some(())
     }
-    let cache = TtlCache(MemoryCache::new(), std::sync::Mutex::default());
+    let cache = TtlCache(MemoryCache::new(), std::sync::Arc::default());
     checked(&cache).unwrap();
     default_ttl(&cache).unwrap();
     assert_eq!(
@@ -501,7 +505,7 @@ fn wait_option_waits_for_the_holder() {
     let order = std::sync::Mutex::new(Vec::new());
     let cache = RecordingCache::new();
     let guard = cachelock::Lock::new("sync-wait")
-        .cache(&cache)
+        .cache(cache.clone())
         .try_acquire()
         .unwrap();
     std::thread::scope(|s| {

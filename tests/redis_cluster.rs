@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use cachelock::redis::RedisClusterCache;
 use cachelock::testing::{conformance, conformance_async};
-use cachelock::{Cache, Lock};
+use cachelock::{once, Cache, Lock};
 use cachelock_testkit::RedisCluster;
 
 fn cache(cluster: &RedisCluster) -> RedisClusterCache {
@@ -96,4 +96,50 @@ async fn async_locks_on_many_slots() {
     }
     cache.set("plain", "value", None).expect("set");
     assert_eq!(cache.get("plain").expect("get"), Some("value".to_owned()));
+}
+
+#[once(key = "cluster-job-<id>", cache = cache, ttl = "30s")]
+fn cluster_job(cache: &RedisClusterCache, id: u32, inside: &dyn Fn()) -> Option<u32> {
+    inside();
+    Some(id)
+}
+
+#[once(key = "cluster-async-job-<id>", cache = cache, ttl = "30s", raise_if_locked = true)]
+async fn cluster_async_job(cache: &RedisClusterCache, id: u32) -> Result<u32, cachelock::Error> {
+    Ok(id)
+}
+
+#[test]
+fn once_runs_on_a_cluster_and_skips_a_held_key() {
+    let cluster = RedisCluster::start();
+    let cache = cache(&cluster);
+    for id in 0..50 {
+        // While the body runs, a nested call on the same key is skipped; other keys run.
+        let ran = cluster_job(&cache, id, &|| {
+            assert_eq!(cluster_job(&cache, id, &|| {}), None, "key {id} held");
+            assert_eq!(cluster_job(&cache, id + 1000, &|| {}), Some(id + 1000));
+        });
+        assert_eq!(ran, Some(id));
+    }
+    assert_eq!(
+        keys_per_node(&cluster).iter().sum::<i64>(),
+        0,
+        "every lock released"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn async_once_runs_on_a_cluster_and_raises_on_a_held_key() {
+    let cluster = RedisCluster::start();
+    let cache = cache(&cluster);
+    assert_eq!(cluster_async_job(&cache, 7).await.unwrap(), 7);
+    let held = Lock::new("cluster-async-job-7")
+        .cache(cache.clone())
+        .try_acquire_async()
+        .await
+        .unwrap();
+    let err = cluster_async_job(&cache, 7).await.unwrap_err();
+    assert!(err.is_locked(), "{err:?}");
+    held.release().await.unwrap();
+    assert_eq!(cluster_async_job(&cache, 7).await.unwrap(), 7);
 }

@@ -233,7 +233,13 @@ fn record(file: &mut File, line: &str) {
     file.write_all(line.as_bytes()).expect("record");
 }
 
-fn worker_thread<C: Cache + Clone>(dir: &Path, worker: u64, thread: usize, cache: &C, end_ns: u64) {
+fn worker_thread<C: Cache + Clone + 'static>(
+    dir: &Path,
+    worker: u64,
+    thread: usize,
+    cache: &C,
+    end_ns: u64,
+) {
     let mut file = OpenOptions::new()
         .create(true)
         .append(true)

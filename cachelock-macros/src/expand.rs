@@ -302,12 +302,25 @@ fn generate(function: &ItemFn, args: &Args, key_tokens: &TokenStream) -> TokenSt
         ReturnType::Type(_, ty) => has_impl_trait(ty),
     };
 
+    let private_at = args
+        .cache
+        .as_ref()
+        .map(|expr| private_path_at(args, expr.span()));
     let (cache_binding, cache_arg) = match &args.cache {
+        // Cloned into an owned handle: the guard gives it to the shared renewer, which may
+        // outlive this call's borrows. Cache handles are cheap to clone (an `Arc`, a
+        // `&'static`, or a backend that shares its state between clones).
         Some(expr) => (
-            quote_spanned!(expr.span()=> let __cachelock_cache = &(#expr);),
+            quote_spanned!(expr.span()=>
+                let __cachelock_cache = {
+                    #[allow(unused_imports)]
+                    use #private_at::CacheHandle as _;
+                    (#expr).cachelock_handle()
+                };
+            ),
             quote_spanned!(expr.span()=> __cachelock_cache),
         ),
-        None => (quote!(), quote!(&#private::DefaultCache)),
+        None => (quote!(), quote!(#private::DefaultCache)),
     };
     let ttl = duration(
         args,

@@ -111,9 +111,14 @@ use proc_macro::TokenStream;
 ///
 /// ## `cache`
 ///
-/// Any expression whose value implements [`Cache`](../cachelock/trait.Cache.html): a field of
-/// `self`, a static, a function call, a parameter. It is evaluated on each call and only
-/// borrowed, so it needs no `Clone`.
+/// Any expression whose value is a cache handle: a field of `self`, a static, a function
+/// call, a parameter (also a reference to one). It is evaluated on each call and **cloned**
+/// into an owned handle, because the lock's guard hands it to the shared renewal thread,
+/// which may outlive the call's borrows. So the cache type must implement
+/// [`Cache`](../cachelock/trait.Cache.html) + `Clone` + `'static`: `MemoryCache` and
+/// `RedisCache` are (their clones share one store or one connection pool), so is an
+/// `Arc<YourCache>` or a `&'static YourCache`. A cache of your own that is not `Clone`: put
+/// it in an `Arc`.
 ///
 /// ```
 /// use std::sync::LazyLock;
@@ -142,9 +147,8 @@ use proc_macro::TokenStream;
 /// assert_eq!(Worker { id: 1, cache: MemoryCache::new() }.work(), Some(1));
 /// ```
 ///
-/// `cache = self.field` borrows `self` while the body runs; in a `&mut self` or `self`
-/// method whose body changes or moves `self`, give a cache that does not borrow it (for
-/// example `cache = self.cache.clone()` with an `Arc`, or a static).
+/// Since the handle is a clone, `cache = self.field` does not keep `self` borrowed: a
+/// `&mut self` or `self` method may change or move `self` in its body.
 ///
 /// ## `crate`
 ///

@@ -120,17 +120,29 @@ pub(crate) fn extend<C: Cache + ?Sized>(
     }
 }
 
-/// Releases and reports the outcome through `tracing` only (for `Drop` paths).
-pub(crate) fn release_logged<C: Cache + ?Sized>(cache: &C, key: &str, token: &str) {
-    match cache.release(key, token) {
+/// Releases (or, with `keep_for`, shortens the TTL to `keep_for`) and reports the outcome
+/// through `tracing` only: for `Drop` paths, where nobody can be told.
+pub(crate) fn release_logged<C: Cache + ?Sized>(
+    cache: &C,
+    key: &str,
+    token: &str,
+    keep_for: Option<Duration>,
+) {
+    let outcome = match keep_for {
+        Some(keep) => cache.extend(key, token, keep),
+        None => cache.release(key, token),
+    };
+    match outcome {
         Ok(true) => tracing::debug!(key, "lock released"),
         Ok(false) => tracing::warn!(
             key,
             "lock was lost before release: TTL ran out or another owner took it"
         ),
-        Err(error) => {
-            tracing::error!(key, error = %error, "releasing lock failed; it stays until its TTL runs out")
-        }
+        Err(error) => tracing::error!(
+            key,
+            error = %error,
+            "releasing lock failed; it stays until its TTL runs out"
+        ),
     }
 }
 

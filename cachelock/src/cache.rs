@@ -48,9 +48,9 @@ pub type CacheResult<T> = Result<T, BoxError>;
 ///     }
 /// }
 ///
-/// let cache = MyCache::default();
-/// let guard = Lock::new("report").cache(&cache).try_acquire()?;
-/// assert!(Lock::new("report").cache(&cache).try_acquire().unwrap_err().is_locked());
+/// let cache = std::sync::Arc::new(MyCache::default());
+/// let guard = Lock::new("report").cache(cache.clone()).try_acquire()?;
+/// assert!(Lock::new("report").cache(cache.clone()).try_acquire().unwrap_err().is_locked());
 /// guard.release()?;
 /// # Ok::<(), cachelock::Error>(())
 /// ```
@@ -126,14 +126,17 @@ pub trait Cache: Send + Sync {
         basic::extend(self, key, token, ttl)
     }
 
-    /// Releases `key` from a `Drop` of async code: must return at once, never block.
+    /// Lets go of `key` from a `Drop` in async code: must return at once, never block.
+    ///
+    /// Deletes `key` if it still holds `token` (like [`release`](Cache::release)); with
+    /// `keep_for`, instead sets its TTL to `keep_for` if it still holds `token` (like
+    /// [`extend`](Cache::extend); this is how `hold_at_least` keeps a key after release).
     ///
     /// The result is not reported to the caller; implementations log failures through
-    /// `tracing`. The default calls [`release`](Cache::release) inline, which is right for
-    /// in-process stores; a cache that does network I/O overrides it to release in the
-    /// background.
-    fn release_detached(&self, key: &str, token: &str) {
-        basic::release_logged(self, key, token);
+    /// `tracing`. The default runs the operation inline, which is right for in-process
+    /// stores; a cache that does network I/O overrides it to work in the background.
+    fn release_detached(&self, key: &str, token: &str, keep_for: Option<Duration>) {
+        basic::release_logged(self, key, token, keep_for);
     }
 
     /// Async twin of [`get`](Cache::get).
@@ -209,8 +212,8 @@ macro_rules! forward_cache {
             fn extend(&self, key: &str, token: &str, ttl: Duration) -> CacheResult<bool> {
                 (**self).extend(key, token, ttl)
             }
-            fn release_detached(&self, key: &str, token: &str) {
-                (**self).release_detached(key, token)
+            fn release_detached(&self, key: &str, token: &str, keep_for: Option<Duration>) {
+                (**self).release_detached(key, token, keep_for)
             }
             fn get_async<'a>(&'a self, key: &'a str) -> BoxFuture<'a, CacheResult<Option<String>>> {
                 (**self).get_async(key)

@@ -1,23 +1,22 @@
 //! [`Guard`] and [`AsyncGuard`]: proof of holding a lock, released on drop.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::basic::release_logged;
 use crate::cache::Cache;
-use crate::error::{check_ttl, Error};
-use crate::token::Token;
+use crate::error::{check_ttl, BoxError, Error};
+use crate::lease::Lease;
 
-/// What a guard holds: the cache, the stored key and the owner token.
-pub(crate) struct Held<C> {
-    pub(crate) cache: C,
-    pub(crate) key: String,
-    pub(crate) token: Token,
-    pub(crate) ttl: Duration,
-    pub(crate) acquired_at: Instant,
+/// Starts looking after `lease` (renewal, lost detection) and returns it shared.
+pub(crate) fn watched<C: Cache + 'static>(lease: Lease<C>) -> Arc<Lease<C>> {
+    let lease = Arc::new(lease);
+    let first_due = lease.first_due();
+    crate::renew::watch(lease.clone(), first_due);
+    lease
 }
 
-impl<C: Cache> Held<C> {
-    fn released(&self, outcome: Result<bool, crate::BoxError>) -> Result<(), Error> {
+impl<C: Cache> Lease<C> {
+    fn released(&self, outcome: Result<bool, BoxError>) -> Result<(), Error> {
         match outcome {
             Ok(true) => {
                 tracing::debug!(key = %self.key, held_for = ?self.acquired_at.elapsed(), "lock released");
@@ -33,38 +32,103 @@ impl<C: Cache> Held<C> {
         }
     }
 
-    fn extended(&self, outcome: Result<bool, crate::BoxError>) -> Result<(), Error> {
+    fn extend_outcome(
+        &self,
+        started: Instant,
+        ttl: Duration,
+        outcome: Result<bool, BoxError>,
+    ) -> Result<(), Error> {
         match outcome {
-            Ok(true) => Ok(()),
-            Ok(false) => Err(Error::LockLost {
-                key: self.key.clone(),
-            }),
+            Ok(true) => {
+                self.extended(started, ttl);
+                Ok(())
+            }
+            Ok(false) => {
+                self.mark_lost("extend found the key expired or held by another owner");
+                Err(Error::LockLost {
+                    key: self.key.clone(),
+                })
+            }
             Err(source) => Err(Error::backend(self.key.clone(), source)),
+        }
+    }
+
+    /// Lets go of the lock (sync): deletes the key, or keeps it for `hold_at_least`.
+    fn let_go(&self) -> Result<(), Error> {
+        self.finish();
+        let outcome = match self.keep_for() {
+            Some(keep) => self.cache.extend(&self.key, self.token.as_str(), keep),
+            None => self.cache.release(&self.key, self.token.as_str()),
+        };
+        self.released(outcome)
+    }
+
+    /// Lets go of the lock (async twin of `let_go`).
+    async fn let_go_async(&self) -> Result<(), Error> {
+        self.finish();
+        let outcome = match self.keep_for() {
+            Some(keep) => {
+                self.cache
+                    .extend_async(&self.key, self.token.as_str(), keep)
+                    .await
+            }
+            None => {
+                self.cache
+                    .release_async(&self.key, self.token.as_str())
+                    .await
+            }
+        };
+        self.released(outcome)
+    }
+}
+
+/// Logs a failed release that nobody can be told about (a `Drop`, a closure form).
+fn log_release_failure(result: Result<(), Error>) {
+    if let Err(error) = result {
+        // A lost lock was already logged at warn level.
+        if !error.is_lost() {
+            tracing::error!(key = error.key().unwrap_or_default(), %error, "releasing lock failed; it stays until its TTL runs out");
         }
     }
 }
 
-macro_rules! guard_accessors {
+macro_rules! guard_common {
     () => {
         /// The key as stored in the cache (prefix included).
         pub fn key(&self) -> &str {
-            &self.held().key
+            &self.lease().key
         }
 
-        /// The TTL the lock was taken with (and is extended by).
+        /// The TTL the lock was taken with (and is renewed and extended by).
         pub fn ttl(&self) -> Duration {
-            self.held().ttl
+            self.lease().ttl
         }
 
         /// How long this guard has held the lock.
         pub fn held_for(&self) -> Duration {
-            self.held().acquired_at.elapsed()
+            self.lease().acquired_at.elapsed()
         }
 
-        fn held(&self) -> &Held<C> {
-            // `held` is only `None` after `release` consumed the guard, so never here.
-            match &self.held {
-                Some(held) => held,
+        /// `true` once the lock is no longer ours: a renewal or an extend found the key
+        /// expired or held by another owner, or the TTL ran out without renewal
+        /// (`renew(false)`, `max_hold` reached, or the cache unreachable for a whole TTL).
+        ///
+        /// Work that must not run twice should check it before each irreversible step
+        /// (or use a fencing token downstream): after a loss, another holder may be inside.
+        pub fn is_lost(&self) -> bool {
+            self.lease().is_lost()
+        }
+
+        /// Completes when the lock is lost (see [`is_lost`](Self::is_lost)); never, if it
+        /// stays held. Use it in `tokio::select!` to stop work the moment the lock goes.
+        pub async fn lost(&self) {
+            self.lease().lost().await
+        }
+
+        fn lease(&self) -> &Lease<C> {
+            // `lease` is only `None` after `release` consumed the guard, so never here.
+            match &self.lease {
+                Some(lease) => lease,
                 None => unreachable!("a guard is only emptied by consuming it"),
             }
         }
@@ -73,31 +137,38 @@ macro_rules! guard_accessors {
 
 /// Holds a lock; releases it when dropped (sync code).
 ///
+/// While the guard lives, the lock is renewed in the background before its TTL lapses
+/// (unless the lock was built with [`renew(false)`](crate::Lock::renew)), so work that takes
+/// longer than the TTL keeps its lock. [`is_lost`](Guard::is_lost) tells whether the lock is
+/// still ours.
+///
 /// Release compares the owner token: it deletes the key only if it still holds this guard's
 /// token. If the TTL ran out and someone else took the key, nothing is deleted and
 /// [`release`](Guard::release) returns [`Error::LockLost`]. `Drop` does the same and reports
 /// the outcome through `tracing`.
 #[must_use = "the lock is released as soon as the guard is dropped"]
 pub struct Guard<C: Cache> {
-    held: Option<Held<C>>,
+    lease: Option<Arc<Lease<C>>>,
 }
 
 impl<C: Cache> Guard<C> {
-    pub(crate) fn new(held: Held<C>) -> Self {
-        Guard { held: Some(held) }
+    pub(crate) fn new(lease: Arc<Lease<C>>) -> Self {
+        Guard { lease: Some(lease) }
     }
 
-    guard_accessors!();
+    guard_common!();
 
     /// Releases the lock now, reporting what happened.
     ///
-    /// `Ok(())`: the key was ours and is deleted. [`Error::LockLost`]: the lock had expired
-    /// or was taken over; nothing was deleted. [`Error::Backend`]: the cache failed; the key
-    /// stays until its TTL runs out.
+    /// `Ok(())`: the key was ours and is deleted (or, with
+    /// [`hold_at_least`](crate::Lock::hold_at_least), kept until that time has passed).
+    /// [`Error::LockLost`]: the lock had expired or was taken over; nothing was touched.
+    /// [`Error::Backend`]: the cache failed; the key stays until its TTL runs out.
     pub fn release(mut self) -> Result<(), Error> {
-        let held = self.held.take().expect("guard holds a lock until consumed");
-        let outcome = held.cache.release(&held.key, held.token.as_str());
-        held.released(outcome)
+        match self.lease.take() {
+            Some(lease) => lease.let_go(),
+            None => Ok(()),
+        }
     }
 
     /// Resets the lock's TTL to its full length (owner-checked).
@@ -109,24 +180,25 @@ impl<C: Cache> Guard<C> {
 
     /// Sets the lock's remaining TTL to `ttl` (owner-checked).
     pub fn extend_for(&self, ttl: Duration) -> Result<(), Error> {
-        let held = self.held();
-        check_ttl(&held.key, "ttl", ttl)?;
-        let outcome = held.cache.extend(&held.key, held.token.as_str(), ttl);
-        held.extended(outcome)
+        let lease = self.lease();
+        check_ttl(&lease.key, "ttl", ttl)?;
+        let started = Instant::now();
+        let outcome = lease.cache.extend(&lease.key, lease.token.as_str(), ttl);
+        lease.extend_outcome(started, ttl, outcome)
     }
 
     /// Releases, and reports a lost lock or a failure through `tracing` only.
     pub(crate) fn release_logged(mut self) {
-        if let Some(held) = self.held.take() {
-            release_logged(&held.cache, &held.key, held.token.as_str());
+        if let Some(lease) = self.lease.take() {
+            log_release_failure(lease.let_go());
         }
     }
 }
 
 impl<C: Cache> Drop for Guard<C> {
     fn drop(&mut self) {
-        if let Some(held) = self.held.take() {
-            release_logged(&held.cache, &held.key, held.token.as_str());
+        if let Some(lease) = self.lease.take() {
+            log_release_failure(lease.let_go());
         }
     }
 }
@@ -134,8 +206,8 @@ impl<C: Cache> Drop for Guard<C> {
 impl<C: Cache> std::fmt::Debug for Guard<C> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let mut d = f.debug_struct("Guard");
-        if let Some(held) = &self.held {
-            d.field("key", &held.key).field("ttl", &held.ttl);
+        if let Some(lease) = &self.lease {
+            d.field("key", &lease.key).field("ttl", &lease.ttl);
         }
         d.finish_non_exhaustive()
     }
@@ -143,30 +215,29 @@ impl<C: Cache> std::fmt::Debug for Guard<C> {
 
 /// Holds a lock in async code; release it with [`release`](AsyncGuard::release)`.await`.
 ///
-/// If it is dropped instead (an early return, a panic, a cancelled future), `Drop` hands the
-/// release to the cache's [`release_detached`](Cache::release_detached), which never blocks
-/// the runtime thread: in memory it releases at once, a network backend releases in the
-/// background. Prefer the explicit `release().await`: it reports a lost lock.
+/// Renewed in the background like a [`Guard`]. If it is dropped instead of released (an
+/// early return, a panic, a cancelled future), `Drop` hands the release to the cache's
+/// [`release_detached`](Cache::release_detached), which never blocks the runtime thread: in
+/// memory it releases at once, a network backend releases in the background. Prefer the
+/// explicit `release().await`: it reports a lost lock.
 #[must_use = "the lock is released as soon as the guard is dropped"]
 pub struct AsyncGuard<C: Cache> {
-    held: Option<Held<C>>,
+    lease: Option<Arc<Lease<C>>>,
 }
 
 impl<C: Cache> AsyncGuard<C> {
-    pub(crate) fn new(held: Held<C>) -> Self {
-        AsyncGuard { held: Some(held) }
+    pub(crate) fn new(lease: Arc<Lease<C>>) -> Self {
+        AsyncGuard { lease: Some(lease) }
     }
 
-    guard_accessors!();
+    guard_common!();
 
     /// Releases the lock now, reporting what happened (see [`Guard::release`]).
     pub async fn release(mut self) -> Result<(), Error> {
-        let held = self.held.take().expect("guard holds a lock until consumed");
-        let outcome = held
-            .cache
-            .release_async(&held.key, held.token.as_str())
-            .await;
-        held.released(outcome)
+        match self.lease.take() {
+            Some(lease) => lease.let_go_async().await,
+            None => Ok(()),
+        }
     }
 
     /// Resets the lock's TTL to its full length (owner-checked).
@@ -176,35 +247,31 @@ impl<C: Cache> AsyncGuard<C> {
 
     /// Sets the lock's remaining TTL to `ttl` (owner-checked).
     pub async fn extend_for(&self, ttl: Duration) -> Result<(), Error> {
-        let held = self.held();
-        check_ttl(&held.key, "ttl", ttl)?;
-        let outcome = held
+        let lease = self.lease();
+        check_ttl(&lease.key, "ttl", ttl)?;
+        let started = Instant::now();
+        let outcome = lease
             .cache
-            .extend_async(&held.key, held.token.as_str(), ttl)
+            .extend_async(&lease.key, lease.token.as_str(), ttl)
             .await;
-        held.extended(outcome)
+        lease.extend_outcome(started, ttl, outcome)
     }
 
     /// Releases, and reports a lost lock or a failure through `tracing` only.
     pub(crate) async fn release_logged(mut self) {
-        if let Some(held) = self.held.take() {
-            let outcome = held
-                .cache
-                .release_async(&held.key, held.token.as_str())
-                .await;
-            if let Err(error) = held.released(outcome) {
-                if !error.is_lost() {
-                    tracing::error!(key = %held.key, error = %error, "releasing lock failed; it stays until its TTL runs out");
-                }
-            }
+        if let Some(lease) = self.lease.take() {
+            log_release_failure(lease.let_go_async().await);
         }
     }
 }
 
 impl<C: Cache> Drop for AsyncGuard<C> {
     fn drop(&mut self) {
-        if let Some(held) = self.held.take() {
-            held.cache.release_detached(&held.key, held.token.as_str());
+        if let Some(lease) = self.lease.take() {
+            lease.finish();
+            lease
+                .cache
+                .release_detached(&lease.key, lease.token.as_str(), lease.keep_for());
         }
     }
 }
@@ -212,8 +279,8 @@ impl<C: Cache> Drop for AsyncGuard<C> {
 impl<C: Cache> std::fmt::Debug for AsyncGuard<C> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let mut d = f.debug_struct("AsyncGuard");
-        if let Some(held) = &self.held {
-            d.field("key", &held.key).field("ttl", &held.ttl);
+        if let Some(lease) = &self.lease {
+            d.field("key", &lease.key).field("ttl", &lease.ttl);
         }
         d.finish_non_exhaustive()
     }

@@ -49,11 +49,13 @@ mod config;
 mod default_cache;
 mod error;
 mod guard;
+mod lease;
 mod lock;
 mod memory;
 mod noop;
 #[cfg(feature = "redis")]
 pub mod redis;
+mod renew;
 pub mod testing;
 mod token;
 

@@ -12,7 +12,8 @@ use crate::cache::Cache;
 use crate::config::key_prefix;
 use crate::default_cache::DefaultCache;
 use crate::error::{check_ttl, Error};
-use crate::guard::{AsyncGuard, Guard, Held};
+use crate::guard::{watched, AsyncGuard, Guard};
+use crate::lease::{Lease, Policy};
 use crate::token::Token;
 use crate::{DEFAULT_TTL, MAX_KEY_LEN};
 
@@ -54,6 +55,7 @@ pub struct Lock<C = DefaultCache> {
     prefix: Option<Cow<'static, str>>,
     ttl: Duration,
     wait: Duration,
+    policy: Policy,
     cache: C,
 }
 
@@ -65,6 +67,11 @@ impl Lock {
             prefix: None,
             ttl: DEFAULT_TTL,
             wait: Duration::ZERO,
+            policy: Policy {
+                renew: true,
+                max_hold: None,
+                hold_at_least: None,
+            },
             cache: DefaultCache,
         }
     }
@@ -84,6 +91,7 @@ impl<C: Cache> Lock<C> {
             prefix: self.prefix,
             ttl: self.ttl,
             wait: self.wait,
+            policy: self.policy,
             cache,
         }
     }
@@ -101,6 +109,42 @@ impl<C: Cache> Lock<C> {
     /// before giving up with [`Error::Locked`] (default: zero, one attempt).
     pub fn wait(mut self, wait: Duration) -> Self {
         self.wait = wait;
+        self
+    }
+
+    /// Whether to renew the lock in the background while a guard holds it (default: yes).
+    ///
+    /// With renewal, a holder keeps its lock however long the work takes, and a holder that
+    /// dies frees it within one TTL. Renewal is an owner-checked extend at every third of the
+    /// TTL, done by one shared background thread for the whole process. If a renewal is
+    /// refused (the key expired or is held by another owner) the guard reports the lock lost
+    /// ([`Guard::is_lost`], [`Guard::lost`]). Without renewal, the lock simply expires after
+    /// its TTL, and the guard reports it lost from then on.
+    pub fn renew(mut self, renew: bool) -> Self {
+        self.policy.renew = renew;
+        self
+    }
+
+    /// Bounds how long renewal may keep the lock: never past `max_hold` after acquiring.
+    ///
+    /// The last renewal shortens the TTL so that the lock runs out exactly then; the guard
+    /// reports it lost from that moment. A bound on a runaway holder (a job stuck in a loop
+    /// keeps its renewing lock forever otherwise). Default: no bound.
+    pub fn max_hold(mut self, max_hold: Duration) -> Self {
+        self.policy.max_hold = Some(max_hold);
+        self
+    }
+
+    /// Keeps the key at least this long after acquiring, even if released sooner
+    /// (ShedLock's `lockAtLeastFor`).
+    ///
+    /// A release before then does not delete the key: it sets the key's TTL to the time left
+    /// (owner-checked), so nobody else acquires it until `hold_at_least` has passed. A job that
+    /// takes 2 s with `hold_at_least(5 min)` runs at most once per 5 minutes across every node
+    /// that shares the cache, even when the nodes' clocks or schedules drift by seconds.
+    /// Default: none.
+    pub fn hold_at_least(mut self, hold_at_least: Duration) -> Self {
+        self.policy.hold_at_least = Some(hold_at_least);
         self
     }
 
@@ -144,11 +188,17 @@ impl<C: Cache> Lock<C> {
         }
         let full = self.full_key();
         check_ttl(&full, "ttl", self.ttl)?;
+        if let Some(max_hold) = self.policy.max_hold {
+            check_ttl(&full, "max_hold", max_hold)?;
+        }
+        if let Some(hold_at_least) = self.policy.hold_at_least {
+            check_ttl(&full, "hold_at_least", hold_at_least)?;
+        }
         Ok(full)
     }
 }
 
-impl<C: Cache + Clone> Lock<C> {
+impl<C: Cache + Clone + 'static> Lock<C> {
     /// Takes the lock if it is free, or fails at once with [`Error::Locked`].
     ///
     /// The returned [`Guard`] releases the lock when dropped.
@@ -254,10 +304,13 @@ impl<C: Cache + Clone> Lock<C> {
     /// One claim attempt.
     fn claim(&self, key: String) -> Attempt<Guard<C>> {
         let token = Token::new();
+        // The TTL starts when the cache stores the token, a little after this: counting from
+        // here makes every local estimate of the expiry early, never late.
+        let started = Instant::now();
         match self.cache.claim(&key, token.as_str(), self.ttl) {
             Ok(true) => {
                 tracing::debug!(key = %key, "lock acquired");
-                Attempt::Won(Guard::new(self.held(key, token)))
+                Attempt::Won(Guard::new(self.lease(key, token, started)))
             }
             Ok(false) => {
                 tracing::debug!(key = %key, "lock contended");
@@ -269,10 +322,11 @@ impl<C: Cache + Clone> Lock<C> {
 
     async fn claim_async(&self, key: String) -> Attempt<AsyncGuard<C>> {
         let token = Token::new();
+        let started = Instant::now();
         match self.cache.claim_async(&key, token.as_str(), self.ttl).await {
             Ok(true) => {
                 tracing::debug!(key = %key, "lock acquired");
-                Attempt::Won(AsyncGuard::new(self.held(key, token)))
+                Attempt::Won(AsyncGuard::new(self.lease(key, token, started)))
             }
             Ok(false) => {
                 tracing::debug!(key = %key, "lock contended");
@@ -282,14 +336,15 @@ impl<C: Cache + Clone> Lock<C> {
         }
     }
 
-    fn held(&self, key: String, token: Token) -> Held<C> {
-        Held {
-            cache: self.cache.clone(),
+    fn lease(&self, key: String, token: Token, started: Instant) -> std::sync::Arc<Lease<C>> {
+        watched(Lease::new(
+            self.cache.clone(),
             key,
             token,
-            ttl: self.ttl,
-            acquired_at: Instant::now(),
-        }
+            self.ttl,
+            started,
+            self.policy,
+        ))
     }
 }
 

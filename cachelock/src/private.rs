@@ -91,10 +91,28 @@ impl fmt::Write for Escaper<'_> {
 
 /// The lock of one call.
 ///
-/// The cache is taken as `&dyn Cache`: the `cache = ...` expression is checked once, here,
-/// and a type that is not a cache gives one error pointing at it.
-pub fn lock(key: String, cache: &dyn Cache, ttl: Duration) -> Lock<&dyn Cache> {
+/// The cache is a `'static` handle (the guard hands it to the shared renewer); the
+/// `cache = ...` expression is cloned into one, and checked once, here, so a type that is
+/// not a cache gives one error pointing at it.
+pub fn lock<C: Cache + Clone + 'static>(key: String, cache: C, ttl: Duration) -> Lock<C> {
     Lock::new(key).ttl(ttl).cache(cache)
+}
+
+/// Turns the value of a `cache = ...` expression into an owned cache handle.
+///
+/// Called as a method, `(expr).cachelock_handle()`, so that method resolution looks through
+/// references: `cache = cache` with a `cache: &RedisCache` parameter clones the
+/// `RedisCache` (clones share the connections), `cache = self.cache` clones the field, and
+/// `cache = *STATIC` clones what the static holds.
+pub trait CacheHandle {
+    /// An owned clone of the handle.
+    fn cachelock_handle(&self) -> Self;
+}
+
+impl<T: Cache + Clone + 'static> CacheHandle for T {
+    fn cachelock_handle(&self) -> Self {
+        self.clone()
+    }
 }
 
 /// Checks that a `ttl`/`wait` expression is a `Duration`.
@@ -108,7 +126,10 @@ pub fn duration(duration: Duration) -> Duration {
 /// # Errors
 ///
 /// [`Error::Locked`] if the key stays held, or any failure of the cache.
-pub fn acquire<C: Cache + Clone>(lock: &Lock<C>, wait: Duration) -> Result<Guard<C>, Error> {
+pub fn acquire<C: Cache + Clone + 'static>(
+    lock: &Lock<C>,
+    wait: Duration,
+) -> Result<Guard<C>, Error> {
     if wait.is_zero() {
         lock.try_acquire()
     } else {
@@ -121,7 +142,7 @@ pub fn acquire<C: Cache + Clone>(lock: &Lock<C>, wait: Duration) -> Result<Guard
 /// # Errors
 ///
 /// As [`acquire`].
-pub async fn acquire_async<C: Cache + Clone>(
+pub async fn acquire_async<C: Cache + Clone + 'static>(
     lock: &Lock<C>,
     wait: Duration,
 ) -> Result<AsyncGuard<C>, Error> {

@@ -16,26 +16,26 @@ pub fn is_held(key: &str) -> bool {
 }
 
 /// Whether `key` is held in `cache`.
-pub fn is_held_in(cache: &impl Cache, key: &str) -> bool {
-    match Lock::new(key).cache(cache).try_acquire() {
+pub fn is_held_in<C: Cache + Clone + 'static>(cache: &C, key: &str) -> bool {
+    match Lock::new(key).cache(cache.clone()).try_acquire() {
         Ok(_guard) => false,
         Err(error) if error.is_locked() => true,
         Err(error) => panic!("unexpected error: {error}"),
     }
 }
 
-/// A memory cache that records the key of every claim.
-#[derive(Default)]
+/// A memory cache that records the key of every claim (clones share the store and record).
+#[derive(Default, Clone)]
 pub struct RecordingCache {
     inner: MemoryCache,
-    claimed: Mutex<Vec<String>>,
+    claimed: Arc<Mutex<Vec<String>>>,
 }
 
 impl RecordingCache {
     pub fn new() -> Self {
         RecordingCache {
             inner: MemoryCache::new(),
-            claimed: Mutex::new(Vec::new()),
+            claimed: Arc::new(Mutex::new(Vec::new())),
         }
     }
 
@@ -73,6 +73,7 @@ impl Cache for RecordingCache {
 }
 
 /// A cache whose every operation fails, like a Redis server that is down.
+#[derive(Clone, Copy)]
 pub struct DownCache;
 
 impl Cache for DownCache {

@@ -191,15 +191,19 @@ impl<B: Backend> Cache for Core<B> {
         Self::flag(op, self.run(op))
     }
 
-    /// Never blocks: inside a tokio runtime the release is spawned on it; elsewhere it runs
-    /// on a short-lived background thread. The outcome is logged through `tracing`.
-    fn release_detached(&self, key: &str, token: &str) {
+    /// Never blocks: inside a tokio runtime the release (or, with `keep_for`, the
+    /// owner-checked extend) is spawned on it; elsewhere it runs on a short-lived background
+    /// thread. The outcome is logged through `tracing`.
+    fn release_detached(&self, key: &str, token: &str, keep_for: Option<Duration>) {
         let core = self.clone();
         let (key, token) = (key.to_owned(), token.to_owned());
         match tokio::runtime::Handle::try_current() {
             Ok(handle) => {
                 handle.spawn(async move {
-                    let outcome = core.release_async(&key, &token).await;
+                    let outcome = match keep_for {
+                        Some(keep) => core.extend_async(&key, &token, keep).await,
+                        None => core.release_async(&key, &token).await,
+                    };
                     log_release(&key, outcome);
                 });
             }
@@ -207,7 +211,10 @@ impl<B: Backend> Cache for Core<B> {
                 let spawned = std::thread::Builder::new()
                     .name("cachelock-release".to_owned())
                     .spawn(move || {
-                        let outcome = core.release(&key, &token);
+                        let outcome = match keep_for {
+                            Some(keep) => core.extend(&key, &token, keep),
+                            None => core.release(&key, &token),
+                        };
                         log_release(&key, outcome);
                     });
                 if let Err(error) = spawned {
@@ -316,8 +323,8 @@ macro_rules! forward_to_core {
             ) -> $crate::cache::CacheResult<bool> {
                 self.core.extend(key, token, ttl)
             }
-            fn release_detached(&self, key: &str, token: &str) {
-                self.core.release_detached(key, token)
+            fn release_detached(&self, key: &str, token: &str, keep_for: Option<Duration>) {
+                self.core.release_detached(key, token, keep_for)
             }
             fn get_async<'a>(
                 &'a self,
