@@ -921,6 +921,9 @@ fn main() {
 
     let mut met = true;
     println!("# ratios (same run; ops/s = median of the interleaved passes)");
+    if settings.quick {
+        println!("# --quick: a W1 pass is ~20 ms, so one scheduling stall can move a ratio by 20 %; quote the full run");
+    }
     met &= ratio(
         "W1 Lock sync / LIMIT sync",
         find(&w1, "Lock sync, RedisCache"),
