@@ -44,6 +44,7 @@ use proc_macro::TokenStream;
 /// | `ttl = "30s"` | 60 s (`cachelock::DEFAULT_TTL`) | how long the lock lives if its holder never releases it (a crash) |
 /// | `wait = "5s"` | no wait | how long to wait for a held key before giving up |
 /// | `cache = <expr>` | the process default cache | the cache the lock lives in, evaluated on each call |
+/// | `cancel_on_lost = bool` | `false` | `async fn` only: drop the body's future when the lock is lost and return `Err(Error::LockLost { .. }.into())` |
 /// | `crate = "path"` | `"cachelock"` | where the `cachelock` crate is, if it was renamed |
 ///
 /// Each option can be given once; an unknown one is a compile error that lists the valid
@@ -149,6 +150,41 @@ use proc_macro::TokenStream;
 ///
 /// Since the handle is a clone, `cache = self.field` does not keep `self` borrowed: a
 /// `&mut self` or `self` method may change or move `self` in its body.
+///
+/// ## `cancel_on_lost`
+///
+/// While the body runs, the lock is renewed in the background. If a renewal finds the lock
+/// lost (the key expired, or another owner holds it), `cancel_on_lost = true` drops the
+/// body's future at the `.await` it is suspended on, so nothing after that point runs, and
+/// the call returns `Err(cachelock::Error::LockLost { key }.into())`. The function must be
+/// `async` and return `Result<T, E>` with `E: From<cachelock::Error>`; anything else is a
+/// compile error. Without it, a body whose lock is lost runs to its end.
+///
+/// ```
+/// use std::time::Duration;
+/// use cachelock::{once, Cache, Error, MemoryCache};
+///
+/// #[once(key = "sync-<id>", cache = cache, ttl = "300ms", cancel_on_lost = true, raise_if_locked = true)]
+/// async fn sync(cache: &MemoryCache, id: u32) -> Result<u32, Error> {
+///     std::future::pending::<()>().await; // long work: every `.await` is a cancellation point
+///     Ok(id)
+/// }
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// let cache = MemoryCache::new();
+/// let intruder = cache.clone();
+/// // Someone else overwrites the key while the call holds it.
+/// std::thread::spawn(move || {
+///     while intruder.get("cachelock:sync-1").unwrap().is_none() {
+///         std::thread::sleep(Duration::from_millis(5));
+///     }
+///     intruder.set("cachelock:sync-1", "another owner", Some(Duration::from_secs(60))).unwrap();
+/// });
+/// let error = sync(&cache, 1).await.unwrap_err();
+/// assert!(error.is_lost()); // the body was dropped at its `.await`
+/// # }
+/// ```
 ///
 /// ## `crate`
 ///
