@@ -158,7 +158,8 @@ fn w3_cache_ops(settings: &Settings) -> Row {
         let key = keys[(i % 1000) as usize].as_str();
         assert!(cache
             .claim(key, "0123456789abcdef0123456789abcdef", TTL)
-            .unwrap());
+            .unwrap()
+            .is_some());
         assert!(cache
             .release(key, "0123456789abcdef0123456789abcdef")
             .unwrap());

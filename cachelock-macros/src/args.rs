@@ -14,10 +14,12 @@ mod kw {
     syn::custom_keyword!(wait);
     syn::custom_keyword!(cache);
     syn::custom_keyword!(cancel_on_lost);
+    syn::custom_keyword!(fence);
 }
 
 /// The valid options, for error messages.
-const VALID: &str = "`key`, `raise_if_locked`, `ttl`, `wait`, `cache`, `cancel_on_lost`, `crate`";
+const VALID: &str =
+    "`key`, `raise_if_locked`, `ttl`, `wait`, `cache`, `cancel_on_lost`, `fence`, `crate`";
 
 /// A duration option: a literal parsed at compile time, or an expression of type `Duration`.
 pub(crate) enum DurationArg {
@@ -37,6 +39,8 @@ pub(crate) struct Args {
     pub(crate) cache: Option<Expr>,
     /// The whole `cancel_on_lost = <bool>` option (its span is the option's), and the value.
     pub(crate) cancel_on_lost: Option<(Span, LitBool)>,
+    /// `fence = name`: the local the body sees the fencing token in.
+    pub(crate) fence: Option<Ident>,
     pub(crate) krate: Option<Path>,
 }
 
@@ -131,6 +135,15 @@ impl Parse for Args {
                     "cancel_on_lost",
                     kw.span,
                 )?;
+            } else if lookahead.peek(kw::fence) {
+                let kw: kw::fence = input.parse()?;
+                input.parse::<Token![=]>()?;
+                if !input.peek(Ident) {
+                    return Err(input.error(
+                        "`fence` takes the name of a local for the body, like fence = token",
+                    ));
+                }
+                set(&mut args.fence, input.parse()?, "fence", kw.span)?;
             } else if lookahead.peek(Token![crate]) {
                 let kw: Token![crate] = input.parse()?;
                 input.parse::<Token![=]>()?;

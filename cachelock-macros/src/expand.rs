@@ -390,6 +390,14 @@ fn generate(function: &ItemFn, args: &Args, key_tokens: &TokenStream) -> TokenSt
         quote!(__cachelock_body.await)
     };
 
+    // `fence = name`: the body sees the fencing token as a `u64` local (the user's ident,
+    // with its span, so the body can name it).
+    let fence = args.fence.as_ref().map(|name| {
+        quote! {
+            let #name: u64 = __cachelock_guard.fence();
+        }
+    });
+
     let body = if is_async {
         let fake_return = if ret_has_impl {
             quote!()
@@ -420,6 +428,7 @@ fn generate(function: &ItemFn, args: &Args, key_tokens: &TokenStream) -> TokenSt
                 #[allow(clippy::needless_borrow)]
                 ::core::result::Result::Err(__cachelock_error) => return #on_error,
             };
+            #fence
             let __cachelock_body = async move {
                 #fake_return
                 #block
@@ -436,6 +445,7 @@ fn generate(function: &ItemFn, args: &Args, key_tokens: &TokenStream) -> TokenSt
                 #[allow(clippy::needless_borrow)]
                 ::core::result::Result::Err(__cachelock_error) => return #on_error,
             };
+            #fence
             #block
         }
     };

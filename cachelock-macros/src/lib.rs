@@ -45,6 +45,7 @@ use proc_macro::TokenStream;
 /// | `wait = "5s"` | no wait | how long to wait for a held key before giving up |
 /// | `cache = <expr>` | the process default cache | the cache the lock lives in, evaluated on each call |
 /// | `cancel_on_lost = bool` | `false` | `async fn` only: drop the body's future when the lock is lost and return `Err(Error::LockLost { .. }.into())` |
+/// | `fence = name` | none | the body sees this hold's fencing token as `name: u64` |
 /// | `crate = "path"` | `"cachelock"` | where the `cachelock` crate is, if it was renamed |
 ///
 /// Each option can be given once; an unknown one is a compile error that lists the valid
@@ -184,6 +185,39 @@ use proc_macro::TokenStream;
 /// let error = sync(&cache, 1).await.unwrap_err();
 /// assert!(error.is_lost()); // the body was dropped at its `.await`
 /// # }
+/// ```
+///
+/// ## `fence`
+///
+/// Binds the fencing token of this call's hold to a local `u64` the body can use (see
+/// `Guard::fence` in cachelock): strictly greater than the fence of every earlier hold of
+/// the key. Send it with every write to a store that refuses fences lower than the highest
+/// it has seen, and a call that was paused past its TTL can no longer overwrite the work of
+/// the call that took over.
+///
+/// ```
+/// use std::sync::Mutex;
+/// use cachelock::once;
+///
+/// static HIGHEST: Mutex<u64> = Mutex::new(0);
+///
+/// /// The downstream store: refuses a write with a fence it has already passed.
+/// fn store_write(fence: u64) -> Result<(), String> {
+///     let mut highest = HIGHEST.lock().unwrap();
+///     if fence <= *highest {
+///         return Err(format!("stale fence {fence}"));
+///     }
+///     *highest = fence;
+///     Ok(())
+/// }
+///
+/// #[once(key = "export", fence = token)]
+/// fn export() -> Option<Result<(), String>> {
+///     Some(store_write(token))
+/// }
+///
+/// assert_eq!(export(), Some(Ok(())));
+/// assert_eq!(export(), Some(Ok(()))); // the next hold has a greater fence
 /// ```
 ///
 /// ## `crate`

@@ -6,6 +6,7 @@
 //! ignores TTLs.
 
 use std::hash::BuildHasher;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -36,6 +37,24 @@ fn now_ms() -> u128 {
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_millis())
         .unwrap_or(0)
+}
+
+/// The next fencing token of the default `claim`: wall-clock microseconds since the Unix
+/// epoch, made strictly increasing within the process (see the `Cache` docs).
+pub(crate) fn next_fence() -> u64 {
+    static LAST: AtomicU64 = AtomicU64::new(0);
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| u64::try_from(d.as_micros()).unwrap_or(u64::MAX))
+        .unwrap_or(0);
+    let mut last = LAST.load(Ordering::Relaxed);
+    loop {
+        let next = now.max(last.saturating_add(1));
+        match LAST.compare_exchange_weak(last, next, Ordering::AcqRel, Ordering::Relaxed) {
+            Ok(_) => return next,
+            Err(seen) => last = seen,
+        }
+    }
 }
 
 /// Rounds up to whole milliseconds, never to zero.
@@ -82,15 +101,15 @@ pub(crate) fn claim<C: Cache + ?Sized>(
     key: &str,
     token: &str,
     ttl: Duration,
-) -> CacheResult<bool> {
+) -> CacheResult<Option<u64>> {
     let _serial = stripe(key);
     if !matches!(inspect(cache, key, token)?, Slot::Free) {
-        return Ok(false);
+        return Ok(None);
     }
     let value = encode(token, ttl);
     cache.set(key, &value, Some(ttl))?;
     // Read back: another process that wrote in between has replaced our value.
-    Ok(cache.get(key)?.as_deref() == Some(value.as_str()))
+    Ok((cache.get(key)?.as_deref() == Some(value.as_str())).then(next_fence))
 }
 
 pub(crate) fn release<C: Cache + ?Sized>(cache: &C, key: &str, token: &str) -> CacheResult<bool> {

@@ -50,6 +50,7 @@ pub type CacheResult<T> = Result<T, BoxError>;
 ///
 /// let cache = std::sync::Arc::new(MyCache::default());
 /// let guard = Lock::new("report").cache(cache.clone()).try_acquire()?;
+/// assert!(guard.fence() > 0);
 /// assert!(Lock::new("report").cache(cache.clone()).try_acquire().unwrap_err().is_locked());
 /// guard.release()?;
 /// # Ok::<(), cachelock::Error>(())
@@ -77,6 +78,13 @@ pub type CacheResult<T> = Result<T, BoxError>;
 ///   interleave exactly can both believe they hold the key. Use a backend with atomic
 ///   operations (Redis) to coordinate processes, or override the three methods with your
 ///   store's own compare-and-set.
+/// - **Fencing tokens** from the default `claim` are the process's wall clock in
+///   microseconds since the Unix epoch, made strictly increasing within the process (a
+///   claim in the same microsecond as the one before, or after the clock stepped back, gets
+///   the previous fence + 1). Within one process they strictly increase for every key.
+///   Across processes they are only as ordered as the hosts' clocks: increasing if the
+///   clocks agree to better than the time between two holders of a key. That is the same
+///   "not atomic across processes" caveat as above.
 /// - The lock value carries its own deadline (`<token>;<unix ms>`), so a lock expires even
 ///   in a cache that ignores the TTL passed to `set`: a crashed holder never blocks a key
 ///   forever.
@@ -105,9 +113,18 @@ pub trait Cache: Send + Sync {
 
     /// Stores `token` under `key` with `ttl` if the key is absent (or expired).
     ///
-    /// Returns `true` if this call stored it (the caller now owns the key), `false` if the key
-    /// is held. Must be atomic: among concurrent claims of one key, exactly one returns `true`.
-    fn claim(&self, key: &str, token: &str, ttl: Duration) -> CacheResult<bool> {
+    /// Returns `Some(fence)` if this call stored it (the caller now owns the key), `None` if
+    /// the key is held. Must be atomic: among concurrent claims of one key, exactly one
+    /// returns `Some`.
+    ///
+    /// The **fencing token** `fence` must be strictly greater than every fence this cache
+    /// handed out before for `key`, also across expiry and (for a shared store) across
+    /// processes. A store downstream can then refuse writes that carry a smaller fence than
+    /// one it has already seen: see [`Guard::fence`](crate::Guard::fence). The built-in
+    /// backends guarantee it ([`MemoryCache`](crate::MemoryCache): a process-wide counter;
+    /// Redis: a counter bumped inside the claim script); the default implementation only
+    /// within one process (see [the defaults](#the-lock-operations-claim-release-extend)).
+    fn claim(&self, key: &str, token: &str, ttl: Duration) -> CacheResult<Option<u64>> {
         basic::claim(self, key, token, ttl)
     }
 
@@ -165,7 +182,7 @@ pub trait Cache: Send + Sync {
         key: &'a str,
         token: &'a str,
         ttl: Duration,
-    ) -> BoxFuture<'a, CacheResult<bool>> {
+    ) -> BoxFuture<'a, CacheResult<Option<u64>>> {
         Box::pin(std::future::ready(self.claim(key, token, ttl)))
     }
 
@@ -203,7 +220,7 @@ macro_rules! forward_cache {
             fn delete(&self, key: &str) -> CacheResult<()> {
                 (**self).delete(key)
             }
-            fn claim(&self, key: &str, token: &str, ttl: Duration) -> CacheResult<bool> {
+            fn claim(&self, key: &str, token: &str, ttl: Duration) -> CacheResult<Option<u64>> {
                 (**self).claim(key, token, ttl)
             }
             fn release(&self, key: &str, token: &str) -> CacheResult<bool> {
@@ -234,7 +251,7 @@ macro_rules! forward_cache {
                 key: &'a str,
                 token: &'a str,
                 ttl: Duration,
-            ) -> BoxFuture<'a, CacheResult<bool>> {
+            ) -> BoxFuture<'a, CacheResult<Option<u64>>> {
                 (**self).claim_async(key, token, ttl)
             }
             fn release_async<'a>(

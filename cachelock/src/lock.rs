@@ -308,11 +308,11 @@ impl<C: Cache + Clone + 'static> Lock<C> {
         // here makes every local estimate of the expiry early, never late.
         let started = Instant::now();
         match self.cache.claim(&key, token.as_str(), self.ttl) {
-            Ok(true) => {
-                tracing::debug!(key = %key, "lock acquired");
-                Attempt::Won(Guard::new(self.lease(key, token, started)))
+            Ok(Some(fence)) => {
+                tracing::debug!(key = %key, fence, "lock acquired");
+                Attempt::Won(Guard::new(self.lease(key, token, fence, started)))
             }
-            Ok(false) => {
+            Ok(None) => {
                 tracing::debug!(key = %key, "lock contended");
                 Attempt::Held(key)
             }
@@ -324,11 +324,11 @@ impl<C: Cache + Clone + 'static> Lock<C> {
         let token = Token::new();
         let started = Instant::now();
         match self.cache.claim_async(&key, token.as_str(), self.ttl).await {
-            Ok(true) => {
-                tracing::debug!(key = %key, "lock acquired");
-                Attempt::Won(AsyncGuard::new(self.lease(key, token, started)))
+            Ok(Some(fence)) => {
+                tracing::debug!(key = %key, fence, "lock acquired");
+                Attempt::Won(AsyncGuard::new(self.lease(key, token, fence, started)))
             }
-            Ok(false) => {
+            Ok(None) => {
                 tracing::debug!(key = %key, "lock contended");
                 Attempt::Held(key)
             }
@@ -336,11 +336,18 @@ impl<C: Cache + Clone + 'static> Lock<C> {
         }
     }
 
-    fn lease(&self, key: String, token: Token, started: Instant) -> std::sync::Arc<Lease<C>> {
+    fn lease(
+        &self,
+        key: String,
+        token: Token,
+        fence: u64,
+        started: Instant,
+    ) -> std::sync::Arc<Lease<C>> {
         watched(Lease::new(
             self.cache.clone(),
             key,
             token,
+            fence,
             self.ttl,
             started,
             self.policy,

@@ -1,5 +1,6 @@
 //! [`MemoryCache`]: the in-process default, on moka.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -75,6 +76,10 @@ fn deadline_after(now: Instant, ttl: Duration) -> Instant {
     now.checked_add(ttl).unwrap_or_else(|| now + crate::MAX_TTL)
 }
 
+/// The fencing tokens of every `MemoryCache` of the process: one counter, so a fence never
+/// needs an entry of its own (memory still follows the live locks alone).
+static FENCE: AtomicU64 = AtomicU64::new(0);
+
 /// Tells moka when to drop each entry: at the deadline stored in the slot.
 struct SlotExpiry;
 
@@ -105,6 +110,8 @@ impl Expiry<String, Slot> for SlotExpiry {
 /// - **Unbounded**: a capacity bound would let moka evict a held lock, silently releasing
 ///   it, so there is none. Memory follows the live locks instead: a released lock's entry is
 ///   removed at once, an expired one at its deadline. [`MemoryCache::entry_count`] shows it.
+/// - **Fencing tokens**: every successful claim takes the next value of one process-wide
+///   counter, so fences strictly increase across claims, releases and expiry, for every key.
 /// - **TTL per entry**: every value carries its own deadline, checked on each read and
 ///   compute (so an expired lock is free the moment its TTL runs out) and handed to moka's
 ///   `Expiry` so the entry is dropped then.
@@ -180,14 +187,16 @@ impl Cache for MemoryCache {
         Ok(())
     }
 
-    fn claim(&self, key: &str, token: &str, ttl: Duration) -> CacheResult<bool> {
-        let mut won = false;
+    fn claim(&self, key: &str, token: &str, ttl: Duration) -> CacheResult<Option<u64>> {
+        let mut won = None;
         self.inner.entry_by_ref(key).and_compute_with(|current| {
             let now = Instant::now();
             match current {
                 Some(entry) if entry.value().live(now) => Op::Nop,
                 _ => {
-                    won = true;
+                    // Taken inside the per-key compute: claims of one key are serialized, so
+                    // the fences of one key's holders increase in the order they held it.
+                    won = Some(FENCE.fetch_add(1, Ordering::Relaxed) + 1);
                     Op::Put(Slot {
                         value: Value::new(token),
                         deadline: Some(deadline_after(now, ttl)),

@@ -23,6 +23,9 @@ pub(crate) trait Backend: Send + Sync + 'static {
     /// Opens a sync connection, within the connect timeout.
     fn connect(&self, settings: &Settings) -> RedisResult<Self::Sync>;
 
+    /// Whether keys are spread over Redis Cluster slots (one fence counter per slot).
+    const CLUSTER: bool;
+
     /// Makes the async connection of the current runtime; it connects on first use.
     fn connect_async(&self, settings: &Settings) -> RedisResult<Self::Async>;
 }
@@ -92,7 +95,8 @@ impl<B: Backend> Core<B> {
     fn run(&self, op: Op<'_>) -> CacheResult<Reply> {
         let inner = &*self.inner;
         let key = inner.settings.key(op.key());
-        let op = op.with_key(&key);
+        let counter = self.counter(op, &key);
+        let op = op.with_key(&key).with_counter(&counter);
         let timeout = inner.settings.reply_timeout(op.lock_ttl());
         inner
             .pool
@@ -102,6 +106,16 @@ impl<B: Backend> Core<B> {
                 |con| ops::exec(con, op),
             )
             .map_err(boxed)
+    }
+
+    /// The fence counter key of a claim of the (prefixed) `key`; empty for other operations.
+    fn counter(&self, op: Op<'_>, key: &str) -> String {
+        match op {
+            Op::Claim(..) => {
+                super::fence::counter_key(key, &self.inner.settings.key_prefix, B::CLUSTER)
+            }
+            _ => String::new(),
+        }
     }
 
     fn async_con(&self) -> RedisResult<B::Async> {
@@ -114,7 +128,8 @@ impl<B: Backend> Core<B> {
     async fn run_async(&self, op: Op<'_>) -> CacheResult<Reply> {
         let settings = &self.inner.settings;
         let key = settings.key(op.key());
-        let op = op.with_key(&key);
+        let counter = self.counter(op, &key);
+        let op = op.with_key(&key).with_counter(&counter);
         let limit = settings.operation_timeout(op.lock_ttl());
         let attempt = async {
             let mut con = self.async_con()?;
@@ -132,6 +147,13 @@ impl<B: Backend> Core<B> {
         match tokio::time::timeout(limit, attempt).await {
             Ok(outcome) => outcome.map_err(boxed),
             Err(_) => Err(timed_out(op, limit)),
+        }
+    }
+
+    fn fence(op: Op<'_>, reply: CacheResult<Reply>) -> CacheResult<Option<u64>> {
+        match reply? {
+            Reply::Fence(fence) => Ok(fence),
+            other => Err(unexpected(op, other)),
         }
     }
 
@@ -176,9 +198,9 @@ impl<B: Backend> Cache for Core<B> {
         self.run(Op::Delete(key)).map(drop)
     }
 
-    fn claim(&self, key: &str, token: &str, ttl: Duration) -> CacheResult<bool> {
-        let op = Op::Claim(key, token, ttl);
-        Self::flag(op, self.run(op))
+    fn claim(&self, key: &str, token: &str, ttl: Duration) -> CacheResult<Option<u64>> {
+        let op = Op::Claim(key, "", token, ttl);
+        Self::fence(op, self.run(op))
     }
 
     fn release(&self, key: &str, token: &str) -> CacheResult<bool> {
@@ -255,10 +277,10 @@ impl<B: Backend> Cache for Core<B> {
         key: &'a str,
         token: &'a str,
         ttl: Duration,
-    ) -> BoxFuture<'a, CacheResult<bool>> {
+    ) -> BoxFuture<'a, CacheResult<Option<u64>>> {
         Box::pin(async move {
-            let op = Op::Claim(key, token, ttl);
-            Self::flag(op, self.run_async(op).await)
+            let op = Op::Claim(key, "", token, ttl);
+            Self::fence(op, self.run_async(op).await)
         })
     }
 
@@ -309,7 +331,7 @@ macro_rules! forward_to_core {
                 key: &str,
                 token: &str,
                 ttl: std::time::Duration,
-            ) -> $crate::cache::CacheResult<bool> {
+            ) -> $crate::cache::CacheResult<Option<u64>> {
                 self.core.claim(key, token, ttl)
             }
             fn release(&self, key: &str, token: &str) -> $crate::cache::CacheResult<bool> {
@@ -351,7 +373,7 @@ macro_rules! forward_to_core {
                 key: &'a str,
                 token: &'a str,
                 ttl: std::time::Duration,
-            ) -> $crate::cache::BoxFuture<'a, $crate::cache::CacheResult<bool>> {
+            ) -> $crate::cache::BoxFuture<'a, $crate::cache::CacheResult<Option<u64>>> {
                 self.core.claim_async(key, token, ttl)
             }
             fn release_async<'a>(

@@ -5,7 +5,7 @@
 //! | `get` | `GET key` |
 //! | `set` | `SET key value [PX ms]` |
 //! | `delete` | `DEL key` |
-//! | `claim` | `SET key token NX PX ms` |
+//! | `claim` | `EVALSHA <set-nx-px, then bump the fence counter> 2 key counter token ms` |
 //! | `release` | `EVALSHA <compare-and-delete> 1 key token` |
 //! | `extend` | `EVALSHA <compare-and-pexpire> 1 key token ms` |
 //!
@@ -13,7 +13,7 @@
 
 use std::time::Duration;
 
-use redis::{aio, Cmd, ConnectionLike, RedisResult, Value};
+use redis::{aio, Cmd, ConnectionLike, RedisError, RedisResult, ScriptInvocation, Value};
 
 use super::scripts;
 use crate::basic::ttl_ms;
@@ -39,15 +39,33 @@ fn del_cmd(key: &str) -> Cmd {
     cmd
 }
 
-fn claim_cmd(key: &str, token: &str, ttl: Duration) -> Cmd {
-    let mut cmd = redis::cmd("SET");
-    cmd.arg(key).arg(token).arg("NX").arg("PX").arg(ttl_ms(ttl));
-    cmd
+fn claim_invocation(
+    key: &str,
+    counter: &str,
+    token: &str,
+    ttl: Duration,
+) -> ScriptInvocation<'static> {
+    let mut invocation = scripts::claim().prepare_invoke();
+    invocation.key(key).key(counter).arg(token).arg(ttl_ms(ttl));
+    invocation
 }
 
-/// `SET .. NX` answers `OK` when it stored the value and nil when the key exists.
-fn claimed(reply: Value) -> bool {
-    !matches!(reply, Value::Nil)
+/// The claim script answers the fence (a decimal string) when it stored the token, nil when
+/// the key is held.
+fn claimed(reply: Value) -> RedisResult<Option<u64>> {
+    match reply {
+        Value::Nil => Ok(None),
+        Value::Int(fence) => Ok(u64::try_from(fence).ok()),
+        other => {
+            let text: String = redis::from_redis_value(other)?;
+            text.parse().map(Some).map_err(|_| {
+                RedisError::from((
+                    redis::ErrorKind::UnexpectedReturnType,
+                    "the claim script returned a fence that is not a number",
+                ))
+            })
+        }
+    }
 }
 
 fn get(con: &mut dyn ConnectionLike, key: &str) -> RedisResult<Option<String>> {
@@ -67,8 +85,14 @@ fn delete(con: &mut dyn ConnectionLike, key: &str) -> RedisResult<()> {
     del_cmd(key).query::<i64>(con).map(drop)
 }
 
-fn claim(con: &mut dyn ConnectionLike, key: &str, token: &str, ttl: Duration) -> RedisResult<bool> {
-    claim_cmd(key, token, ttl).query(con).map(claimed)
+fn claim(
+    con: &mut dyn ConnectionLike,
+    key: &str,
+    counter: &str,
+    token: &str,
+    ttl: Duration,
+) -> RedisResult<Option<u64>> {
+    claimed(claim_invocation(key, counter, token, ttl).invoke::<Value>(con)?)
 }
 
 fn release(con: &mut dyn ConnectionLike, key: &str, token: &str) -> RedisResult<bool> {
@@ -116,13 +140,15 @@ async fn delete_async<C: aio::ConnectionLike + Send>(con: &mut C, key: &str) -> 
 async fn claim_async<C: aio::ConnectionLike + Send>(
     con: &mut C,
     key: &str,
+    counter: &str,
     token: &str,
     ttl: Duration,
-) -> RedisResult<bool> {
-    claim_cmd(key, token, ttl)
-        .query_async(con)
-        .await
-        .map(claimed)
+) -> RedisResult<Option<u64>> {
+    claimed(
+        claim_invocation(key, counter, token, ttl)
+            .invoke_async::<Value>(con)
+            .await?,
+    )
 }
 
 async fn release_async<C: aio::ConnectionLike + Send>(
@@ -159,7 +185,8 @@ pub(crate) enum Op<'a> {
     Get(&'a str),
     Set(&'a str, &'a str, Option<Duration>),
     Delete(&'a str),
-    Claim(&'a str, &'a str, Duration),
+    /// Key, fence counter key (filled in by the core), token, TTL.
+    Claim(&'a str, &'a str, &'a str, Duration),
     Release(&'a str, &'a str),
     Extend(&'a str, &'a str, Duration),
 }
@@ -176,6 +203,17 @@ impl<'a> Op<'a> {
         }
     }
 
+    /// The same claim with its fence counter key (other operations are unchanged).
+    pub(crate) fn with_counter<'b>(self, counter: &'b str) -> Op<'b>
+    where
+        'a: 'b,
+    {
+        match self {
+            Op::Claim(key, _, token, ttl) => Op::Claim(key, counter, token, ttl),
+            other => other,
+        }
+    }
+
     /// The same operation on another key (the key with the cache's prefix).
     pub(crate) fn with_key<'b>(self, key: &'b str) -> Op<'b>
     where
@@ -185,7 +223,7 @@ impl<'a> Op<'a> {
             Op::Get(_) => Op::Get(key),
             Op::Set(_, value, ttl) => Op::Set(key, value, ttl),
             Op::Delete(_) => Op::Delete(key),
-            Op::Claim(_, token, ttl) => Op::Claim(key, token, ttl),
+            Op::Claim(_, counter, token, ttl) => Op::Claim(key, counter, token, ttl),
             Op::Release(_, token) => Op::Release(key, token),
             Op::Extend(_, token, ttl) => Op::Extend(key, token, ttl),
         }
@@ -194,7 +232,7 @@ impl<'a> Op<'a> {
     /// The lock TTL that bounds how long the operation may wait (claim and extend only).
     pub(crate) fn lock_ttl(&self) -> Option<Duration> {
         match *self {
-            Op::Claim(_, _, ttl) | Op::Extend(_, _, ttl) => Some(ttl),
+            Op::Claim(_, _, _, ttl) | Op::Extend(_, _, ttl) => Some(ttl),
             _ => None,
         }
     }
@@ -217,6 +255,7 @@ impl<'a> Op<'a> {
 pub(crate) enum Reply {
     Value(Option<String>),
     Flag(bool),
+    Fence(Option<u64>),
     Done,
 }
 
@@ -231,7 +270,7 @@ pub(crate) fn exec(con: &mut dyn ConnectionLike, op: Op<'_>) -> RedisResult<Repl
             delete(con, key)?;
             Reply::Done
         }
-        Op::Claim(key, token, ttl) => Reply::Flag(claim(con, key, token, ttl)?),
+        Op::Claim(key, counter, token, ttl) => Reply::Fence(claim(con, key, counter, token, ttl)?),
         Op::Release(key, token) => Reply::Flag(release(con, key, token)?),
         Op::Extend(key, token, ttl) => Reply::Flag(extend(con, key, token, ttl)?),
     })
@@ -251,7 +290,9 @@ pub(crate) async fn exec_async<C: aio::ConnectionLike + Send>(
             delete_async(con, key).await?;
             Reply::Done
         }
-        Op::Claim(key, token, ttl) => Reply::Flag(claim_async(con, key, token, ttl).await?),
+        Op::Claim(key, counter, token, ttl) => {
+            Reply::Fence(claim_async(con, key, counter, token, ttl).await?)
+        }
         Op::Release(key, token) => Reply::Flag(release_async(con, key, token).await?),
         Op::Extend(key, token, ttl) => Reply::Flag(extend_async(con, key, token, ttl).await?),
     })

@@ -15,6 +15,7 @@ pub(crate) struct Standalone {
 impl Backend for Standalone {
     type Sync = redis::Connection;
     type Async = ConnectionManager;
+    const CLUSTER: bool = false;
 
     fn connect(&self, settings: &Settings) -> RedisResult<redis::Connection> {
         self.client
