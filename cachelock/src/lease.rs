@@ -169,7 +169,7 @@ impl<C: Cache> Renewable for Lease<C> {
         match self.cache.extend(&self.key, self.token.as_str(), ttl) {
             Ok(true) => {
                 self.extended(now, ttl);
-                tracing::trace!(key = %self.key, ?ttl, "lock renewed");
+                tracing::trace!(key = %self.key, ?ttl, held_for = ?self.acquired_at.elapsed(), "lock renewed");
                 Some(now + renew_interval(ttl).max(Duration::from_millis(1)))
             }
             Ok(false) => {

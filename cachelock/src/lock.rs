@@ -307,6 +307,7 @@ impl<C: Cache + Clone + 'static> Lock<C> {
         // The TTL starts when the cache stores the token, a little after this: counting from
         // here makes every local estimate of the expiry early, never late.
         let started = Instant::now();
+        tracing::trace!(key = %key, "lock attempt");
         match self.cache.claim(&key, token.as_str(), self.ttl) {
             Ok(Some(fence)) => {
                 tracing::debug!(key = %key, fence, "lock acquired");
@@ -323,6 +324,7 @@ impl<C: Cache + Clone + 'static> Lock<C> {
     async fn claim_async(&self, key: String) -> Attempt<AsyncGuard<C>> {
         let token = Token::new();
         let started = Instant::now();
+        tracing::trace!(key = %key, "lock attempt");
         match self.cache.claim_async(&key, token.as_str(), self.ttl).await {
             Ok(Some(fence)) => {
                 tracing::debug!(key = %key, fence, "lock acquired");

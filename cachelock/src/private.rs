@@ -158,7 +158,7 @@ pub async fn acquire_async<C: Cache + Clone + 'static>(
 pub async fn release_async<C: Cache>(guard: AsyncGuard<C>) {
     if let Err(error) = guard.release().await {
         if !error.is_lost() {
-            tracing::error!(error = %error, "releasing lock failed; it stays until its TTL runs out");
+            tracing::error!(key = error.key().unwrap_or_default(), error = %error, "releasing lock failed; it stays until its TTL runs out");
         }
     }
 }
