@@ -89,7 +89,7 @@ fn inspect<C: Cache + ?Sized>(cache: &C, key: &str, token: &str) -> CacheResult<
     if deadline <= now_ms() {
         return Ok(Slot::Free);
     }
-    Ok(if owner == token {
+    Ok(if crate::holder::token_of(owner) == token {
         Slot::Mine
     } else {
         Slot::Other
@@ -137,6 +137,28 @@ pub(crate) fn extend<C: Cache + ?Sized>(
         }
         Slot::Free | Slot::Other => Ok(false),
     }
+}
+
+/// The default `get_with_ttl`: the value as `claim` stored it (without its deadline), and
+/// the time left before that deadline; other values as they are, with no TTL.
+pub(crate) fn get_with_ttl<C: Cache + ?Sized>(
+    cache: &C,
+    key: &str,
+) -> CacheResult<Option<(String, Option<Duration>)>> {
+    let Some(value) = cache.get(key)? else {
+        return Ok(None);
+    };
+    if let Some((owner, deadline)) = value.rsplit_once(';') {
+        if let Ok(deadline) = deadline.parse::<u128>() {
+            let now = now_ms();
+            if deadline <= now {
+                return Ok(None);
+            }
+            let left = u64::try_from(deadline - now).unwrap_or(u64::MAX);
+            return Ok(Some((owner.to_owned(), Some(Duration::from_millis(left)))));
+        }
+    }
+    Ok(Some((value, None)))
 }
 
 /// Releases (or, with `keep_for`, shortens the TTL to `keep_for`) and reports the outcome

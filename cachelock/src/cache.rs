@@ -64,6 +64,11 @@ pub type CacheResult<T> = Result<T, BoxError>;
 /// - [`release`](Cache::release): delete `key` only if it still holds `token`;
 /// - [`extend`](Cache::extend): reset the TTL of `key` only if it still holds `token`.
 ///
+/// The value `claim` stores is the owner token followed by the holder's metadata:
+/// `<token>|<pid>|<host>|<label>` (see [`Holder`](crate::Holder)). `release` and `extend`
+/// are given the bare token and compare it with the part of the stored value before the
+/// first `|` (or the whole value, if it has none).
+///
 /// The built-in backends ([`MemoryCache`](crate::MemoryCache), and the Redis backend)
 /// implement them atomically, so a key has at most one owner at any time, however many
 /// threads, processes and machines share the store.
@@ -141,6 +146,23 @@ pub trait Cache: Send + Sync {
     /// Returns `true` if it did, `false` otherwise. Must be atomic (compare-and-expire).
     fn extend(&self, key: &str, token: &str, ttl: Duration) -> CacheResult<bool> {
         basic::extend(self, key, token, ttl)
+    }
+
+    /// The value stored under `key` and how long it has left (`None`: no TTL, or the cache
+    /// cannot tell). For admin calls ([`Lock::holder`](crate::Lock::holder)).
+    ///
+    /// The default reads the value with `get`; a value written by the default `claim`
+    /// carries its deadline, which gives the TTL.
+    fn get_with_ttl(&self, key: &str) -> CacheResult<Option<(String, Option<Duration>)>> {
+        basic::get_with_ttl(self, key)
+    }
+
+    /// Every stored key that starts with `prefix`. For admin calls
+    /// ([`held_locks`](crate::held_locks)). The default fails: a get/set/delete cache
+    /// cannot list its keys.
+    fn keys_with_prefix(&self, prefix: &str) -> CacheResult<Vec<String>> {
+        let _ = prefix;
+        Err("this cache cannot list its keys".into())
     }
 
     /// Lets go of `key` from a `Drop` in async code: must return at once, never block.
@@ -228,6 +250,15 @@ macro_rules! forward_cache {
             }
             fn extend(&self, key: &str, token: &str, ttl: Duration) -> CacheResult<bool> {
                 (**self).extend(key, token, ttl)
+            }
+            fn get_with_ttl(
+                &self,
+                key: &str,
+            ) -> CacheResult<Option<(String, Option<Duration>)>> {
+                (**self).get_with_ttl(key)
+            }
+            fn keys_with_prefix(&self, prefix: &str) -> CacheResult<Vec<String>> {
+                (**self).keys_with_prefix(prefix)
             }
             fn release_detached(&self, key: &str, token: &str, keep_for: Option<Duration>) {
                 (**self).release_detached(key, token, keep_for)

@@ -65,6 +65,7 @@ mod config;
 mod default_cache;
 mod error;
 mod guard;
+mod holder;
 mod lease;
 mod lock;
 mod memory;
@@ -85,6 +86,7 @@ pub use config::{
 pub use default_cache::DefaultCache;
 pub use error::{BoxError, Error};
 pub use guard::{AsyncGuard, Guard};
+pub use holder::{held_locks, Holder};
 pub use lock::Lock;
 pub use memory::MemoryCache;
 pub use noop::NoopCache;

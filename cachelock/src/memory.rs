@@ -41,8 +41,11 @@ impl Value {
         }
     }
 
-    fn is(&self, other: &str) -> bool {
-        self.as_bytes() == other.as_bytes()
+    /// Whether this owner value holds `token`: equal to it, or `token` then `|`.
+    fn is_owned_by(&self, token: &str) -> bool {
+        let bytes = self.as_bytes();
+        let token = token.as_bytes();
+        bytes.starts_with(token) && matches!(bytes.get(token.len()), None | Some(b'|'))
     }
 
     fn to_string_lossless(&self) -> String {
@@ -187,6 +190,28 @@ impl Cache for MemoryCache {
         Ok(())
     }
 
+    fn get_with_ttl(&self, key: &str) -> CacheResult<Option<(String, Option<Duration>)>> {
+        let now = Instant::now();
+        Ok(self
+            .inner
+            .get(key)
+            .filter(|slot| slot.live(now))
+            .map(|slot| {
+                let ttl = slot.deadline.map(|d| d.saturating_duration_since(now));
+                (slot.value.to_string_lossless(), ttl)
+            }))
+    }
+
+    fn keys_with_prefix(&self, prefix: &str) -> CacheResult<Vec<String>> {
+        let now = Instant::now();
+        Ok(self
+            .inner
+            .iter()
+            .filter(|(key, slot)| key.starts_with(prefix) && slot.live(now))
+            .map(|(key, _)| String::clone(&key))
+            .collect())
+    }
+
     fn claim(&self, key: &str, token: &str, ttl: Duration) -> CacheResult<Option<u64>> {
         let mut won = None;
         self.inner.entry_by_ref(key).and_compute_with(|current| {
@@ -213,7 +238,8 @@ impl Cache for MemoryCache {
             .entry_by_ref(key)
             .and_compute_with(|current| match current {
                 Some(entry)
-                    if entry.value().live(Instant::now()) && entry.value().value.is(token) =>
+                    if entry.value().live(Instant::now())
+                        && entry.value().value.is_owned_by(token) =>
                 {
                     released = true;
                     Op::Remove
@@ -228,7 +254,9 @@ impl Cache for MemoryCache {
         self.inner.entry_by_ref(key).and_compute_with(|current| {
             let now = Instant::now();
             match current {
-                Some(entry) if entry.value().live(now) && entry.value().value.is(token) => {
+                Some(entry)
+                    if entry.value().live(now) && entry.value().value.is_owned_by(token) =>
+                {
                     extended = true;
                     Op::Put(Slot {
                         value: entry.into_value().value,

@@ -23,7 +23,9 @@
 //!    after the TTL ran out (and someone else claimed) deletes nothing.
 //! 5. Fencing tokens: a claim returns a fence greater than every fence before it for the
 //!    key, after releases, refused claims and expiry.
-//! 6. All of the above again through a `Box<dyn Cache>`, so a wrapper never loses an
+//! 6. Owner metadata: a value `<token>|<metadata>` is released and extended by its bare
+//!    token, never by another token or a prefix of it.
+//! 7. All of the above again through a `Box<dyn Cache>`, so a wrapper never loses an
 //!    operation to a default.
 //!
 //! Every key lives under a fresh random prefix, so runs never collide on a shared server.
@@ -240,7 +242,44 @@ impl<'a, C: Cache + ?Sized> Suite<'a, C> {
         self.check = "owner-only extend";
         self.owner_extend().await?;
         self.check = "fences increase";
-        self.fences().await
+        self.fences().await?;
+        self.check = "owner metadata";
+        self.owner_metadata().await
+    }
+
+    /// A claim stores the token with holder metadata (`<token>|...`); release and extend
+    /// compare the token alone.
+    async fn owner_metadata(&self) -> Result<(), ConformanceError> {
+        let k = self.key("metadata");
+        let (a, b) = (token(), token());
+        let value = format!("{a}|4242|host-1|a label; with | and ;");
+        self.expect(
+            "claim with metadata",
+            self.claim(&k, &value, LONG).await?,
+            true,
+        )?;
+        self.expect(
+            "extend by another token",
+            self.extend(&k, &b, LONG).await?,
+            false,
+        )?;
+        self.expect(
+            "release by the token's prefix",
+            self.release(&k, &a[..31]).await?,
+            false,
+        )?;
+        self.expect(
+            "extend by the bare token",
+            self.extend(&k, &a, LONG).await?,
+            true,
+        )?;
+        self.expect(
+            "release by the bare token",
+            self.release(&k, &a).await?,
+            true,
+        )?;
+        self.expect("claim after release", self.claim(&k, &b, LONG).await?, true)?;
+        self.expect("release", self.release(&k, &b).await?, true)
     }
 
     /// Fencing tokens strictly increase across claims of one key: after a release, after a

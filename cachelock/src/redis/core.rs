@@ -194,6 +194,45 @@ impl<B: Backend> Cache for Core<B> {
         self.run(Op::Set(key, value, ttl)).map(drop)
     }
 
+    fn get_with_ttl(&self, key: &str) -> CacheResult<Option<(String, Option<Duration>)>> {
+        let op = Op::GetWithTtl(key);
+        match self.run(op)? {
+            Reply::ValueTtl(value) => Ok(value),
+            other => Err(unexpected(op, other)),
+        }
+    }
+
+    /// `SCAN` with `MATCH <prefix>*` (never `KEYS`), on standalone Redis. On Redis Cluster
+    /// `SCAN` walks one node only, so listing is refused there for now.
+    fn keys_with_prefix(&self, prefix: &str) -> CacheResult<Vec<String>> {
+        if B::CLUSTER {
+            return Err("listing keys is not supported on Redis Cluster yet".into());
+        }
+        let inner = &*self.inner;
+        let full = inner.settings.key(prefix);
+        let mut pattern = String::with_capacity(full.len() + 1);
+        for c in full.chars() {
+            if matches!(c, '*' | '?' | '[' | ']' | '\\') {
+                pattern.push('\\');
+            }
+            pattern.push(c);
+        }
+        pattern.push('*');
+        let keys = inner
+            .pool
+            .run(
+                || inner.backend.connect(&inner.settings),
+                inner.settings.reply_timeout(None),
+                |con| ops::scan(con, &pattern),
+            )
+            .map_err(boxed)?;
+        let own = &inner.settings.key_prefix;
+        Ok(keys
+            .into_iter()
+            .filter_map(|key| key.strip_prefix(own.as_str()).map(str::to_owned))
+            .collect())
+    }
+
     fn delete(&self, key: &str) -> CacheResult<()> {
         self.run(Op::Delete(key)).map(drop)
     }
@@ -344,6 +383,15 @@ macro_rules! forward_to_core {
                 ttl: std::time::Duration,
             ) -> $crate::cache::CacheResult<bool> {
                 self.core.extend(key, token, ttl)
+            }
+            fn get_with_ttl(
+                &self,
+                key: &str,
+            ) -> $crate::cache::CacheResult<Option<(String, Option<Duration>)>> {
+                self.core.get_with_ttl(key)
+            }
+            fn keys_with_prefix(&self, prefix: &str) -> $crate::cache::CacheResult<Vec<String>> {
+                self.core.keys_with_prefix(prefix)
             }
             fn release_detached(&self, key: &str, token: &str, keep_for: Option<Duration>) {
                 self.core.release_detached(key, token, keep_for)

@@ -117,6 +117,45 @@ fn extend(
         .map(|n| n == 1)
 }
 
+fn get_with_ttl_reply(reply: Option<(String, i64)>) -> Option<(String, Option<Duration>)> {
+    reply.map(|(value, pttl)| {
+        let ttl = u64::try_from(pttl).ok().map(Duration::from_millis);
+        (value, ttl)
+    })
+}
+
+fn get_with_ttl(
+    con: &mut dyn ConnectionLike,
+    key: &str,
+) -> RedisResult<Option<(String, Option<Duration>)>> {
+    scripts::get_with_ttl()
+        .key(key)
+        .invoke::<Option<(String, i64)>>(con)
+        .map(get_with_ttl_reply)
+}
+
+/// `SCAN 0 MATCH pattern COUNT 1000` until the cursor comes back to 0.
+pub(crate) fn scan(con: &mut dyn ConnectionLike, pattern: &str) -> RedisResult<Vec<String>> {
+    let mut keys = Vec::new();
+    let mut cursor: u64 = 0;
+    loop {
+        let (next, batch): (u64, Vec<String>) = redis::cmd("SCAN")
+            .arg(cursor)
+            .arg("MATCH")
+            .arg(pattern)
+            .arg("COUNT")
+            .arg(1000)
+            .query(con)?;
+        keys.extend(batch);
+        if next == 0 {
+            keys.sort_unstable();
+            keys.dedup(); // SCAN may return a key more than once
+            return Ok(keys);
+        }
+        cursor = next;
+    }
+}
+
 async fn get_async<C: aio::ConnectionLike + Send>(
     con: &mut C,
     key: &str,
@@ -183,6 +222,7 @@ async fn extend_async<C: aio::ConnectionLike + Send>(
 #[derive(Clone, Copy, Debug)]
 pub(crate) enum Op<'a> {
     Get(&'a str),
+    GetWithTtl(&'a str),
     Set(&'a str, &'a str, Option<Duration>),
     Delete(&'a str),
     /// Key, fence counter key (filled in by the core), token, TTL.
@@ -195,6 +235,7 @@ impl<'a> Op<'a> {
     pub(crate) fn key(&self) -> &'a str {
         match *self {
             Op::Get(key)
+            | Op::GetWithTtl(key)
             | Op::Set(key, ..)
             | Op::Delete(key)
             | Op::Claim(key, ..)
@@ -221,6 +262,7 @@ impl<'a> Op<'a> {
     {
         match self {
             Op::Get(_) => Op::Get(key),
+            Op::GetWithTtl(_) => Op::GetWithTtl(key),
             Op::Set(_, value, ttl) => Op::Set(key, value, ttl),
             Op::Delete(_) => Op::Delete(key),
             Op::Claim(_, counter, token, ttl) => Op::Claim(key, counter, token, ttl),
@@ -241,6 +283,7 @@ impl<'a> Op<'a> {
     pub(crate) fn name(&self) -> &'static str {
         match self {
             Op::Get(_) => "get",
+            Op::GetWithTtl(_) => "get with ttl",
             Op::Set(..) => "set",
             Op::Delete(_) => "delete",
             Op::Claim(..) => "claim",
@@ -254,6 +297,7 @@ impl<'a> Op<'a> {
 #[derive(Debug)]
 pub(crate) enum Reply {
     Value(Option<String>),
+    ValueTtl(Option<(String, Option<Duration>)>),
     Flag(bool),
     Fence(Option<u64>),
     Done,
@@ -262,6 +306,7 @@ pub(crate) enum Reply {
 pub(crate) fn exec(con: &mut dyn ConnectionLike, op: Op<'_>) -> RedisResult<Reply> {
     Ok(match op {
         Op::Get(key) => Reply::Value(get(con, key)?),
+        Op::GetWithTtl(key) => Reply::ValueTtl(get_with_ttl(con, key)?),
         Op::Set(key, value, ttl) => {
             set(con, key, value, ttl)?;
             Reply::Done
@@ -282,6 +327,13 @@ pub(crate) async fn exec_async<C: aio::ConnectionLike + Send>(
 ) -> RedisResult<Reply> {
     Ok(match op {
         Op::Get(key) => Reply::Value(get_async(con, key).await?),
+        Op::GetWithTtl(key) => Reply::ValueTtl(
+            scripts::get_with_ttl()
+                .key(key)
+                .invoke_async::<Option<(String, i64)>>(con)
+                .await
+                .map(get_with_ttl_reply)?,
+        ),
         Op::Set(key, value, ttl) => {
             set_async(con, key, value, ttl).await?;
             Reply::Done

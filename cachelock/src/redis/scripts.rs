@@ -6,6 +6,10 @@
 //! sent with `EVALSHA`; on `NOSCRIPT` (first use, or a server that restarted or flushed its
 //! script cache) the redis crate loads the script and retries, once.
 //!
+//! The owner check compares the token alone: the stored value is the token, or the token
+//! followed by `|` and the holder's metadata (tokens are 32 hex digits, so the check is
+//! exact).
+//!
 //! `GET` is called with `redis.pcall`: when the key holds another type (a list, a hash...)
 //! `GET` fails with `WRONGTYPE`, `pcall` returns that error as a table, the comparison with
 //! the token is false, and the script returns 0. So a key holding garbage is never deleted
@@ -45,9 +49,19 @@ redis.call('SET', KEYS[2], text)
 return text
 ";
 
+/// The value of `KEYS[1]` and its `PTTL` (-1: no TTL), or nil if absent or not a string.
+const GET_WITH_TTL: &str = r"
+local value = redis.pcall('GET', KEYS[1])
+if type(value) ~= 'string' then
+    return false
+end
+return {value, redis.call('PTTL', KEYS[1])}
+";
+
 /// `DEL KEYS[1]` if it holds `ARGV[1]`; returns 1 if deleted, 0 otherwise.
 const RELEASE: &str = r"
-if redis.pcall('GET', KEYS[1]) == ARGV[1] then
+local value = redis.pcall('GET', KEYS[1])
+if type(value) == 'string' and (value == ARGV[1] or string.sub(value, 1, #ARGV[1] + 1) == ARGV[1] .. '|') then
     return redis.call('DEL', KEYS[1])
 end
 return 0
@@ -55,7 +69,8 @@ return 0
 
 /// `PEXPIRE KEYS[1] ARGV[2]` if it holds `ARGV[1]`; returns 1 if extended, 0 otherwise.
 const EXTEND: &str = r"
-if redis.pcall('GET', KEYS[1]) == ARGV[1] then
+local value = redis.pcall('GET', KEYS[1])
+if type(value) == 'string' and (value == ARGV[1] or string.sub(value, 1, #ARGV[1] + 1) == ARGV[1] .. '|') then
     return redis.call('PEXPIRE', KEYS[1], ARGV[2])
 end
 return 0
@@ -64,6 +79,11 @@ return 0
 pub(crate) fn claim() -> &'static Script {
     static SCRIPT: OnceLock<Script> = OnceLock::new();
     SCRIPT.get_or_init(|| Script::new(CLAIM))
+}
+
+pub(crate) fn get_with_ttl() -> &'static Script {
+    static SCRIPT: OnceLock<Script> = OnceLock::new();
+    SCRIPT.get_or_init(|| Script::new(GET_WITH_TTL))
 }
 
 pub(crate) fn release() -> &'static Script {
