@@ -165,6 +165,24 @@ pub trait Cache: Send + Sync {
         Err("this cache cannot list its keys".into())
     }
 
+    /// Waits until `key` may have been released, or `pause` has passed, whichever comes
+    /// first. [`Lock::acquire_timeout`](crate::Lock::acquire_timeout) calls it between two
+    /// attempts on a held key, with the backoff pause as `pause`.
+    ///
+    /// The default sleeps `pause` (pure polling with backoff). [`MemoryCache`](crate::MemoryCache)
+    /// wakes its waiters the moment a key is released.
+    fn wait_for_release(&self, key: &str, pause: Duration) {
+        let _ = key;
+        std::thread::sleep(pause);
+    }
+
+    /// Async twin of [`wait_for_release`](Cache::wait_for_release); the default sleeps with
+    /// tokio's timer.
+    fn wait_for_release_async<'a>(&'a self, key: &'a str, pause: Duration) -> BoxFuture<'a, ()> {
+        let _ = key;
+        Box::pin(tokio::time::sleep(pause))
+    }
+
     /// Lets go of `key` from a `Drop` in async code: must return at once, never block.
     ///
     /// Deletes `key` if it still holds `token` (like [`release`](Cache::release)); with
@@ -259,6 +277,16 @@ macro_rules! forward_cache {
             }
             fn keys_with_prefix(&self, prefix: &str) -> CacheResult<Vec<String>> {
                 (**self).keys_with_prefix(prefix)
+            }
+            fn wait_for_release(&self, key: &str, pause: Duration) {
+                (**self).wait_for_release(key, pause)
+            }
+            fn wait_for_release_async<'a>(
+                &'a self,
+                key: &'a str,
+                pause: Duration,
+            ) -> BoxFuture<'a, ()> {
+                (**self).wait_for_release_async(key, pause)
             }
             fn release_detached(&self, key: &str, token: &str, keep_for: Option<Duration>) {
                 (**self).release_detached(key, token, keep_for)

@@ -262,6 +262,9 @@ impl<C: Cache + Clone + 'static> Lock<C> {
     ///
     /// Retries with jittered exponential backoff (2 ms doubling to 100 ms), never past the
     /// deadline; then fails with [`Error::Locked`]. A backend error ends the wait at once.
+    /// Between attempts it waits with [`Cache::wait_for_release`]: on a
+    /// [`MemoryCache`](crate::MemoryCache) it wakes the moment the holder releases, elsewhere
+    /// it sleeps the pause.
     pub fn acquire_timeout(&self, timeout: Duration) -> Result<Guard<C>, Error> {
         let deadline = Instant::now() + timeout.min(crate::MAX_TTL);
         let mut backoff = Backoff::until(deadline);
@@ -273,7 +276,7 @@ impl<C: Cache + Clone + 'static> Lock<C> {
                     Some(pause) => {
                         tracing::trace!(key = %held, ?pause, "lock held; waiting");
                         key = held;
-                        std::thread::sleep(pause);
+                        self.cache.wait_for_release(&key, pause);
                     }
                     None => return Err(Error::Locked { key: held }),
                 },
@@ -302,7 +305,7 @@ impl<C: Cache + Clone + 'static> Lock<C> {
                     Some(pause) => {
                         tracing::trace!(key = %held, ?pause, "lock held; waiting");
                         key = held;
-                        tokio::time::sleep(pause).await;
+                        self.cache.wait_for_release_async(&key, pause).await;
                     }
                     None => return Err(Error::Locked { key: held }),
                 },
