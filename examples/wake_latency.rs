@@ -2,18 +2,22 @@
 //! hold the lock? `MemoryCache` wakes its waiters on release; a cache with only the default
 //! `wait_for_release` polls with backoff (2 ms doubling to 100 ms).
 //!
-//! `cargo run --release --example wake_latency`
+//! With `--features redis` it also measures a `RedisCache` (a redis-server started on a
+//! loopback port by `cachelock-testkit`), whose release script publishes the key and whose
+//! waiters subscribe, against polling.
+//!
+//! `cargo run --release --example wake_latency [--features redis]`
 
 use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant};
 
 use cachelock::{Cache, CacheResult, Lock, MemoryCache};
 
-/// A `MemoryCache` without its release notification: waiters poll with backoff.
+/// A cache without its release notification: waiters poll with backoff.
 #[derive(Clone)]
-struct Polling(MemoryCache);
+struct Polling<C>(C);
 
-impl Cache for Polling {
+impl<C: Cache> Cache for Polling<C> {
     fn get(&self, key: &str) -> CacheResult<Option<String>> {
         self.0.get(key)
     }
@@ -95,5 +99,24 @@ fn main() {
             hold,
             &measure(Polling(MemoryCache::new()), hold),
         );
+    }
+    #[cfg(feature = "redis")]
+    {
+        let server = cachelock_testkit::RedisServer::start();
+        let cache = cachelock::redis::RedisCache::from_url(&server.url()).expect("valid url");
+        // Starts the subscriber before measuring.
+        let _ = measure(cache.clone(), Duration::from_millis(5));
+        for hold in [Duration::from_millis(5), Duration::from_millis(50)] {
+            row(
+                "RedisCache (published)",
+                hold,
+                &measure(cache.clone(), hold),
+            );
+            row(
+                "RedisCache polling with backoff",
+                hold,
+                &measure(Polling(cache.clone()), hold),
+            );
+        }
     }
 }

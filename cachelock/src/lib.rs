@@ -75,6 +75,7 @@ pub mod redis;
 mod renew;
 pub mod testing;
 mod token;
+mod wake;
 
 use std::time::Duration;
 

@@ -1,17 +1,15 @@
 //! [`MemoryCache`]: the in-process default, on moka.
 
-use std::hash::BuildHasher;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Condvar, Mutex};
-
+use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tokio::sync::Notify;
 
 use moka::ops::compute::Op;
 use moka::sync::Cache as Moka;
 use moka::Expiry;
 
 use crate::cache::{BoxFuture, Cache, CacheResult};
+use crate::wake::Board;
 
 /// Values up to this many bytes (owner tokens are 32) are stored inline, without an
 /// allocation per claim.
@@ -142,38 +140,6 @@ pub struct MemoryCache {
     board: Arc<Board>,
 }
 
-const STRIPES: usize = 64;
-
-/// Where waiters of `acquire_timeout` wait for a release: per key stripe, a generation
-/// counter with a condvar (sync waiters) and a `Notify` (async waiters).
-struct Board {
-    hasher: std::collections::hash_map::RandomState,
-    stripes: Vec<(Mutex<u64>, Condvar, Notify)>,
-}
-
-impl Board {
-    fn new() -> Self {
-        Board {
-            hasher: std::collections::hash_map::RandomState::new(),
-            stripes: (0..STRIPES)
-                .map(|_| (Mutex::new(0), Condvar::new(), Notify::new()))
-                .collect(),
-        }
-    }
-
-    fn stripe(&self, key: &str) -> &(Mutex<u64>, Condvar, Notify) {
-        &self.stripes[(self.hasher.hash_one(key) % STRIPES as u64) as usize]
-    }
-
-    /// A key of this stripe was released: wake every waiter of the stripe.
-    fn released(&self, key: &str) {
-        let (generation, condvar, notify) = self.stripe(key);
-        *generation.lock().unwrap_or_else(|p| p.into_inner()) += 1;
-        condvar.notify_all();
-        notify.notify_waiters();
-    }
-}
-
 impl MemoryCache {
     /// Creates an empty cache.
     pub fn new() -> Self {
@@ -302,29 +268,13 @@ impl Cache for MemoryCache {
     /// Wakes the moment `key` is released (or deleted) in this cache; otherwise after
     /// `pause` (an expiry wakes nobody: the pause bounds that wait).
     fn wait_for_release(&self, key: &str, pause: Duration) {
-        let (generation, condvar, _) = self.board.stripe(key);
-        let seen = generation.lock().unwrap_or_else(|p| p.into_inner());
-        // Checked under the stripe's mutex: a release between the failed claim and here is
-        // seen now, one after it bumps the generation and wakes this wait.
-        if !self.is_live(key) {
-            return;
-        }
-        let start = *seen;
-        let _woken = condvar
-            .wait_timeout_while(seen, pause, |g| *g == start)
-            .unwrap_or_else(|p| p.into_inner());
+        // `is_live` is checked with the waiter registered: a release between the failed
+        // claim and here is seen now, one after it wakes this wait.
+        self.board.wait(key, pause, || self.is_live(key));
     }
 
     fn wait_for_release_async<'a>(&'a self, key: &'a str, pause: Duration) -> BoxFuture<'a, ()> {
-        Box::pin(async move {
-            let (_, _, notify) = self.board.stripe(key);
-            let mut notified = std::pin::pin!(notify.notified());
-            notified.as_mut().enable();
-            if !self.is_live(key) {
-                return;
-            }
-            let _ = tokio::time::timeout(pause, notified).await;
-        })
+        Box::pin(self.board.wait_async(key, pause, || self.is_live(key)))
     }
 
     fn extend(&self, key: &str, token: &str, ttl: Duration) -> CacheResult<bool> {

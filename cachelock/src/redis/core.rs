@@ -1,7 +1,7 @@
 //! What the standalone and the cluster cache share: running an operation, sync or async,
 //! with timeouts and one retry on a dead connection, and the [`Cache`] implementation.
 
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use redis::{aio, RedisError, RedisResult};
@@ -12,6 +12,7 @@ use super::pool::{is_dead_connection, Pool, SyncConnection};
 use super::runtime::PerRuntime;
 use crate::cache::{BoxFuture, Cache, CacheResult};
 use crate::error::BoxError;
+use crate::wake::Board;
 
 /// How a backend opens its connections.
 pub(crate) trait Backend: Send + Sync + 'static {
@@ -26,6 +27,13 @@ pub(crate) trait Backend: Send + Sync + 'static {
     /// Whether keys are spread over Redis Cluster slots (one fence counter per slot).
     const CLUSTER: bool;
 
+    /// A connection for the release channel (`SUBSCRIBE`), if this backend has one.
+    /// Redis Cluster has none yet: its waiters poll with backoff.
+    fn subscriber(&self, settings: &Settings) -> Option<RedisResult<redis::Connection>> {
+        let _ = settings;
+        None
+    }
+
     /// Makes the async connection of the current runtime; it connects on first use.
     fn connect_async(&self, settings: &Settings) -> RedisResult<Self::Async>;
 }
@@ -37,6 +45,54 @@ struct Inner<B: Backend> {
     target: String,
     pool: Pool<B::Sync>,
     async_cons: PerRuntime<B::Async>,
+    /// Waiters for a release, woken by the subscriber thread.
+    board: Arc<Board>,
+    subscribed: std::sync::Once,
+}
+
+/// The channel the release script publishes each released key on.
+const RELEASED: &str = "cachelock:released";
+
+/// The subscriber thread: wakes the waiters of every key published on [`RELEASED`].
+/// Reconnects after a failure; ends once the cache (its board) is gone.
+fn subscribe_loop(
+    connect: impl Fn() -> Option<RedisResult<redis::Connection>>,
+    board: Weak<Board>,
+) {
+    while board.strong_count() > 0 {
+        let Some(Ok(mut con)) = connect() else {
+            std::thread::sleep(Duration::from_secs(1));
+            continue;
+        };
+        if con.set_read_timeout(Some(Duration::from_secs(1))).is_err() {
+            continue;
+        }
+        let mut pubsub = con.as_pubsub();
+        if let Err(error) = pubsub.subscribe(RELEASED) {
+            tracing::debug!(%error, "cannot subscribe to lock releases; waiters poll");
+            std::thread::sleep(Duration::from_secs(1));
+            continue;
+        }
+        loop {
+            match pubsub.get_message() {
+                Ok(message) => {
+                    let Some(board) = board.upgrade() else { return };
+                    if let Ok(key) = message.get_payload::<String>() {
+                        board.released(&key);
+                    }
+                }
+                Err(error) if error.is_timeout() => {
+                    if board.strong_count() == 0 {
+                        return;
+                    }
+                }
+                Err(error) => {
+                    tracing::debug!(%error, "lock release subscription lost; reconnecting");
+                    break;
+                }
+            }
+        }
+    }
 }
 
 /// A backend with its settings, pool and async connections; clones share them.
@@ -73,11 +129,36 @@ impl<B: Backend> Core<B> {
             inner: Arc::new(Inner {
                 pool: Pool::new(settings.max_idle),
                 async_cons: PerRuntime::new(),
+                board: Arc::new(Board::new()),
+                subscribed: std::sync::Once::new(),
                 backend,
                 settings,
                 target,
             }),
         }
+    }
+
+    /// Starts the subscriber thread, once, if the backend has a release channel; returns
+    /// whether waiters can expect a wake-up.
+    fn ensure_subscriber(&self) {
+        self.inner.subscribed.call_once(|| {
+            let weak_inner = Arc::downgrade(&self.inner);
+            let board = Arc::downgrade(&self.inner.board);
+            let spawned = std::thread::Builder::new()
+                .name("cachelock-released".to_owned())
+                .spawn(move || {
+                    subscribe_loop(
+                        || {
+                            let inner = weak_inner.upgrade()?;
+                            inner.backend.subscriber(&inner.settings)
+                        },
+                        board,
+                    )
+                });
+            if let Err(error) = spawned {
+                tracing::warn!(%error, "cannot start the release subscriber; waiters poll");
+            }
+        });
     }
 
     pub(crate) fn settings(&self) -> &Settings {
@@ -252,6 +333,31 @@ impl<B: Backend> Cache for Core<B> {
         Self::flag(op, self.run(op))
     }
 
+    /// Waits for the key's release message on the `cachelock:released` channel (the
+    /// release script publishes it), or `pause`, whichever comes first. Redis Cluster:
+    /// `pause` (polling).
+    fn wait_for_release(&self, key: &str, pause: Duration) {
+        if B::CLUSTER {
+            std::thread::sleep(pause);
+            return;
+        }
+        self.ensure_subscriber();
+        let key = self.inner.settings.key(key);
+        self.inner.board.wait(&key, pause, || true);
+    }
+
+    fn wait_for_release_async<'a>(&'a self, key: &'a str, pause: Duration) -> BoxFuture<'a, ()> {
+        Box::pin(async move {
+            if B::CLUSTER {
+                tokio::time::sleep(pause).await;
+                return;
+            }
+            self.ensure_subscriber();
+            let key = self.inner.settings.key(key);
+            self.inner.board.wait_async(&key, pause, || true).await;
+        })
+    }
+
     /// Never blocks: inside a tokio runtime the release (or, with `keep_for`, the
     /// owner-checked extend) is spawned on it; elsewhere it runs on a short-lived background
     /// thread. The outcome is logged through `tracing`.
@@ -392,6 +498,16 @@ macro_rules! forward_to_core {
             }
             fn keys_with_prefix(&self, prefix: &str) -> $crate::cache::CacheResult<Vec<String>> {
                 self.core.keys_with_prefix(prefix)
+            }
+            fn wait_for_release(&self, key: &str, pause: Duration) {
+                self.core.wait_for_release(key, pause)
+            }
+            fn wait_for_release_async<'a>(
+                &'a self,
+                key: &'a str,
+                pause: Duration,
+            ) -> $crate::cache::BoxFuture<'a, ()> {
+                self.core.wait_for_release_async(key, pause)
             }
             fn release_detached(&self, key: &str, token: &str, keep_for: Option<Duration>) {
                 self.core.release_detached(key, token, keep_for)

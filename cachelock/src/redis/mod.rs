@@ -34,7 +34,7 @@
 //! | operation | command |
 //! |---|---|
 //! | claim | `EVALSHA` of a claim script (`SET key token NX PX ttl`, then bump the fence counter) |
-//! | release | `EVALSHA` of a compare-and-delete script (`GET`, then `DEL` if it holds the token) |
+//! | release | `EVALSHA` of a compare-and-delete script (`GET`, then `DEL` and `PUBLISH cachelock:released <key>` if it holds the token) |
 //! | extend | `EVALSHA` of a compare-and-`PEXPIRE` script |
 //! | get / set / delete | `GET` / `SET [PX]` / `DEL` |
 //!
@@ -43,6 +43,17 @@
 //! (`NOSCRIPT` → `SCRIPT LOAD`, once per server). Release and extend touch only their one
 //! key; claim touches the lock key and the fence counter of its slot, so all of them run on
 //! Redis Cluster.
+//!
+//! # Waiting
+//!
+//! A waiter in [`acquire_timeout`](crate::Lock::acquire_timeout) (or its async twin) on a
+//! [`RedisCache`] wakes when the holder releases: the release script publishes the key on
+//! the channel `cachelock:released`, and the first wait of a `RedisCache` starts one
+//! background thread with one extra connection subscribed to it. Polling with backoff
+//! remains the fallback (a message lost, the subscription down, an expiry: the backoff
+//! pause bounds the wait). `cargo run --release --features redis --example wake_latency`
+//! measures it: release → acquired in about 0.2–0.5 ms instead of 1–40 ms of polling. On
+//! [`RedisClusterCache`] waiters poll (no subscription yet); the release still publishes.
 //!
 //! # Fencing tokens
 //!

@@ -58,11 +58,15 @@ end
 return {value, redis.call('PTTL', KEYS[1])}
 ";
 
-/// `DEL KEYS[1]` if it holds `ARGV[1]`; returns 1 if deleted, 0 otherwise.
+/// `DEL KEYS[1]` if it holds `ARGV[1]`, then `PUBLISH cachelock:released KEYS[1]` (waiters
+/// subscribe to wake at once); returns 1 if deleted, 0 otherwise. `PUBLISH` goes through
+/// `pcall`: a user whose ACL forbids the channel still releases (its waiters poll).
 const RELEASE: &str = r"
 local value = redis.pcall('GET', KEYS[1])
 if type(value) == 'string' and (value == ARGV[1] or string.sub(value, 1, #ARGV[1] + 1) == ARGV[1] .. '|') then
-    return redis.call('DEL', KEYS[1])
+    redis.call('DEL', KEYS[1])
+    redis.pcall('PUBLISH', 'cachelock:released', KEYS[1])
+    return 1
 end
 return 0
 ";

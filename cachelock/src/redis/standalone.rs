@@ -22,6 +22,13 @@ impl Backend for Standalone {
             .get_connection_with_timeout(settings.connect_timeout)
     }
 
+    fn subscriber(&self, settings: &Settings) -> Option<RedisResult<redis::Connection>> {
+        Some(
+            self.client
+                .get_connection_with_timeout(settings.connect_timeout),
+        )
+    }
+
     fn connect_async(&self, settings: &Settings) -> RedisResult<ConnectionManager> {
         // One reconnect attempt per failure, quickly: the operation's own timeout bounds the
         // wait, and a lock attempt is better refused fast than late.
