@@ -262,3 +262,56 @@ fn a_failing_cache_gives_backend_errors() {
         .unwrap_err()
         .is_backend());
 }
+
+#[test]
+fn a_waiter_acquires_once_the_holder_releases_on_memory() {
+    use std::time::{Duration, Instant};
+    let cache = cachelock::MemoryCache::new();
+    let guard = cachelock::Lock::new("wake-up")
+        .cache(cache.clone())
+        .try_acquire()
+        .unwrap();
+    let waiter = {
+        let cache = cache.clone();
+        std::thread::spawn(move || {
+            let started = Instant::now();
+            let guard = cachelock::Lock::new("wake-up")
+                .cache(cache)
+                .acquire_timeout(Duration::from_secs(30))
+                .expect("acquired after the release");
+            (started, Instant::now(), guard.release())
+        })
+    };
+    std::thread::sleep(Duration::from_millis(50));
+    let released = Instant::now();
+    guard.release().unwrap();
+    let (_, acquired, release) = waiter.join().unwrap();
+    release.unwrap();
+    assert!(acquired >= released, "not before the release");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_async_waiter_acquires_once_the_holder_releases_on_memory() {
+    use std::time::Duration;
+    let cache = cachelock::MemoryCache::new();
+    let guard = cachelock::Lock::new("wake-up-async")
+        .cache(cache.clone())
+        .try_acquire_async()
+        .await
+        .unwrap();
+    let waiter = {
+        let cache = cache.clone();
+        tokio::spawn(async move {
+            cachelock::Lock::new("wake-up-async")
+                .cache(cache)
+                .acquire_timeout_async(Duration::from_secs(30))
+                .await
+                .expect("acquired after the release")
+                .release()
+                .await
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    guard.release().await.unwrap();
+    waiter.await.unwrap().unwrap();
+}

@@ -465,7 +465,7 @@ fn ttl_option_sets_the_lock_ttl() {
             key: &str,
             token: &str,
             ttl: std::time::Duration,
-        ) -> cachelock::CacheResult<bool> {
+        ) -> cachelock::CacheResult<Option<u64>> {
             self.1.lock().unwrap().push(ttl);
             self.0.claim(key, token, ttl)
         }

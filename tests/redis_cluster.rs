@@ -12,8 +12,8 @@ fn cache(cluster: &RedisCluster) -> RedisClusterCache {
     RedisClusterCache::from_urls(cluster.urls()).expect("valid urls")
 }
 
-/// How many keys each node holds.
-fn keys_per_node(cluster: &RedisCluster) -> Vec<i64> {
+/// Every key of each node, read with `SCAN`.
+fn keys_by_node(cluster: &RedisCluster) -> Vec<Vec<String>> {
     cluster
         .urls()
         .iter()
@@ -21,9 +21,44 @@ fn keys_per_node(cluster: &RedisCluster) -> Vec<i64> {
             let mut con = redis::Client::open(url.as_str())
                 .and_then(|c| c.get_connection())
                 .expect("connect to a node");
-            redis::cmd("DBSIZE").query(&mut con).expect("DBSIZE")
+            let mut keys = Vec::new();
+            let mut cursor = 0u64;
+            loop {
+                let (next, batch): (u64, Vec<String>) = redis::cmd("SCAN")
+                    .arg(cursor)
+                    .arg("COUNT")
+                    .arg(1000)
+                    .query(&mut con)
+                    .expect("SCAN");
+                keys.extend(batch);
+                if next == 0 {
+                    break keys;
+                }
+                cursor = next;
+            }
         })
         .collect()
+}
+
+/// How many lock keys each node holds (fence counters left out).
+fn keys_per_node(cluster: &RedisCluster) -> Vec<i64> {
+    keys_by_node(cluster)
+        .iter()
+        .map(|keys| {
+            keys.iter()
+                .filter(|k| !k.starts_with("cachelock-fence"))
+                .count() as i64
+        })
+        .collect()
+}
+
+/// How many fence counters the cluster holds (at most one per slot ever used).
+fn fence_counters(cluster: &RedisCluster) -> usize {
+    keys_by_node(cluster)
+        .iter()
+        .flatten()
+        .filter(|k| k.starts_with("cachelock-fence"))
+        .count()
 }
 
 #[test]
@@ -72,6 +107,11 @@ fn locks_on_many_slots_spread_over_every_node() {
         guard.release().expect("owner releases");
     }
     assert_eq!(keys_per_node(&cluster), vec![0, 0, 0]);
+    let counters = fence_counters(&cluster);
+    assert!(
+        (1..=300).contains(&counters),
+        "one fence counter per slot used, never per lock: {counters}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -1,8 +1,11 @@
 //! The cost of a lock on Redis: an uncontended acquire + release is exactly two commands
-//! sent to the server (`SET NX PX`, then one `EVALSHA`), read from `INFO commandstats`.
+//! sent to the server (`EVALSHA` of the claim script, then `EVALSHA` of the release script),
+//! read from `INFO commandstats`.
 //!
-//! Redis also counts the commands a script runs inside the server (`GET`, `DEL` for the
-//! compare-and-delete): those are not round trips, and the test names them separately.
+//! Redis also counts the commands a script runs inside the server: the claim script's `GET`
+//! of the fence counter, `SET NX PX` of the lock, `TIME` and `SET` of the counter; the
+//! release script's `GET`, `DEL` and `PUBLISH` (the release notification). Those are not round trips, and the test names them
+//! separately.
 #![cfg(feature = "redis")]
 
 use std::collections::BTreeMap;
@@ -42,8 +45,8 @@ fn delta(before: &BTreeMap<String, u64>, after: &BTreeMap<String, u64>) -> BTree
         .collect()
 }
 
-/// Commands the release script runs inside the server: not sent by the client.
-const INSIDE_SCRIPTS: [&str; 2] = ["get", "del"];
+/// Commands the scripts run inside the server: not sent by the client.
+const INSIDE_SCRIPTS: [&str; 5] = ["get", "set", "time", "del", "publish"];
 
 fn sent_by_client(delta: &BTreeMap<String, u64>) -> BTreeMap<String, u64> {
     delta
@@ -54,7 +57,7 @@ fn sent_by_client(delta: &BTreeMap<String, u64>) -> BTreeMap<String, u64> {
 }
 
 fn expected_two() -> BTreeMap<String, u64> {
-    BTreeMap::from([("set".to_owned(), 1), ("evalsha".to_owned(), 1)])
+    BTreeMap::from([("evalsha".to_owned(), 2)])
 }
 
 fn admin(server: &RedisServer) -> redis::Connection {
@@ -87,8 +90,24 @@ fn uncontended_sync_acquire_and_release_cost_two_commands() {
         expected_two(),
         "all commands: {delta:?}"
     );
-    assert_eq!(delta.get("get"), Some(&1), "the script's GET: {delta:?}");
-    assert_eq!(delta.get("del"), Some(&1), "the script's DEL: {delta:?}");
+    // Inside the scripts: claim = GET counter, SET NX PX, TIME, SET counter;
+    // release = GET, DEL.
+    let inside: BTreeMap<String, u64> = delta
+        .iter()
+        .filter(|(name, _)| INSIDE_SCRIPTS.contains(&name.as_str()))
+        .map(|(name, &calls)| (name.clone(), calls))
+        .collect();
+    assert_eq!(
+        inside,
+        BTreeMap::from([
+            ("get".to_owned(), 2),
+            ("set".to_owned(), 2),
+            ("time".to_owned(), 1),
+            ("del".to_owned(), 1),
+            ("publish".to_owned(), 1),
+        ]),
+        "all commands: {delta:?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -126,7 +145,15 @@ fn a_refused_attempt_costs_one_command() {
     assert!(lock.try_acquire().expect_err("held").is_locked());
     let delta = delta(&before, &command_calls(&mut admin));
 
-    assert_eq!(delta, BTreeMap::from([("set".to_owned(), 1)]));
+    assert_eq!(
+        sent_by_client(&delta),
+        BTreeMap::from([("evalsha".to_owned(), 1)]),
+        "all commands: {delta:?}"
+    );
+    // Inside the claim script: the counter's GET and the refused SET NX; no TIME, no write.
+    assert_eq!(delta.get("get"), Some(&1), "{delta:?}");
+    assert_eq!(delta.get("set"), Some(&1), "{delta:?}");
+    assert_eq!(delta.get("time"), None, "{delta:?}");
     guard.release().expect("released");
 }
 

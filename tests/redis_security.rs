@@ -201,11 +201,13 @@ fn tokens_are_unique_and_unguessable_looking() {
             .cache(cache.clone())
             .try_acquire()
             .expect("free");
-        let token = cache
+        let value = cache
             .get(guard.key())
             .expect("get")
             .expect("the lock value");
-        assert_eq!(token.len(), 32, "{token}");
+        // The value is `<token>|<pid>|<host>|<label>`: the token is its first field.
+        let token = value.split('|').next().unwrap_or_default().to_owned();
+        assert_eq!(token.len(), 32, "{value}");
         assert!(token.bytes().all(|b| b.is_ascii_hexdigit()), "{token}");
         assert!(seen.insert(token), "a token repeated");
         guard.release().expect("released");

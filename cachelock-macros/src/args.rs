@@ -13,10 +13,13 @@ mod kw {
     syn::custom_keyword!(ttl);
     syn::custom_keyword!(wait);
     syn::custom_keyword!(cache);
+    syn::custom_keyword!(cancel_on_lost);
+    syn::custom_keyword!(fence);
 }
 
 /// The valid options, for error messages.
-const VALID: &str = "`key`, `raise_if_locked`, `ttl`, `wait`, `cache`, `crate`";
+const VALID: &str =
+    "`key`, `raise_if_locked`, `ttl`, `wait`, `cache`, `cancel_on_lost`, `fence`, `crate`";
 
 /// A duration option: a literal parsed at compile time, or an expression of type `Duration`.
 pub(crate) enum DurationArg {
@@ -34,6 +37,10 @@ pub(crate) struct Args {
     pub(crate) ttl: Option<DurationArg>,
     pub(crate) wait: Option<DurationArg>,
     pub(crate) cache: Option<Expr>,
+    /// The whole `cancel_on_lost = <bool>` option (its span is the option's), and the value.
+    pub(crate) cancel_on_lost: Option<(Span, LitBool)>,
+    /// `fence = name`: the local the body sees the fencing token in.
+    pub(crate) fence: Option<Ident>,
     pub(crate) krate: Option<Path>,
 }
 
@@ -67,6 +74,9 @@ fn hint(name: &str) -> Option<&'static str> {
         "krate" | "cachelock" => "did you mean `crate = \"...\"`?",
         "name" | "lock" | "id" | "keys" => "did you mean `key`?",
         "backend" | "store" | "cache_backend" => "did you mean `cache`?",
+        "cancel_on_loss" | "cancel_if_lost" | "abort_on_lost" | "cancel" => {
+            "did you mean `cancel_on_lost`?"
+        }
         _ => return None,
     })
 }
@@ -111,6 +121,29 @@ impl Parse for Args {
                 let kw: kw::cache = input.parse()?;
                 input.parse::<Token![=]>()?;
                 set(&mut args.cache, input.parse()?, "cache", kw.span)?;
+            } else if lookahead.peek(kw::cancel_on_lost) {
+                let kw: kw::cancel_on_lost = input.parse()?;
+                input.parse::<Token![=]>()?;
+                if !input.peek(LitBool) {
+                    return Err(input.error("`cancel_on_lost` takes `true` or `false`"));
+                }
+                let value: LitBool = input.parse()?;
+                let span = kw.span.join(value.span).unwrap_or(kw.span);
+                set(
+                    &mut args.cancel_on_lost,
+                    (span, value),
+                    "cancel_on_lost",
+                    kw.span,
+                )?;
+            } else if lookahead.peek(kw::fence) {
+                let kw: kw::fence = input.parse()?;
+                input.parse::<Token![=]>()?;
+                if !input.peek(Ident) {
+                    return Err(input.error(
+                        "`fence` takes the name of a local for the body, like fence = token",
+                    ));
+                }
+                set(&mut args.fence, input.parse()?, "fence", kw.span)?;
             } else if lookahead.peek(Token![crate]) {
                 let kw: Token![crate] = input.parse()?;
                 input.parse::<Token![=]>()?;

@@ -70,6 +70,29 @@ fn expand(args: TokenStream, item: TokenStream) -> syn::Result<TokenStream> {
         );
     }
 
+    if let Some((span, value)) = &args.cancel_on_lost {
+        if value.value && function.sig.asyncness.is_none() {
+            push(
+                &mut errors,
+                syn::Error::new(
+                    *span,
+                    "`cancel_on_lost = true` needs an `async fn`: only a future can be dropped when the lock is lost (in sync code, check `Guard::is_lost()` with a `Lock` instead)",
+                ),
+            );
+        }
+        if value.value {
+            if let ReturnType::Default = function.sig.output {
+                push(
+                    &mut errors,
+                    syn::Error::new(
+                        function.sig.ident.span(),
+                        "`cancel_on_lost = true` needs a function that returns `Result<T, E>` with `E: From<cachelock::Error>`: a cancelled call returns `Err(Error::LockLost { .. }.into())`",
+                    ),
+                );
+            }
+        }
+    }
+
     let key_tokens = match &args.key {
         Some(key) => key_builder(key, &function, &args),
         None => Err(syn::Error::new(
@@ -356,6 +379,25 @@ fn generate(function: &ItemFn, args: &Args, key_tokens: &TokenStream) -> TokenSt
         let __cachelock_lock = #private::lock(__cachelock_key, #cache_arg, #ttl);
     };
 
+    let cancel = args.cancel_on_lost.as_ref().is_some_and(|(_, b)| b.value);
+    let run_body = if cancel {
+        // Raced against the lost signal: on loss the body's future is dropped (at its
+        // current `.await`) and the call returns `Err(Error::LockLost { .. }.into())`.
+        quote_spanned!(ret_span=>
+            #private::cancel_on_lost(&__cachelock_guard, __cachelock_body).await
+        )
+    } else {
+        quote!(__cachelock_body.await)
+    };
+
+    // `fence = name`: the body sees the fencing token as a `u64` local (the user's ident,
+    // with its span, so the body can name it).
+    let fence = args.fence.as_ref().map(|name| {
+        quote! {
+            let #name: u64 = __cachelock_guard.fence();
+        }
+    });
+
     let body = if is_async {
         let fake_return = if ret_has_impl {
             quote!()
@@ -386,11 +428,12 @@ fn generate(function: &ItemFn, args: &Args, key_tokens: &TokenStream) -> TokenSt
                 #[allow(clippy::needless_borrow)]
                 ::core::result::Result::Err(__cachelock_error) => return #on_error,
             };
-            let __cachelock_result = async move {
+            #fence
+            let __cachelock_body = async move {
                 #fake_return
                 #block
-            }
-            .await;
+            };
+            let __cachelock_result = #run_body;
             #private::release_async(__cachelock_guard).await;
             __cachelock_result
         }
@@ -402,6 +445,7 @@ fn generate(function: &ItemFn, args: &Args, key_tokens: &TokenStream) -> TokenSt
                 #[allow(clippy::needless_borrow)]
                 ::core::result::Result::Err(__cachelock_error) => return #on_error,
             };
+            #fence
             #block
         }
     };

@@ -44,6 +44,8 @@ use proc_macro::TokenStream;
 /// | `ttl = "30s"` | 60 s (`cachelock::DEFAULT_TTL`) | how long the lock lives if its holder never releases it (a crash) |
 /// | `wait = "5s"` | no wait | how long to wait for a held key before giving up |
 /// | `cache = <expr>` | the process default cache | the cache the lock lives in, evaluated on each call |
+/// | `cancel_on_lost = bool` | `false` | `async fn` only: drop the body's future when the lock is lost and return `Err(Error::LockLost { .. }.into())` |
+/// | `fence = name` | none | the body sees this hold's fencing token as `name: u64` |
 /// | `crate = "path"` | `"cachelock"` | where the `cachelock` crate is, if it was renamed |
 ///
 /// Each option can be given once; an unknown one is a compile error that lists the valid
@@ -149,6 +151,74 @@ use proc_macro::TokenStream;
 ///
 /// Since the handle is a clone, `cache = self.field` does not keep `self` borrowed: a
 /// `&mut self` or `self` method may change or move `self` in its body.
+///
+/// ## `cancel_on_lost`
+///
+/// While the body runs, the lock is renewed in the background. If a renewal finds the lock
+/// lost (the key expired, or another owner holds it), `cancel_on_lost = true` drops the
+/// body's future at the `.await` it is suspended on, so nothing after that point runs, and
+/// the call returns `Err(cachelock::Error::LockLost { key }.into())`. The function must be
+/// `async` and return `Result<T, E>` with `E: From<cachelock::Error>`; anything else is a
+/// compile error. Without it, a body whose lock is lost runs to its end.
+///
+/// ```
+/// use std::time::Duration;
+/// use cachelock::{once, Cache, Error, MemoryCache};
+///
+/// #[once(key = "sync-<id>", cache = cache, ttl = "300ms", cancel_on_lost = true, raise_if_locked = true)]
+/// async fn sync(cache: &MemoryCache, id: u32) -> Result<u32, Error> {
+///     std::future::pending::<()>().await; // long work: every `.await` is a cancellation point
+///     Ok(id)
+/// }
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// let cache = MemoryCache::new();
+/// let intruder = cache.clone();
+/// // Someone else overwrites the key while the call holds it.
+/// std::thread::spawn(move || {
+///     while intruder.get("cachelock:sync-1").unwrap().is_none() {
+///         std::thread::sleep(Duration::from_millis(5));
+///     }
+///     intruder.set("cachelock:sync-1", "another owner", Some(Duration::from_secs(60))).unwrap();
+/// });
+/// let error = sync(&cache, 1).await.unwrap_err();
+/// assert!(error.is_lost()); // the body was dropped at its `.await`
+/// # }
+/// ```
+///
+/// ## `fence`
+///
+/// Binds the fencing token of this call's hold to a local `u64` the body can use (see
+/// `Guard::fence` in cachelock): strictly greater than the fence of every earlier hold of
+/// the key. Send it with every write to a store that refuses fences lower than the highest
+/// it has seen, and a call that was paused past its TTL can no longer overwrite the work of
+/// the call that took over.
+///
+/// ```
+/// use std::sync::Mutex;
+/// use cachelock::once;
+///
+/// static HIGHEST: Mutex<u64> = Mutex::new(0);
+///
+/// /// The downstream store: refuses a write with a fence it has already passed.
+/// fn store_write(fence: u64) -> Result<(), String> {
+///     let mut highest = HIGHEST.lock().unwrap();
+///     if fence <= *highest {
+///         return Err(format!("stale fence {fence}"));
+///     }
+///     *highest = fence;
+///     Ok(())
+/// }
+///
+/// #[once(key = "export", fence = token)]
+/// fn export() -> Option<Result<(), String>> {
+///     Some(store_write(token))
+/// }
+///
+/// assert_eq!(export(), Some(Ok(())));
+/// assert_eq!(export(), Some(Ok(()))); // the next hold has a greater fence
+/// ```
 ///
 /// ## `crate`
 ///

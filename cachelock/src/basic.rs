@@ -6,6 +6,7 @@
 //! ignores TTLs.
 
 use std::hash::BuildHasher;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -36,6 +37,24 @@ fn now_ms() -> u128 {
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_millis())
         .unwrap_or(0)
+}
+
+/// The next fencing token of the default `claim`: wall-clock microseconds since the Unix
+/// epoch, made strictly increasing within the process (see the `Cache` docs).
+pub(crate) fn next_fence() -> u64 {
+    static LAST: AtomicU64 = AtomicU64::new(0);
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| u64::try_from(d.as_micros()).unwrap_or(u64::MAX))
+        .unwrap_or(0);
+    let mut last = LAST.load(Ordering::Relaxed);
+    loop {
+        let next = now.max(last.saturating_add(1));
+        match LAST.compare_exchange_weak(last, next, Ordering::AcqRel, Ordering::Relaxed) {
+            Ok(_) => return next,
+            Err(seen) => last = seen,
+        }
+    }
 }
 
 /// Rounds up to whole milliseconds, never to zero.
@@ -70,7 +89,7 @@ fn inspect<C: Cache + ?Sized>(cache: &C, key: &str, token: &str) -> CacheResult<
     if deadline <= now_ms() {
         return Ok(Slot::Free);
     }
-    Ok(if owner == token {
+    Ok(if crate::holder::token_of(owner) == token {
         Slot::Mine
     } else {
         Slot::Other
@@ -82,15 +101,15 @@ pub(crate) fn claim<C: Cache + ?Sized>(
     key: &str,
     token: &str,
     ttl: Duration,
-) -> CacheResult<bool> {
+) -> CacheResult<Option<u64>> {
     let _serial = stripe(key);
     if !matches!(inspect(cache, key, token)?, Slot::Free) {
-        return Ok(false);
+        return Ok(None);
     }
     let value = encode(token, ttl);
     cache.set(key, &value, Some(ttl))?;
     // Read back: another process that wrote in between has replaced our value.
-    Ok(cache.get(key)?.as_deref() == Some(value.as_str()))
+    Ok((cache.get(key)?.as_deref() == Some(value.as_str())).then(next_fence))
 }
 
 pub(crate) fn release<C: Cache + ?Sized>(cache: &C, key: &str, token: &str) -> CacheResult<bool> {
@@ -118,6 +137,28 @@ pub(crate) fn extend<C: Cache + ?Sized>(
         }
         Slot::Free | Slot::Other => Ok(false),
     }
+}
+
+/// The default `get_with_ttl`: the value as `claim` stored it (without its deadline), and
+/// the time left before that deadline; other values as they are, with no TTL.
+pub(crate) fn get_with_ttl<C: Cache + ?Sized>(
+    cache: &C,
+    key: &str,
+) -> CacheResult<Option<(String, Option<Duration>)>> {
+    let Some(value) = cache.get(key)? else {
+        return Ok(None);
+    };
+    if let Some((owner, deadline)) = value.rsplit_once(';') {
+        if let Ok(deadline) = deadline.parse::<u128>() {
+            let now = now_ms();
+            if deadline <= now {
+                return Ok(None);
+            }
+            let left = u64::try_from(deadline - now).unwrap_or(u64::MAX);
+            return Ok(Some((owner.to_owned(), Some(Duration::from_millis(left)))));
+        }
+    }
+    Ok(Some((value, None)))
 }
 
 /// Releases (or, with `keep_for`, shortens the TTL to `keep_for`) and reports the outcome

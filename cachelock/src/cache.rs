@@ -50,6 +50,7 @@ pub type CacheResult<T> = Result<T, BoxError>;
 ///
 /// let cache = std::sync::Arc::new(MyCache::default());
 /// let guard = Lock::new("report").cache(cache.clone()).try_acquire()?;
+/// assert!(guard.fence() > 0);
 /// assert!(Lock::new("report").cache(cache.clone()).try_acquire().unwrap_err().is_locked());
 /// guard.release()?;
 /// # Ok::<(), cachelock::Error>(())
@@ -62,6 +63,11 @@ pub type CacheResult<T> = Result<T, BoxError>;
 /// - [`claim`](Cache::claim): store `token` under `key` with a TTL, only if the key is absent;
 /// - [`release`](Cache::release): delete `key` only if it still holds `token`;
 /// - [`extend`](Cache::extend): reset the TTL of `key` only if it still holds `token`.
+///
+/// The value `claim` stores is the owner token followed by the holder's metadata:
+/// `<token>|<pid>|<host>|<label>` (see [`Holder`](crate::Holder)). `release` and `extend`
+/// are given the bare token and compare it with the part of the stored value before the
+/// first `|` (or the whole value, if it has none).
 ///
 /// The built-in backends ([`MemoryCache`](crate::MemoryCache), and the Redis backend)
 /// implement them atomically, so a key has at most one owner at any time, however many
@@ -77,6 +83,13 @@ pub type CacheResult<T> = Result<T, BoxError>;
 ///   interleave exactly can both believe they hold the key. Use a backend with atomic
 ///   operations (Redis) to coordinate processes, or override the three methods with your
 ///   store's own compare-and-set.
+/// - **Fencing tokens** from the default `claim` are the process's wall clock in
+///   microseconds since the Unix epoch, made strictly increasing within the process (a
+///   claim in the same microsecond as the one before, or after the clock stepped back, gets
+///   the previous fence + 1). Within one process they strictly increase for every key.
+///   Across processes they are only as ordered as the hosts' clocks: increasing if the
+///   clocks agree to better than the time between two holders of a key. That is the same
+///   "not atomic across processes" caveat as above.
 /// - The lock value carries its own deadline (`<token>;<unix ms>`), so a lock expires even
 ///   in a cache that ignores the TTL passed to `set`: a crashed holder never blocks a key
 ///   forever.
@@ -105,9 +118,18 @@ pub trait Cache: Send + Sync {
 
     /// Stores `token` under `key` with `ttl` if the key is absent (or expired).
     ///
-    /// Returns `true` if this call stored it (the caller now owns the key), `false` if the key
-    /// is held. Must be atomic: among concurrent claims of one key, exactly one returns `true`.
-    fn claim(&self, key: &str, token: &str, ttl: Duration) -> CacheResult<bool> {
+    /// Returns `Some(fence)` if this call stored it (the caller now owns the key), `None` if
+    /// the key is held. Must be atomic: among concurrent claims of one key, exactly one
+    /// returns `Some`.
+    ///
+    /// The **fencing token** `fence` must be strictly greater than every fence this cache
+    /// handed out before for `key`, also across expiry and (for a shared store) across
+    /// processes. A store downstream can then refuse writes that carry a smaller fence than
+    /// one it has already seen: see [`Guard::fence`](crate::Guard::fence). The built-in
+    /// backends guarantee it ([`MemoryCache`](crate::MemoryCache): a process-wide counter;
+    /// Redis: a counter bumped inside the claim script); the default implementation only
+    /// within one process (see [the defaults](#the-lock-operations-claim-release-extend)).
+    fn claim(&self, key: &str, token: &str, ttl: Duration) -> CacheResult<Option<u64>> {
         basic::claim(self, key, token, ttl)
     }
 
@@ -124,6 +146,41 @@ pub trait Cache: Send + Sync {
     /// Returns `true` if it did, `false` otherwise. Must be atomic (compare-and-expire).
     fn extend(&self, key: &str, token: &str, ttl: Duration) -> CacheResult<bool> {
         basic::extend(self, key, token, ttl)
+    }
+
+    /// The value stored under `key` and how long it has left (`None`: no TTL, or the cache
+    /// cannot tell). For admin calls ([`Lock::holder`](crate::Lock::holder)).
+    ///
+    /// The default reads the value with `get`; a value written by the default `claim`
+    /// carries its deadline, which gives the TTL.
+    fn get_with_ttl(&self, key: &str) -> CacheResult<Option<(String, Option<Duration>)>> {
+        basic::get_with_ttl(self, key)
+    }
+
+    /// Every stored key that starts with `prefix`. For admin calls
+    /// ([`held_locks`](crate::held_locks)). The default fails: a get/set/delete cache
+    /// cannot list its keys.
+    fn keys_with_prefix(&self, prefix: &str) -> CacheResult<Vec<String>> {
+        let _ = prefix;
+        Err("this cache cannot list its keys".into())
+    }
+
+    /// Waits until `key` may have been released, or `pause` has passed, whichever comes
+    /// first. [`Lock::acquire_timeout`](crate::Lock::acquire_timeout) calls it between two
+    /// attempts on a held key, with the backoff pause as `pause`.
+    ///
+    /// The default sleeps `pause` (pure polling with backoff). [`MemoryCache`](crate::MemoryCache)
+    /// wakes its waiters the moment a key is released.
+    fn wait_for_release(&self, key: &str, pause: Duration) {
+        let _ = key;
+        std::thread::sleep(pause);
+    }
+
+    /// Async twin of [`wait_for_release`](Cache::wait_for_release); the default sleeps with
+    /// tokio's timer.
+    fn wait_for_release_async<'a>(&'a self, key: &'a str, pause: Duration) -> BoxFuture<'a, ()> {
+        let _ = key;
+        Box::pin(tokio::time::sleep(pause))
     }
 
     /// Lets go of `key` from a `Drop` in async code: must return at once, never block.
@@ -165,7 +222,7 @@ pub trait Cache: Send + Sync {
         key: &'a str,
         token: &'a str,
         ttl: Duration,
-    ) -> BoxFuture<'a, CacheResult<bool>> {
+    ) -> BoxFuture<'a, CacheResult<Option<u64>>> {
         Box::pin(std::future::ready(self.claim(key, token, ttl)))
     }
 
@@ -203,7 +260,7 @@ macro_rules! forward_cache {
             fn delete(&self, key: &str) -> CacheResult<()> {
                 (**self).delete(key)
             }
-            fn claim(&self, key: &str, token: &str, ttl: Duration) -> CacheResult<bool> {
+            fn claim(&self, key: &str, token: &str, ttl: Duration) -> CacheResult<Option<u64>> {
                 (**self).claim(key, token, ttl)
             }
             fn release(&self, key: &str, token: &str) -> CacheResult<bool> {
@@ -211,6 +268,25 @@ macro_rules! forward_cache {
             }
             fn extend(&self, key: &str, token: &str, ttl: Duration) -> CacheResult<bool> {
                 (**self).extend(key, token, ttl)
+            }
+            fn get_with_ttl(
+                &self,
+                key: &str,
+            ) -> CacheResult<Option<(String, Option<Duration>)>> {
+                (**self).get_with_ttl(key)
+            }
+            fn keys_with_prefix(&self, prefix: &str) -> CacheResult<Vec<String>> {
+                (**self).keys_with_prefix(prefix)
+            }
+            fn wait_for_release(&self, key: &str, pause: Duration) {
+                (**self).wait_for_release(key, pause)
+            }
+            fn wait_for_release_async<'a>(
+                &'a self,
+                key: &'a str,
+                pause: Duration,
+            ) -> BoxFuture<'a, ()> {
+                (**self).wait_for_release_async(key, pause)
             }
             fn release_detached(&self, key: &str, token: &str, keep_for: Option<Duration>) {
                 (**self).release_detached(key, token, keep_for)
@@ -234,7 +310,7 @@ macro_rules! forward_cache {
                 key: &'a str,
                 token: &'a str,
                 ttl: Duration,
-            ) -> BoxFuture<'a, CacheResult<bool>> {
+            ) -> BoxFuture<'a, CacheResult<Option<u64>>> {
                 (**self).claim_async(key, token, ttl)
             }
             fn release_async<'a>(

@@ -104,6 +104,53 @@ macro_rules! guard_common {
             self.lease().ttl
         }
 
+        /// The fencing token of this hold: strictly greater than the fence of every earlier
+        /// hold of this key (across expiry, and across processes on a shared store; see
+        /// [`Cache::claim`] for what each backend guarantees).
+        ///
+        /// A lock alone cannot stop a holder that was paused (a GC pause, a stopped VM)
+        /// past its TTL from writing after another holder took over. Send the fence with
+        /// every write, and let the store refuse any fence lower than the highest it has
+        /// seen:
+        ///
+        /// ```
+        /// use std::sync::Mutex;
+        /// use cachelock::{Lock, MemoryCache};
+        ///
+        /// /// The downstream store: remembers the highest fence it accepted.
+        /// struct Store { highest: Mutex<u64>, value: Mutex<String> }
+        ///
+        /// impl Store {
+        ///     /// In SQL: `UPDATE t SET value = $1, fence = $2 WHERE id = $3 AND fence < $2`.
+        ///     fn write(&self, fence: u64, value: &str) -> Result<(), String> {
+        ///         let mut highest = self.highest.lock().unwrap();
+        ///         if fence <= *highest {
+        ///             return Err(format!("stale fence {fence}: {} already wrote", *highest));
+        ///         }
+        ///         *highest = fence;
+        ///         *self.value.lock().unwrap() = value.to_owned();
+        ///         Ok(())
+        ///     }
+        /// }
+        ///
+        /// let store = Store { highest: Mutex::new(0), value: Mutex::new(String::new()) };
+        /// let cache = MemoryCache::new();
+        /// let lock = Lock::new("report").cache(cache.clone());
+        ///
+        /// let paused = lock.try_acquire()?;        // holder A, then A pauses...
+        /// let stale = paused.fence();
+        /// # cachelock::Cache::delete(&cache, "cachelock:report").unwrap(); // (A's TTL runs out)
+        /// let fresh = lock.try_acquire()?;         // ...its TTL runs out; B takes over
+        /// store.write(fresh.fence(), "B's report").unwrap();
+        /// // A wakes up and writes: the store refuses it.
+        /// assert!(store.write(stale, "A's stale report").is_err());
+        /// # drop((paused, fresh));
+        /// # Ok::<(), cachelock::Error>(())
+        /// ```
+        pub fn fence(&self) -> u64 {
+            self.lease().fence
+        }
+
         /// How long this guard has held the lock.
         pub fn held_for(&self) -> Duration {
             self.lease().acquired_at.elapsed()
@@ -207,7 +254,9 @@ impl<C: Cache> std::fmt::Debug for Guard<C> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let mut d = f.debug_struct("Guard");
         if let Some(lease) = &self.lease {
-            d.field("key", &lease.key).field("ttl", &lease.ttl);
+            d.field("key", &lease.key)
+                .field("ttl", &lease.ttl)
+                .field("fence", &lease.fence);
         }
         d.finish_non_exhaustive()
     }
@@ -280,7 +329,9 @@ impl<C: Cache> std::fmt::Debug for AsyncGuard<C> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let mut d = f.debug_struct("AsyncGuard");
         if let Some(lease) = &self.lease {
-            d.field("key", &lease.key).field("ttl", &lease.ttl);
+            d.field("key", &lease.key)
+                .field("ttl", &lease.ttl)
+                .field("fence", &lease.fence);
         }
         d.finish_non_exhaustive()
     }

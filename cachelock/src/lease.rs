@@ -25,6 +25,8 @@ pub(crate) struct Lease<C> {
     pub(crate) cache: C,
     pub(crate) key: String,
     pub(crate) token: Token,
+    /// The fencing token the claim returned.
+    pub(crate) fence: u64,
     pub(crate) ttl: Duration,
     pub(crate) acquired_at: Instant,
     pub(crate) policy: Policy,
@@ -44,6 +46,7 @@ impl<C: Cache> Lease<C> {
         cache: C,
         key: String,
         token: Token,
+        fence: u64,
         ttl: Duration,
         acquired_at: Instant,
         policy: Policy,
@@ -52,6 +55,7 @@ impl<C: Cache> Lease<C> {
             cache,
             key,
             token,
+            fence,
             ttl,
             acquired_at,
             policy,
@@ -165,7 +169,7 @@ impl<C: Cache> Renewable for Lease<C> {
         match self.cache.extend(&self.key, self.token.as_str(), ttl) {
             Ok(true) => {
                 self.extended(now, ttl);
-                tracing::trace!(key = %self.key, ?ttl, "lock renewed");
+                tracing::trace!(key = %self.key, ?ttl, held_for = ?self.acquired_at.elapsed(), "lock renewed");
                 Some(now + renew_interval(ttl).max(Duration::from_millis(1)))
             }
             Ok(false) => {

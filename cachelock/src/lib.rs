@@ -36,6 +36,22 @@
 //!   `RedisClusterCache`, atomic locks across processes and machines in two round trips per
 //!   acquire + release.
 //! - [`Error`]: one error type; every message names the key.
+//!
+//! # Observability
+//!
+//! Every lock reports through [`tracing`](https://docs.rs/tracing) (targets `cachelock::*`),
+//! each event with the stored `key`, none with the owner token:
+//!
+//! | event | level | fields |
+//! |---|---|---|
+//! | `lock attempt` | trace | `key` |
+//! | `lock acquired` | debug | `key`, `fence` |
+//! | `lock contended` | debug | `key` |
+//! | `lock held; waiting` | trace | `key`, `pause` |
+//! | `lock renewed` | trace | `key`, `ttl`, `held_for` |
+//! | `lock lost` | warn | `key`, `held_for`, `why` |
+//! | `lock released` | debug | `key`, `held_for` (not on the `AsyncGuard` drop path, which releases in the background) |
+//! | `lock was lost before release` | warn | `key`, `held_for` (idem) |
 #![deny(missing_docs)]
 #![warn(rust_2018_idioms, unreachable_pub)]
 
@@ -49,6 +65,7 @@ mod config;
 mod default_cache;
 mod error;
 mod guard;
+mod holder;
 mod lease;
 mod lock;
 mod memory;
@@ -58,6 +75,7 @@ pub mod redis;
 mod renew;
 pub mod testing;
 mod token;
+mod wake;
 
 use std::time::Duration;
 
@@ -69,6 +87,7 @@ pub use config::{
 pub use default_cache::DefaultCache;
 pub use error::{BoxError, Error};
 pub use guard::{AsyncGuard, Guard};
+pub use holder::{held_locks, Holder};
 pub use lock::Lock;
 pub use memory::MemoryCache;
 pub use noop::NoopCache;

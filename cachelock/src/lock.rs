@@ -56,6 +56,7 @@ pub struct Lock<C = DefaultCache> {
     ttl: Duration,
     wait: Duration,
     policy: Policy,
+    label: Option<String>,
     cache: C,
 }
 
@@ -72,6 +73,7 @@ impl Lock {
                 max_hold: None,
                 hold_at_least: None,
             },
+            label: None,
             cache: DefaultCache,
         }
     }
@@ -92,6 +94,7 @@ impl<C: Cache> Lock<C> {
             ttl: self.ttl,
             wait: self.wait,
             policy: self.policy,
+            label: self.label,
             cache,
         }
     }
@@ -146,6 +149,55 @@ impl<C: Cache> Lock<C> {
     pub fn hold_at_least(mut self, hold_at_least: Duration) -> Self {
         self.policy.hold_at_least = Some(hold_at_least);
         self
+    }
+
+    /// A label stored with the lock beside this process's host name and pid, so that
+    /// [`holder`](Lock::holder) and [`held_locks`](crate::held_locks) can tell who holds it
+    /// (e.g. a job name or a request id). Not secret: anyone who can read the cache sees it.
+    pub fn label(mut self, label: impl Into<String>) -> Self {
+        self.label = Some(label.into());
+        self
+    }
+
+    /// Who holds this lock now, and for how much longer; `None` if nobody does.
+    ///
+    /// ```
+    /// use cachelock::{Lock, MemoryCache};
+    ///
+    /// let lock = Lock::new("report").cache(MemoryCache::new()).label("nightly");
+    /// let guard = lock.try_acquire()?;
+    /// let holder = lock.holder()?.expect("held");
+    /// assert_eq!(holder.label.as_deref(), Some("nightly"));
+    /// assert_eq!(holder.pid, Some(std::process::id()));
+    /// guard.release()?;
+    /// assert!(lock.holder()?.is_none());
+    /// # Ok::<(), cachelock::Error>(())
+    /// ```
+    pub fn holder(&self) -> Result<Option<crate::Holder>, Error> {
+        let key = self.checked_key()?;
+        match self.cache.get_with_ttl(&key) {
+            Ok(value) => Ok(value.map(|(value, ttl)| crate::holder::parse(&key, &value, ttl))),
+            Err(source) => Err(Error::backend(key, source)),
+        }
+    }
+
+    /// Deletes the key whoever holds it: an admin override for a lock stuck on a holder
+    /// that is known to be gone. **The holder is not told**: its next renewal or release
+    /// finds the lock lost, and until then it may still be working, beside whoever takes
+    /// the key next. Logged at warn level through `tracing`, with the holder's metadata.
+    pub fn force_release(&self) -> Result<(), Error> {
+        let key = self.checked_key()?;
+        let holder = self.holder()?;
+        tracing::warn!(
+            key = %key,
+            holder_host = holder.as_ref().map(|h| h.host.as_str()).unwrap_or_default(),
+            holder_pid = holder.as_ref().and_then(|h| h.pid),
+            holder_label = holder.as_ref().and_then(|h| h.label.as_deref()),
+            "lock force-released"
+        );
+        self.cache
+            .delete(&key)
+            .map_err(|source| Error::backend(key, source))
     }
 
     /// Puts `prefix` in front of the key instead of the process prefix.
@@ -210,6 +262,9 @@ impl<C: Cache + Clone + 'static> Lock<C> {
     ///
     /// Retries with jittered exponential backoff (2 ms doubling to 100 ms), never past the
     /// deadline; then fails with [`Error::Locked`]. A backend error ends the wait at once.
+    /// Between attempts it waits with [`Cache::wait_for_release`]: on a
+    /// [`MemoryCache`](crate::MemoryCache) it wakes the moment the holder releases, elsewhere
+    /// it sleeps the pause.
     pub fn acquire_timeout(&self, timeout: Duration) -> Result<Guard<C>, Error> {
         let deadline = Instant::now() + timeout.min(crate::MAX_TTL);
         let mut backoff = Backoff::until(deadline);
@@ -221,7 +276,7 @@ impl<C: Cache + Clone + 'static> Lock<C> {
                     Some(pause) => {
                         tracing::trace!(key = %held, ?pause, "lock held; waiting");
                         key = held;
-                        std::thread::sleep(pause);
+                        self.cache.wait_for_release(&key, pause);
                     }
                     None => return Err(Error::Locked { key: held }),
                 },
@@ -250,7 +305,7 @@ impl<C: Cache + Clone + 'static> Lock<C> {
                     Some(pause) => {
                         tracing::trace!(key = %held, ?pause, "lock held; waiting");
                         key = held;
-                        tokio::time::sleep(pause).await;
+                        self.cache.wait_for_release_async(&key, pause).await;
                     }
                     None => return Err(Error::Locked { key: held }),
                 },
@@ -307,12 +362,14 @@ impl<C: Cache + Clone + 'static> Lock<C> {
         // The TTL starts when the cache stores the token, a little after this: counting from
         // here makes every local estimate of the expiry early, never late.
         let started = Instant::now();
-        match self.cache.claim(&key, token.as_str(), self.ttl) {
-            Ok(true) => {
-                tracing::debug!(key = %key, "lock acquired");
-                Attempt::Won(Guard::new(self.lease(key, token, started)))
+        tracing::trace!(key = %key, "lock attempt");
+        let value = crate::holder::owner_value(token.as_str(), self.label.as_deref());
+        match self.cache.claim(&key, &value, self.ttl) {
+            Ok(Some(fence)) => {
+                tracing::debug!(key = %key, fence, "lock acquired");
+                Attempt::Won(Guard::new(self.lease(key, token, fence, started)))
             }
-            Ok(false) => {
+            Ok(None) => {
                 tracing::debug!(key = %key, "lock contended");
                 Attempt::Held(key)
             }
@@ -323,12 +380,14 @@ impl<C: Cache + Clone + 'static> Lock<C> {
     async fn claim_async(&self, key: String) -> Attempt<AsyncGuard<C>> {
         let token = Token::new();
         let started = Instant::now();
-        match self.cache.claim_async(&key, token.as_str(), self.ttl).await {
-            Ok(true) => {
-                tracing::debug!(key = %key, "lock acquired");
-                Attempt::Won(AsyncGuard::new(self.lease(key, token, started)))
+        tracing::trace!(key = %key, "lock attempt");
+        let value = crate::holder::owner_value(token.as_str(), self.label.as_deref());
+        match self.cache.claim_async(&key, &value, self.ttl).await {
+            Ok(Some(fence)) => {
+                tracing::debug!(key = %key, fence, "lock acquired");
+                Attempt::Won(AsyncGuard::new(self.lease(key, token, fence, started)))
             }
-            Ok(false) => {
+            Ok(None) => {
                 tracing::debug!(key = %key, "lock contended");
                 Attempt::Held(key)
             }
@@ -336,11 +395,18 @@ impl<C: Cache + Clone + 'static> Lock<C> {
         }
     }
 
-    fn lease(&self, key: String, token: Token, started: Instant) -> std::sync::Arc<Lease<C>> {
+    fn lease(
+        &self,
+        key: String,
+        token: Token,
+        fence: u64,
+        started: Instant,
+    ) -> std::sync::Arc<Lease<C>> {
         watched(Lease::new(
             self.cache.clone(),
             key,
             token,
+            fence,
             self.ttl,
             started,
             self.policy,

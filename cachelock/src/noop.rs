@@ -8,7 +8,8 @@ use crate::cache::{Cache, CacheResult};
 ///
 /// Meant for your own tests, where the code under test takes locks but the test does not care
 /// about exclusion and should not need a server (pylock's "open" backend). Every `claim`,
-/// `release` and `extend` succeeds; `get` always returns `None`.
+/// `release` and `extend` succeeds; `get` always returns `None`. Fences are those of the
+/// get/set/delete defaults (strictly increasing within the process).
 ///
 /// ```
 /// use cachelock::{Lock, NoopCache};
@@ -34,8 +35,8 @@ impl Cache for NoopCache {
         Ok(())
     }
 
-    fn claim(&self, _key: &str, _token: &str, _ttl: Duration) -> CacheResult<bool> {
-        Ok(true)
+    fn claim(&self, _key: &str, _token: &str, _ttl: Duration) -> CacheResult<Option<u64>> {
+        Ok(Some(crate::basic::next_fence()))
     }
 
     fn release(&self, _key: &str, _token: &str) -> CacheResult<bool> {

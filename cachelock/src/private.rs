@@ -158,7 +158,7 @@ pub async fn acquire_async<C: Cache + Clone + 'static>(
 pub async fn release_async<C: Cache>(guard: AsyncGuard<C>) {
     if let Err(error) = guard.release().await {
         if !error.is_lost() {
-            tracing::error!(error = %error, "releasing lock failed; it stays until its TTL runs out");
+            tracing::error!(key = error.key().unwrap_or_default(), error = %error, "releasing lock failed; it stays until its TTL runs out");
         }
     }
 }
@@ -288,5 +288,56 @@ impl<R> FailClosed<R> for &Policy<R> {
         R: Skip,
     {
         fail_closed(error, function)
+    }
+}
+
+/// `cancel_on_lost = true`: what a call returns when its lock is lost mid-way.
+#[diagnostic::on_unimplemented(
+    message = "`#[once(cancel_on_lost = true)]` needs a function that returns `Result<T, E>` with `E: From<cachelock::Error>`, not `{Self}`",
+    label = "a cancelled call has no `{Self}` to return",
+    note = "a call cancelled because its lock was lost returns `Err(cachelock::Error::LockLost {{ .. }}.into())`"
+)]
+pub trait Cancelled {
+    /// The function's error value for a lost lock.
+    fn lost(error: Error) -> Self;
+}
+
+impl<T, E: From<Error>> Cancelled for Result<T, E> {
+    fn lost(error: Error) -> Self {
+        Err(E::from(error))
+    }
+}
+
+/// `cancel_on_lost = true`: runs `body` until it completes or the lock is lost, whichever
+/// comes first. On loss, `body` is dropped before this returns (so nothing of it runs
+/// again) and the call returns [`Error::LockLost`], converted into the function's error.
+pub async fn cancel_on_lost<C, F>(guard: &AsyncGuard<C>, body: F) -> F::Output
+where
+    C: Cache,
+    F: std::future::Future,
+    F::Output: Cancelled,
+{
+    use futures_util::future::{select, Either};
+    let outcome = {
+        let body = std::pin::pin!(body);
+        let lost = std::pin::pin!(guard.lost());
+        match select(body, lost).await {
+            Either::Left((output, _)) => Ok(output),
+            Either::Right(((), _)) => Err(()),
+        }
+        // `body` is dropped here, before the error is returned.
+    };
+    match outcome {
+        Ok(output) => output,
+        Err(()) => {
+            tracing::warn!(
+                key = guard.key(),
+                held_for = ?guard.held_for(),
+                "#[once] body cancelled: its lock was lost"
+            );
+            <F::Output as Cancelled>::lost(Error::LockLost {
+                key: guard.key().to_owned(),
+            })
+        }
     }
 }

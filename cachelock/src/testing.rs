@@ -21,7 +21,11 @@
 //!    extended lock outlives its first TTL.
 //! 4. Owner-only release and extend: a wrong token neither deletes nor extends; a release
 //!    after the TTL ran out (and someone else claimed) deletes nothing.
-//! 5. All of the above again through a `Box<dyn Cache>`, so a wrapper never loses an
+//! 5. Fencing tokens: a claim returns a fence greater than every fence before it for the
+//!    key, after releases, refused claims and expiry.
+//! 6. Owner metadata: a value `<token>|<metadata>` is released and extended by its bare
+//!    token, never by another token or a prefix of it.
+//! 7. All of the above again through a `Box<dyn Cache>`, so a wrapper never loses an
 //!    operation to a default.
 //!
 //! Every key lives under a fresh random prefix, so runs never collide on a shared server.
@@ -182,6 +186,15 @@ impl<'a, C: Cache + ?Sized> Suite<'a, C> {
     }
 
     async fn claim(&self, key: &str, token: &str, ttl: Duration) -> Result<bool, ConformanceError> {
+        Ok(self.claim_fence(key, token, ttl).await?.is_some())
+    }
+
+    async fn claim_fence(
+        &self,
+        key: &str,
+        token: &str,
+        ttl: Duration,
+    ) -> Result<Option<u64>, ConformanceError> {
         let r = match self.mode {
             Mode::Sync => self.cache.claim(key, token, ttl),
             Mode::Async => self.cache.claim_async(key, token, ttl).await,
@@ -227,7 +240,88 @@ impl<'a, C: Cache + ?Sized> Suite<'a, C> {
         self.check = "owner-only release";
         self.owner_release().await?;
         self.check = "owner-only extend";
-        self.owner_extend().await
+        self.owner_extend().await?;
+        self.check = "fences increase";
+        self.fences().await?;
+        self.check = "owner metadata";
+        self.owner_metadata().await
+    }
+
+    /// A claim stores the token with holder metadata (`<token>|...`); release and extend
+    /// compare the token alone.
+    async fn owner_metadata(&self) -> Result<(), ConformanceError> {
+        let k = self.key("metadata");
+        let (a, b) = (token(), token());
+        let value = format!("{a}|4242|host-1|a label; with | and ;");
+        self.expect(
+            "claim with metadata",
+            self.claim(&k, &value, LONG).await?,
+            true,
+        )?;
+        self.expect(
+            "extend by another token",
+            self.extend(&k, &b, LONG).await?,
+            false,
+        )?;
+        self.expect(
+            "release by the token's prefix",
+            self.release(&k, &a[..31]).await?,
+            false,
+        )?;
+        self.expect(
+            "extend by the bare token",
+            self.extend(&k, &a, LONG).await?,
+            true,
+        )?;
+        self.expect(
+            "release by the bare token",
+            self.release(&k, &a).await?,
+            true,
+        )?;
+        self.expect("claim after release", self.claim(&k, &b, LONG).await?, true)?;
+        self.expect("release", self.release(&k, &b).await?, true)
+    }
+
+    /// Fencing tokens strictly increase across claims of one key: after a release, after a
+    /// refused claim, and after expiry.
+    async fn fences(&self) -> Result<(), ConformanceError> {
+        let k = self.key("fences");
+        let (a, b) = (token(), token());
+        let mut last = None::<u64>;
+        let mut next = |what: &str, fence: Option<u64>| -> Result<(), ConformanceError> {
+            let Some(fence) = fence else {
+                return Err(self.fail(format!("{what}: the claim of a free key was refused")));
+            };
+            if let Some(last) = last {
+                if fence <= last {
+                    return Err(self.fail(format!(
+                        "{what}: fence {fence} is not greater than the previous fence {last}"
+                    )));
+                }
+            }
+            last = Some(fence);
+            Ok(())
+        };
+        for round in 0..5 {
+            next(
+                &format!("claim {round} after a release"),
+                self.claim_fence(&k, &a, LONG).await?,
+            )?;
+            if self.claim_fence(&k, &b, LONG).await?.is_some() {
+                return Err(self.fail("a held key was claimed again"));
+            }
+            self.expect("release", self.release(&k, &a).await?, true)?;
+        }
+        next(
+            "claim with a short TTL",
+            self.claim_fence(&k, &a, SHORT).await?,
+        )?;
+        self.sleep(PAST_SHORT).await;
+        next(
+            "claim after the previous holder expired",
+            self.claim_fence(&k, &b, LONG).await?,
+        )?;
+        self.expect("release", self.release(&k, &b).await?, true)
     }
 
     async fn basic(&self) -> Result<(), ConformanceError> {
@@ -257,7 +351,7 @@ impl<'a, C: Cache + ?Sized> Suite<'a, C> {
         for round in 0..ROUNDS {
             let k = self.key(&format!("contended-{round}"));
             let tokens: Vec<String> = (0..CONTENDERS).map(|_| token()).collect();
-            let outcomes: Vec<CacheResult<bool>> = match self.mode {
+            let outcomes: Vec<CacheResult<Option<u64>>> = match self.mode {
                 Mode::Sync => {
                     let barrier = Barrier::new(CONTENDERS);
                     std::thread::scope(|s| {
@@ -283,7 +377,7 @@ impl<'a, C: Cache + ?Sized> Suite<'a, C> {
             };
             let mut winners = Vec::new();
             for (i, outcome) in outcomes.into_iter().enumerate() {
-                if self.ok("claim", outcome)? {
+                if self.ok("claim", outcome)?.is_some() {
                     winners.push(i);
                 }
             }

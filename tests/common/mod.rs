@@ -60,7 +60,7 @@ impl Cache for RecordingCache {
     fn delete(&self, key: &str) -> CacheResult<()> {
         self.inner.delete(key)
     }
-    fn claim(&self, key: &str, token: &str, ttl: Duration) -> CacheResult<bool> {
+    fn claim(&self, key: &str, token: &str, ttl: Duration) -> CacheResult<Option<u64>> {
         self.claimed.lock().unwrap().push(key.to_owned());
         self.inner.claim(key, token, ttl)
     }

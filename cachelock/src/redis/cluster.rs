@@ -19,6 +19,7 @@ pub(crate) struct Cluster {
 impl Backend for Cluster {
     type Sync = redis::cluster::ClusterConnection;
     type Async = redis::cluster_async::ClusterConnection;
+    const CLUSTER: bool = true;
 
     fn connect(&self, _settings: &Settings) -> RedisResult<Self::Sync> {
         // The client carries the timeouts (see `build`).

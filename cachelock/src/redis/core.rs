@@ -1,7 +1,7 @@
 //! What the standalone and the cluster cache share: running an operation, sync or async,
 //! with timeouts and one retry on a dead connection, and the [`Cache`] implementation.
 
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use redis::{aio, RedisError, RedisResult};
@@ -12,6 +12,7 @@ use super::pool::{is_dead_connection, Pool, SyncConnection};
 use super::runtime::PerRuntime;
 use crate::cache::{BoxFuture, Cache, CacheResult};
 use crate::error::BoxError;
+use crate::wake::Board;
 
 /// How a backend opens its connections.
 pub(crate) trait Backend: Send + Sync + 'static {
@@ -22,6 +23,16 @@ pub(crate) trait Backend: Send + Sync + 'static {
 
     /// Opens a sync connection, within the connect timeout.
     fn connect(&self, settings: &Settings) -> RedisResult<Self::Sync>;
+
+    /// Whether keys are spread over Redis Cluster slots (one fence counter per slot).
+    const CLUSTER: bool;
+
+    /// A connection for the release channel (`SUBSCRIBE`), if this backend has one.
+    /// Redis Cluster has none yet: its waiters poll with backoff.
+    fn subscriber(&self, settings: &Settings) -> Option<RedisResult<redis::Connection>> {
+        let _ = settings;
+        None
+    }
 
     /// Makes the async connection of the current runtime; it connects on first use.
     fn connect_async(&self, settings: &Settings) -> RedisResult<Self::Async>;
@@ -34,6 +45,54 @@ struct Inner<B: Backend> {
     target: String,
     pool: Pool<B::Sync>,
     async_cons: PerRuntime<B::Async>,
+    /// Waiters for a release, woken by the subscriber thread.
+    board: Arc<Board>,
+    subscribed: std::sync::Once,
+}
+
+/// The channel the release script publishes each released key on.
+const RELEASED: &str = "cachelock:released";
+
+/// The subscriber thread: wakes the waiters of every key published on [`RELEASED`].
+/// Reconnects after a failure; ends once the cache (its board) is gone.
+fn subscribe_loop(
+    connect: impl Fn() -> Option<RedisResult<redis::Connection>>,
+    board: Weak<Board>,
+) {
+    while board.strong_count() > 0 {
+        let Some(Ok(mut con)) = connect() else {
+            std::thread::sleep(Duration::from_secs(1));
+            continue;
+        };
+        if con.set_read_timeout(Some(Duration::from_secs(1))).is_err() {
+            continue;
+        }
+        let mut pubsub = con.as_pubsub();
+        if let Err(error) = pubsub.subscribe(RELEASED) {
+            tracing::debug!(%error, "cannot subscribe to lock releases; waiters poll");
+            std::thread::sleep(Duration::from_secs(1));
+            continue;
+        }
+        loop {
+            match pubsub.get_message() {
+                Ok(message) => {
+                    let Some(board) = board.upgrade() else { return };
+                    if let Ok(key) = message.get_payload::<String>() {
+                        board.released(&key);
+                    }
+                }
+                Err(error) if error.is_timeout() => {
+                    if board.strong_count() == 0 {
+                        return;
+                    }
+                }
+                Err(error) => {
+                    tracing::debug!(%error, "lock release subscription lost; reconnecting");
+                    break;
+                }
+            }
+        }
+    }
 }
 
 /// A backend with its settings, pool and async connections; clones share them.
@@ -70,11 +129,36 @@ impl<B: Backend> Core<B> {
             inner: Arc::new(Inner {
                 pool: Pool::new(settings.max_idle),
                 async_cons: PerRuntime::new(),
+                board: Arc::new(Board::new()),
+                subscribed: std::sync::Once::new(),
                 backend,
                 settings,
                 target,
             }),
         }
+    }
+
+    /// Starts the subscriber thread, once, if the backend has a release channel; returns
+    /// whether waiters can expect a wake-up.
+    fn ensure_subscriber(&self) {
+        self.inner.subscribed.call_once(|| {
+            let weak_inner = Arc::downgrade(&self.inner);
+            let board = Arc::downgrade(&self.inner.board);
+            let spawned = std::thread::Builder::new()
+                .name("cachelock-released".to_owned())
+                .spawn(move || {
+                    subscribe_loop(
+                        || {
+                            let inner = weak_inner.upgrade()?;
+                            inner.backend.subscriber(&inner.settings)
+                        },
+                        board,
+                    )
+                });
+            if let Err(error) = spawned {
+                tracing::warn!(%error, "cannot start the release subscriber; waiters poll");
+            }
+        });
     }
 
     pub(crate) fn settings(&self) -> &Settings {
@@ -92,7 +176,8 @@ impl<B: Backend> Core<B> {
     fn run(&self, op: Op<'_>) -> CacheResult<Reply> {
         let inner = &*self.inner;
         let key = inner.settings.key(op.key());
-        let op = op.with_key(&key);
+        let counter = self.counter(op, &key);
+        let op = op.with_key(&key).with_counter(&counter);
         let timeout = inner.settings.reply_timeout(op.lock_ttl());
         inner
             .pool
@@ -102,6 +187,16 @@ impl<B: Backend> Core<B> {
                 |con| ops::exec(con, op),
             )
             .map_err(boxed)
+    }
+
+    /// The fence counter key of a claim of the (prefixed) `key`; empty for other operations.
+    fn counter(&self, op: Op<'_>, key: &str) -> String {
+        match op {
+            Op::Claim(..) => {
+                super::fence::counter_key(key, &self.inner.settings.key_prefix, B::CLUSTER)
+            }
+            _ => String::new(),
+        }
     }
 
     fn async_con(&self) -> RedisResult<B::Async> {
@@ -114,7 +209,8 @@ impl<B: Backend> Core<B> {
     async fn run_async(&self, op: Op<'_>) -> CacheResult<Reply> {
         let settings = &self.inner.settings;
         let key = settings.key(op.key());
-        let op = op.with_key(&key);
+        let counter = self.counter(op, &key);
+        let op = op.with_key(&key).with_counter(&counter);
         let limit = settings.operation_timeout(op.lock_ttl());
         let attempt = async {
             let mut con = self.async_con()?;
@@ -132,6 +228,13 @@ impl<B: Backend> Core<B> {
         match tokio::time::timeout(limit, attempt).await {
             Ok(outcome) => outcome.map_err(boxed),
             Err(_) => Err(timed_out(op, limit)),
+        }
+    }
+
+    fn fence(op: Op<'_>, reply: CacheResult<Reply>) -> CacheResult<Option<u64>> {
+        match reply? {
+            Reply::Fence(fence) => Ok(fence),
+            other => Err(unexpected(op, other)),
         }
     }
 
@@ -172,13 +275,52 @@ impl<B: Backend> Cache for Core<B> {
         self.run(Op::Set(key, value, ttl)).map(drop)
     }
 
+    fn get_with_ttl(&self, key: &str) -> CacheResult<Option<(String, Option<Duration>)>> {
+        let op = Op::GetWithTtl(key);
+        match self.run(op)? {
+            Reply::ValueTtl(value) => Ok(value),
+            other => Err(unexpected(op, other)),
+        }
+    }
+
+    /// `SCAN` with `MATCH <prefix>*` (never `KEYS`), on standalone Redis. On Redis Cluster
+    /// `SCAN` walks one node only, so listing is refused there for now.
+    fn keys_with_prefix(&self, prefix: &str) -> CacheResult<Vec<String>> {
+        if B::CLUSTER {
+            return Err("listing keys is not supported on Redis Cluster yet".into());
+        }
+        let inner = &*self.inner;
+        let full = inner.settings.key(prefix);
+        let mut pattern = String::with_capacity(full.len() + 1);
+        for c in full.chars() {
+            if matches!(c, '*' | '?' | '[' | ']' | '\\') {
+                pattern.push('\\');
+            }
+            pattern.push(c);
+        }
+        pattern.push('*');
+        let keys = inner
+            .pool
+            .run(
+                || inner.backend.connect(&inner.settings),
+                inner.settings.reply_timeout(None),
+                |con| ops::scan(con, &pattern),
+            )
+            .map_err(boxed)?;
+        let own = &inner.settings.key_prefix;
+        Ok(keys
+            .into_iter()
+            .filter_map(|key| key.strip_prefix(own.as_str()).map(str::to_owned))
+            .collect())
+    }
+
     fn delete(&self, key: &str) -> CacheResult<()> {
         self.run(Op::Delete(key)).map(drop)
     }
 
-    fn claim(&self, key: &str, token: &str, ttl: Duration) -> CacheResult<bool> {
-        let op = Op::Claim(key, token, ttl);
-        Self::flag(op, self.run(op))
+    fn claim(&self, key: &str, token: &str, ttl: Duration) -> CacheResult<Option<u64>> {
+        let op = Op::Claim(key, "", token, ttl);
+        Self::fence(op, self.run(op))
     }
 
     fn release(&self, key: &str, token: &str) -> CacheResult<bool> {
@@ -189,6 +331,31 @@ impl<B: Backend> Cache for Core<B> {
     fn extend(&self, key: &str, token: &str, ttl: Duration) -> CacheResult<bool> {
         let op = Op::Extend(key, token, ttl);
         Self::flag(op, self.run(op))
+    }
+
+    /// Waits for the key's release message on the `cachelock:released` channel (the
+    /// release script publishes it), or `pause`, whichever comes first. Redis Cluster:
+    /// `pause` (polling).
+    fn wait_for_release(&self, key: &str, pause: Duration) {
+        if B::CLUSTER {
+            std::thread::sleep(pause);
+            return;
+        }
+        self.ensure_subscriber();
+        let key = self.inner.settings.key(key);
+        self.inner.board.wait(&key, pause, || true);
+    }
+
+    fn wait_for_release_async<'a>(&'a self, key: &'a str, pause: Duration) -> BoxFuture<'a, ()> {
+        Box::pin(async move {
+            if B::CLUSTER {
+                tokio::time::sleep(pause).await;
+                return;
+            }
+            self.ensure_subscriber();
+            let key = self.inner.settings.key(key);
+            self.inner.board.wait_async(&key, pause, || true).await;
+        })
     }
 
     /// Never blocks: inside a tokio runtime the release (or, with `keep_for`, the
@@ -255,10 +422,10 @@ impl<B: Backend> Cache for Core<B> {
         key: &'a str,
         token: &'a str,
         ttl: Duration,
-    ) -> BoxFuture<'a, CacheResult<bool>> {
+    ) -> BoxFuture<'a, CacheResult<Option<u64>>> {
         Box::pin(async move {
-            let op = Op::Claim(key, token, ttl);
-            Self::flag(op, self.run_async(op).await)
+            let op = Op::Claim(key, "", token, ttl);
+            Self::fence(op, self.run_async(op).await)
         })
     }
 
@@ -309,7 +476,7 @@ macro_rules! forward_to_core {
                 key: &str,
                 token: &str,
                 ttl: std::time::Duration,
-            ) -> $crate::cache::CacheResult<bool> {
+            ) -> $crate::cache::CacheResult<Option<u64>> {
                 self.core.claim(key, token, ttl)
             }
             fn release(&self, key: &str, token: &str) -> $crate::cache::CacheResult<bool> {
@@ -322,6 +489,25 @@ macro_rules! forward_to_core {
                 ttl: std::time::Duration,
             ) -> $crate::cache::CacheResult<bool> {
                 self.core.extend(key, token, ttl)
+            }
+            fn get_with_ttl(
+                &self,
+                key: &str,
+            ) -> $crate::cache::CacheResult<Option<(String, Option<Duration>)>> {
+                self.core.get_with_ttl(key)
+            }
+            fn keys_with_prefix(&self, prefix: &str) -> $crate::cache::CacheResult<Vec<String>> {
+                self.core.keys_with_prefix(prefix)
+            }
+            fn wait_for_release(&self, key: &str, pause: Duration) {
+                self.core.wait_for_release(key, pause)
+            }
+            fn wait_for_release_async<'a>(
+                &'a self,
+                key: &'a str,
+                pause: Duration,
+            ) -> $crate::cache::BoxFuture<'a, ()> {
+                self.core.wait_for_release_async(key, pause)
             }
             fn release_detached(&self, key: &str, token: &str, keep_for: Option<Duration>) {
                 self.core.release_detached(key, token, keep_for)
@@ -351,7 +537,7 @@ macro_rules! forward_to_core {
                 key: &'a str,
                 token: &'a str,
                 ttl: std::time::Duration,
-            ) -> $crate::cache::BoxFuture<'a, $crate::cache::CacheResult<bool>> {
+            ) -> $crate::cache::BoxFuture<'a, $crate::cache::CacheResult<Option<u64>>> {
                 self.core.claim_async(key, token, ttl)
             }
             fn release_async<'a>(

@@ -33,15 +33,42 @@
 //!
 //! | operation | command |
 //! |---|---|
-//! | claim | `SET key token NX PX ttl` |
-//! | release | `EVALSHA` of a compare-and-delete script (`GET`, then `DEL` if it holds the token) |
+//! | claim | `EVALSHA` of a claim script (`SET key token NX PX ttl`, then bump the fence counter) |
+//! | release | `EVALSHA` of a compare-and-delete script (`GET`, then `DEL` and `PUBLISH cachelock:released <key>` if it holds the token) |
 //! | extend | `EVALSHA` of a compare-and-`PEXPIRE` script |
 //! | get / set / delete | `GET` / `SET [PX]` / `DEL` |
 //!
 //! An uncontended acquire + release is two commands, one round trip each: the minimum for a
 //! lock with an owner check. A refused attempt is one. The scripts are loaded on first use
-//! (`NOSCRIPT` → `SCRIPT LOAD`, once per server) and touch only their one key, so they run
-//! on Redis Cluster.
+//! (`NOSCRIPT` → `SCRIPT LOAD`, once per server). Release and extend touch only their one
+//! key; claim touches the lock key and the fence counter of its slot, so all of them run on
+//! Redis Cluster.
+//!
+//! # Waiting
+//!
+//! A waiter in [`acquire_timeout`](crate::Lock::acquire_timeout) (or its async twin) on a
+//! [`RedisCache`] wakes when the holder releases: the release script publishes the key on
+//! the channel `cachelock:released`, and the first wait of a `RedisCache` starts one
+//! background thread with one extra connection subscribed to it. Polling with backoff
+//! remains the fallback (a message lost, the subscription down, an expiry: the backoff
+//! pause bounds the wait). `cargo run --release --features redis --example wake_latency`
+//! measures it: release → acquired in about 0.2–0.5 ms instead of 1–40 ms of polling. On
+//! [`RedisClusterCache`] waiters poll (no subscription yet); the release still publishes.
+//!
+//! # Fencing tokens
+//!
+//! The claim script returns the lock's fencing token ([`Guard::fence`](crate::Guard::fence)):
+//! `max(counter + 1, server time in µs)`, stored back into the counter, in the same script
+//! as the `SET NX`. Scripts run one at a time and every key maps to one counter, so the
+//! fences of a key strictly increase, across expiry and across every client. The counters
+//! are few and bounded, never one per lock: standalone Redis has one key,
+//! `<prefix>cachelock-fence`; Redis Cluster one per hash slot ever used (at most 16,384),
+//! `<prefix>cachelock-fence:{<tag>}`, with `<tag>` chosen to hash to the lock key's slot
+//! (whatever hash tag the lock key carries; with a prefix that contains `{`, the counter
+//! drops the prefix). Counters have no TTL. Should one vanish anyway (`FLUSHALL`, eviction
+//! under an `allkeys-*` policy, a failover that lost the last writes), the server-time floor
+//! still keeps new fences above old ones, unless the server clock went back. Allow the
+//! counter keys in ACL key patterns (`~cachelock-fence*` or your prefix).
 //!
 //! # Faults
 //!
@@ -59,6 +86,7 @@
 mod cluster;
 mod config;
 mod core;
+mod fence;
 mod ops;
 mod pool;
 mod runtime;

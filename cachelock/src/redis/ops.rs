@@ -5,7 +5,7 @@
 //! | `get` | `GET key` |
 //! | `set` | `SET key value [PX ms]` |
 //! | `delete` | `DEL key` |
-//! | `claim` | `SET key token NX PX ms` |
+//! | `claim` | `EVALSHA <set-nx-px, then bump the fence counter> 2 key counter token ms` |
 //! | `release` | `EVALSHA <compare-and-delete> 1 key token` |
 //! | `extend` | `EVALSHA <compare-and-pexpire> 1 key token ms` |
 //!
@@ -13,7 +13,7 @@
 
 use std::time::Duration;
 
-use redis::{aio, Cmd, ConnectionLike, RedisResult, Value};
+use redis::{aio, Cmd, ConnectionLike, RedisError, RedisResult, ScriptInvocation, Value};
 
 use super::scripts;
 use crate::basic::ttl_ms;
@@ -39,15 +39,33 @@ fn del_cmd(key: &str) -> Cmd {
     cmd
 }
 
-fn claim_cmd(key: &str, token: &str, ttl: Duration) -> Cmd {
-    let mut cmd = redis::cmd("SET");
-    cmd.arg(key).arg(token).arg("NX").arg("PX").arg(ttl_ms(ttl));
-    cmd
+fn claim_invocation(
+    key: &str,
+    counter: &str,
+    token: &str,
+    ttl: Duration,
+) -> ScriptInvocation<'static> {
+    let mut invocation = scripts::claim().prepare_invoke();
+    invocation.key(key).key(counter).arg(token).arg(ttl_ms(ttl));
+    invocation
 }
 
-/// `SET .. NX` answers `OK` when it stored the value and nil when the key exists.
-fn claimed(reply: Value) -> bool {
-    !matches!(reply, Value::Nil)
+/// The claim script answers the fence (a decimal string) when it stored the token, nil when
+/// the key is held.
+fn claimed(reply: Value) -> RedisResult<Option<u64>> {
+    match reply {
+        Value::Nil => Ok(None),
+        Value::Int(fence) => Ok(u64::try_from(fence).ok()),
+        other => {
+            let text: String = redis::from_redis_value(other)?;
+            text.parse().map(Some).map_err(|_| {
+                RedisError::from((
+                    redis::ErrorKind::UnexpectedReturnType,
+                    "the claim script returned a fence that is not a number",
+                ))
+            })
+        }
+    }
 }
 
 fn get(con: &mut dyn ConnectionLike, key: &str) -> RedisResult<Option<String>> {
@@ -67,8 +85,14 @@ fn delete(con: &mut dyn ConnectionLike, key: &str) -> RedisResult<()> {
     del_cmd(key).query::<i64>(con).map(drop)
 }
 
-fn claim(con: &mut dyn ConnectionLike, key: &str, token: &str, ttl: Duration) -> RedisResult<bool> {
-    claim_cmd(key, token, ttl).query(con).map(claimed)
+fn claim(
+    con: &mut dyn ConnectionLike,
+    key: &str,
+    counter: &str,
+    token: &str,
+    ttl: Duration,
+) -> RedisResult<Option<u64>> {
+    claimed(claim_invocation(key, counter, token, ttl).invoke::<Value>(con)?)
 }
 
 fn release(con: &mut dyn ConnectionLike, key: &str, token: &str) -> RedisResult<bool> {
@@ -91,6 +115,45 @@ fn extend(
         .arg(ttl_ms(ttl))
         .invoke::<i64>(con)
         .map(|n| n == 1)
+}
+
+fn get_with_ttl_reply(reply: Option<(String, i64)>) -> Option<(String, Option<Duration>)> {
+    reply.map(|(value, pttl)| {
+        let ttl = u64::try_from(pttl).ok().map(Duration::from_millis);
+        (value, ttl)
+    })
+}
+
+fn get_with_ttl(
+    con: &mut dyn ConnectionLike,
+    key: &str,
+) -> RedisResult<Option<(String, Option<Duration>)>> {
+    scripts::get_with_ttl()
+        .key(key)
+        .invoke::<Option<(String, i64)>>(con)
+        .map(get_with_ttl_reply)
+}
+
+/// `SCAN 0 MATCH pattern COUNT 1000` until the cursor comes back to 0.
+pub(crate) fn scan(con: &mut dyn ConnectionLike, pattern: &str) -> RedisResult<Vec<String>> {
+    let mut keys = Vec::new();
+    let mut cursor: u64 = 0;
+    loop {
+        let (next, batch): (u64, Vec<String>) = redis::cmd("SCAN")
+            .arg(cursor)
+            .arg("MATCH")
+            .arg(pattern)
+            .arg("COUNT")
+            .arg(1000)
+            .query(con)?;
+        keys.extend(batch);
+        if next == 0 {
+            keys.sort_unstable();
+            keys.dedup(); // SCAN may return a key more than once
+            return Ok(keys);
+        }
+        cursor = next;
+    }
 }
 
 async fn get_async<C: aio::ConnectionLike + Send>(
@@ -116,13 +179,15 @@ async fn delete_async<C: aio::ConnectionLike + Send>(con: &mut C, key: &str) -> 
 async fn claim_async<C: aio::ConnectionLike + Send>(
     con: &mut C,
     key: &str,
+    counter: &str,
     token: &str,
     ttl: Duration,
-) -> RedisResult<bool> {
-    claim_cmd(key, token, ttl)
-        .query_async(con)
-        .await
-        .map(claimed)
+) -> RedisResult<Option<u64>> {
+    claimed(
+        claim_invocation(key, counter, token, ttl)
+            .invoke_async::<Value>(con)
+            .await?,
+    )
 }
 
 async fn release_async<C: aio::ConnectionLike + Send>(
@@ -157,9 +222,11 @@ async fn extend_async<C: aio::ConnectionLike + Send>(
 #[derive(Clone, Copy, Debug)]
 pub(crate) enum Op<'a> {
     Get(&'a str),
+    GetWithTtl(&'a str),
     Set(&'a str, &'a str, Option<Duration>),
     Delete(&'a str),
-    Claim(&'a str, &'a str, Duration),
+    /// Key, fence counter key (filled in by the core), token, TTL.
+    Claim(&'a str, &'a str, &'a str, Duration),
     Release(&'a str, &'a str),
     Extend(&'a str, &'a str, Duration),
 }
@@ -168,11 +235,23 @@ impl<'a> Op<'a> {
     pub(crate) fn key(&self) -> &'a str {
         match *self {
             Op::Get(key)
+            | Op::GetWithTtl(key)
             | Op::Set(key, ..)
             | Op::Delete(key)
             | Op::Claim(key, ..)
             | Op::Release(key, _)
             | Op::Extend(key, ..) => key,
+        }
+    }
+
+    /// The same claim with its fence counter key (other operations are unchanged).
+    pub(crate) fn with_counter<'b>(self, counter: &'b str) -> Op<'b>
+    where
+        'a: 'b,
+    {
+        match self {
+            Op::Claim(key, _, token, ttl) => Op::Claim(key, counter, token, ttl),
+            other => other,
         }
     }
 
@@ -183,9 +262,10 @@ impl<'a> Op<'a> {
     {
         match self {
             Op::Get(_) => Op::Get(key),
+            Op::GetWithTtl(_) => Op::GetWithTtl(key),
             Op::Set(_, value, ttl) => Op::Set(key, value, ttl),
             Op::Delete(_) => Op::Delete(key),
-            Op::Claim(_, token, ttl) => Op::Claim(key, token, ttl),
+            Op::Claim(_, counter, token, ttl) => Op::Claim(key, counter, token, ttl),
             Op::Release(_, token) => Op::Release(key, token),
             Op::Extend(_, token, ttl) => Op::Extend(key, token, ttl),
         }
@@ -194,7 +274,7 @@ impl<'a> Op<'a> {
     /// The lock TTL that bounds how long the operation may wait (claim and extend only).
     pub(crate) fn lock_ttl(&self) -> Option<Duration> {
         match *self {
-            Op::Claim(_, _, ttl) | Op::Extend(_, _, ttl) => Some(ttl),
+            Op::Claim(_, _, _, ttl) | Op::Extend(_, _, ttl) => Some(ttl),
             _ => None,
         }
     }
@@ -203,6 +283,7 @@ impl<'a> Op<'a> {
     pub(crate) fn name(&self) -> &'static str {
         match self {
             Op::Get(_) => "get",
+            Op::GetWithTtl(_) => "get with ttl",
             Op::Set(..) => "set",
             Op::Delete(_) => "delete",
             Op::Claim(..) => "claim",
@@ -216,13 +297,16 @@ impl<'a> Op<'a> {
 #[derive(Debug)]
 pub(crate) enum Reply {
     Value(Option<String>),
+    ValueTtl(Option<(String, Option<Duration>)>),
     Flag(bool),
+    Fence(Option<u64>),
     Done,
 }
 
 pub(crate) fn exec(con: &mut dyn ConnectionLike, op: Op<'_>) -> RedisResult<Reply> {
     Ok(match op {
         Op::Get(key) => Reply::Value(get(con, key)?),
+        Op::GetWithTtl(key) => Reply::ValueTtl(get_with_ttl(con, key)?),
         Op::Set(key, value, ttl) => {
             set(con, key, value, ttl)?;
             Reply::Done
@@ -231,7 +315,7 @@ pub(crate) fn exec(con: &mut dyn ConnectionLike, op: Op<'_>) -> RedisResult<Repl
             delete(con, key)?;
             Reply::Done
         }
-        Op::Claim(key, token, ttl) => Reply::Flag(claim(con, key, token, ttl)?),
+        Op::Claim(key, counter, token, ttl) => Reply::Fence(claim(con, key, counter, token, ttl)?),
         Op::Release(key, token) => Reply::Flag(release(con, key, token)?),
         Op::Extend(key, token, ttl) => Reply::Flag(extend(con, key, token, ttl)?),
     })
@@ -243,6 +327,13 @@ pub(crate) async fn exec_async<C: aio::ConnectionLike + Send>(
 ) -> RedisResult<Reply> {
     Ok(match op {
         Op::Get(key) => Reply::Value(get_async(con, key).await?),
+        Op::GetWithTtl(key) => Reply::ValueTtl(
+            scripts::get_with_ttl()
+                .key(key)
+                .invoke_async::<Option<(String, i64)>>(con)
+                .await
+                .map(get_with_ttl_reply)?,
+        ),
         Op::Set(key, value, ttl) => {
             set_async(con, key, value, ttl).await?;
             Reply::Done
@@ -251,7 +342,9 @@ pub(crate) async fn exec_async<C: aio::ConnectionLike + Send>(
             delete_async(con, key).await?;
             Reply::Done
         }
-        Op::Claim(key, token, ttl) => Reply::Flag(claim_async(con, key, token, ttl).await?),
+        Op::Claim(key, counter, token, ttl) => {
+            Reply::Fence(claim_async(con, key, counter, token, ttl).await?)
+        }
         Op::Release(key, token) => Reply::Flag(release_async(con, key, token).await?),
         Op::Extend(key, token, ttl) => Reply::Flag(extend_async(con, key, token, ttl).await?),
     })

@@ -1,8 +1,14 @@
-//! The two Lua scripts: compare-and-delete and compare-and-expire.
+//! The three Lua scripts: claim (with its fencing token), compare-and-delete and
+//! compare-and-expire.
 //!
-//! Each touches only `KEYS[1]`, so it runs on Redis Cluster (one key, one slot). They are
+//! Release and extend touch only `KEYS[1]`; claim touches the lock key and the fencing
+//! counter of its slot (see `fence.rs`), so every script runs on Redis Cluster (one slot). They are
 //! sent with `EVALSHA`; on `NOSCRIPT` (first use, or a server that restarted or flushed its
 //! script cache) the redis crate loads the script and retries, once.
+//!
+//! The owner check compares the token alone: the stored value is the token, or the token
+//! followed by `|` and the holder's metadata (tokens are 32 hex digits, so the check is
+//! exact).
 //!
 //! `GET` is called with `redis.pcall`: when the key holds another type (a list, a hash...)
 //! `GET` fails with `WRONGTYPE`, `pcall` returns that error as a table, the comparison with
@@ -13,21 +19,76 @@ use std::sync::OnceLock;
 
 use redis::Script;
 
-/// `DEL KEYS[1]` if it holds `ARGV[1]`; returns 1 if deleted, 0 otherwise.
+/// `SET KEYS[1] ARGV[1] NX PX ARGV[2]`; if it stored the token, bumps the fencing counter
+/// `KEYS[2]` and returns the new fence, else returns nil.
+///
+/// The fence is `max(counter + 1, server time in µs)`: strictly greater than the counter, so
+/// strictly increasing per slot (scripts run one at a time), and, should the counter ever
+/// be lost (`FLUSHALL`, eviction under an `allkeys-*` policy, a failover that dropped the
+/// last writes), still greater than every earlier fence unless the server clock went back.
+/// Lua numbers are doubles: exact for integers below 2^53, which µs since 1970 stay below
+/// until the year 2255. The counter is read before the `SET`, so a counter holding garbage
+/// fails the claim before anything is written.
+const CLAIM: &str = r"
+if redis.replicate_commands then redis.replicate_commands() end
+local last = redis.pcall('GET', KEYS[2])
+if last == false then
+    last = 0
+elseif type(last) ~= 'string' or tonumber(last) == nil then
+    return redis.error_reply('the fencing counter ' .. KEYS[2] .. ' does not hold a number')
+else
+    last = tonumber(last)
+end
+if not redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then
+    return false
+end
+local now = redis.call('TIME')
+local fence = math.max(last + 1, tonumber(now[1]) * 1000000 + tonumber(now[2]))
+local text = string.format('%.0f', fence)
+redis.call('SET', KEYS[2], text)
+return text
+";
+
+/// The value of `KEYS[1]` and its `PTTL` (-1: no TTL), or nil if absent or not a string.
+const GET_WITH_TTL: &str = r"
+local value = redis.pcall('GET', KEYS[1])
+if type(value) ~= 'string' then
+    return false
+end
+return {value, redis.call('PTTL', KEYS[1])}
+";
+
+/// `DEL KEYS[1]` if it holds `ARGV[1]`, then `PUBLISH cachelock:released KEYS[1]` (waiters
+/// subscribe to wake at once); returns 1 if deleted, 0 otherwise. `PUBLISH` goes through
+/// `pcall`: a user whose ACL forbids the channel still releases (its waiters poll).
 const RELEASE: &str = r"
-if redis.pcall('GET', KEYS[1]) == ARGV[1] then
-    return redis.call('DEL', KEYS[1])
+local value = redis.pcall('GET', KEYS[1])
+if type(value) == 'string' and (value == ARGV[1] or string.sub(value, 1, #ARGV[1] + 1) == ARGV[1] .. '|') then
+    redis.call('DEL', KEYS[1])
+    redis.pcall('PUBLISH', 'cachelock:released', KEYS[1])
+    return 1
 end
 return 0
 ";
 
 /// `PEXPIRE KEYS[1] ARGV[2]` if it holds `ARGV[1]`; returns 1 if extended, 0 otherwise.
 const EXTEND: &str = r"
-if redis.pcall('GET', KEYS[1]) == ARGV[1] then
+local value = redis.pcall('GET', KEYS[1])
+if type(value) == 'string' and (value == ARGV[1] or string.sub(value, 1, #ARGV[1] + 1) == ARGV[1] .. '|') then
     return redis.call('PEXPIRE', KEYS[1], ARGV[2])
 end
 return 0
 ";
+
+pub(crate) fn claim() -> &'static Script {
+    static SCRIPT: OnceLock<Script> = OnceLock::new();
+    SCRIPT.get_or_init(|| Script::new(CLAIM))
+}
+
+pub(crate) fn get_with_ttl() -> &'static Script {
+    static SCRIPT: OnceLock<Script> = OnceLock::new();
+    SCRIPT.get_or_init(|| Script::new(GET_WITH_TTL))
+}
 
 pub(crate) fn release() -> &'static Script {
     static SCRIPT: OnceLock<Script> = OnceLock::new();

@@ -15,10 +15,18 @@ pub(crate) struct Standalone {
 impl Backend for Standalone {
     type Sync = redis::Connection;
     type Async = ConnectionManager;
+    const CLUSTER: bool = false;
 
     fn connect(&self, settings: &Settings) -> RedisResult<redis::Connection> {
         self.client
             .get_connection_with_timeout(settings.connect_timeout)
+    }
+
+    fn subscriber(&self, settings: &Settings) -> Option<RedisResult<redis::Connection>> {
+        Some(
+            self.client
+                .get_connection_with_timeout(settings.connect_timeout),
+        )
     }
 
     fn connect_async(&self, settings: &Settings) -> RedisResult<ConnectionManager> {

@@ -1,0 +1,117 @@
+//! Who holds a lock: the owner metadata stored beside the token, and the admin calls.
+//!
+//! A lock's stored value is `<token>|<pid>|<host>|<label>`: the owner token (32 hex digits),
+//! then the holder's process id, host name and optional [`label`](crate::Lock::label).
+//! Owner checks (release, extend) compare the token alone: the part before the first `|`.
+
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use crate::cache::Cache;
+use crate::error::Error;
+
+/// Who holds a lock, as [`Lock::holder`](crate::Lock::holder) and [`held_locks`] report it.
+///
+/// The owner token is never included: it is what lets its owner release the lock.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Holder {
+    /// The key as stored in the cache (prefix included).
+    pub key: String,
+    /// The holder's host name (empty if the value carries no metadata).
+    pub host: String,
+    /// The holder's process id (`None` if the value carries no metadata).
+    pub pid: Option<u32>,
+    /// The label set with [`Lock::label`](crate::Lock::label), if any.
+    pub label: Option<String>,
+    /// How long the lock has left, if the cache can tell.
+    pub ttl: Option<Duration>,
+}
+
+/// This host's name: `/proc/sys/kernel/hostname`, `/etc/hostname`, or `$HOSTNAME` / `$COMPUTERNAME`;
+/// empty if none is readable. `|` and control characters are replaced by `_`.
+fn host_name() -> &'static str {
+    static HOST: OnceLock<String> = OnceLock::new();
+    HOST.get_or_init(|| {
+        let raw = ["/proc/sys/kernel/hostname", "/etc/hostname"]
+            .iter()
+            .find_map(|path| std::fs::read_to_string(path).ok())
+            .or_else(|| std::env::var("HOSTNAME").ok())
+            .or_else(|| std::env::var("COMPUTERNAME").ok())
+            .unwrap_or_default();
+        raw.trim()
+            .chars()
+            .map(|c| if c == '|' || c.is_control() { '_' } else { c })
+            .collect()
+    })
+}
+
+/// The value a claim stores: the token and this holder's metadata.
+pub(crate) fn owner_value(token: &str, label: Option<&str>) -> String {
+    format!(
+        "{token}|{}|{}|{}",
+        std::process::id(),
+        host_name(),
+        label.unwrap_or_default()
+    )
+}
+
+/// The token part of a stored owner value.
+pub(crate) fn token_of(value: &str) -> &str {
+    value.split_once('|').map_or(value, |(token, _)| token)
+}
+
+/// Reads a stored value into a [`Holder`].
+pub(crate) fn parse(key: &str, value: &str, ttl: Option<Duration>) -> Holder {
+    let mut parts = value.splitn(4, '|').skip(1);
+    let pid = parts.next().and_then(|p| p.parse().ok());
+    let host = parts.next().unwrap_or_default().to_owned();
+    let label = parts.next().filter(|l| !l.is_empty()).map(str::to_owned);
+    Holder {
+        key: key.to_owned(),
+        host,
+        pid,
+        label,
+        ttl,
+    }
+}
+
+/// Every lock held under `prefix` (the full stored prefix, e.g. `"cachelock:"`), with its
+/// holder. Redis: `SCAN` (never `KEYS`); memory: iterates its entries.
+///
+/// An admin call: it walks the key space, so it costs time proportional to the number of
+/// keys, and a lock taken or released meanwhile may or may not be listed. Values that were
+/// not written by a lock are listed too, with empty metadata. A cache that cannot list
+/// keys (the get/set/delete defaults, Redis Cluster for now) returns [`Error::Backend`].
+pub fn held_locks<C: Cache + ?Sized>(cache: &C, prefix: &str) -> Result<Vec<Holder>, Error> {
+    let keys = cache
+        .keys_with_prefix(prefix)
+        .map_err(|source| Error::backend(prefix, source))?;
+    let mut out = Vec::with_capacity(keys.len());
+    for key in keys {
+        match cache.get_with_ttl(&key) {
+            Ok(Some((value, ttl))) => out.push(parse(&key, &value, ttl)),
+            Ok(None) => {} // released or expired since the listing
+            Err(source) => return Err(Error::backend(key, source)),
+        }
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn values_round_trip_and_the_token_is_the_first_field() {
+        let value = owner_value("0123456789abcdef0123456789abcdef", Some("nightly|v2"));
+        assert_eq!(token_of(&value), "0123456789abcdef0123456789abcdef");
+        let holder = parse("k", &value, None);
+        assert_eq!(holder.pid, Some(std::process::id()));
+        assert_eq!(holder.label.as_deref(), Some("nightly|v2"));
+        assert_eq!(holder.host, host_name());
+        assert_eq!(token_of("bare"), "bare");
+        let bare = parse("k", "bare", None);
+        assert_eq!((bare.pid, bare.label), (None, None));
+    }
+}
