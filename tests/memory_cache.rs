@@ -126,7 +126,7 @@ fn plain_values_expire_with_their_ttl() {
 #[test]
 fn short_and_long_values_round_trip() {
     let cache = MemoryCache::new();
-    for len in [0, 1, 32, 37, 38, 39, 100, 10_000] {
+    for len in [0, 1, 32, 61, 62, 63, 100, 10_000] {
         let value: String = "é".repeat(len / 2) + &"x".repeat(len % 2);
         cache.set("k", &value, None).unwrap();
         assert_eq!(

@@ -11,9 +11,10 @@ use moka::Expiry;
 use crate::cache::{BoxFuture, Cache, CacheResult};
 use crate::wake::Board;
 
-/// Values up to this many bytes (owner tokens are 32) are stored inline, without an
-/// allocation per claim.
-const INLINE: usize = 38;
+/// Values up to this many bytes are stored inline, without an allocation per claim. A lock's
+/// value (`<32-hex token>|<pid>|<host>|<label>`) is about 45 to 60 bytes with a short host
+/// name and label.
+const INLINE: usize = 62;
 
 /// A stored string: inline when short, shared when long. moka clones values on reads, so
 /// both forms are cheap to clone.
