@@ -295,17 +295,7 @@ fn command_calls(admin: &mut redis::Connection) -> BTreeMap<String, u64> {
         .arg("commandstats")
         .query(admin)
         .expect("INFO commandstats");
-    info.lines()
-        .filter_map(|line| {
-            let (name, stats) = line.strip_prefix("cmdstat_")?.split_once(':')?;
-            let calls = stats
-                .split(',')
-                .find_map(|field| field.strip_prefix("calls="))?
-                .parse()
-                .ok()?;
-            Some((name.to_owned(), calls))
-        })
-        .collect()
+    cachelock_testkit::parse_commandstats(&info)
 }
 
 /// The commands the raw LIMIT row's release script runs inside the server.

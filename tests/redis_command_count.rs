@@ -21,18 +21,9 @@ fn command_calls(admin: &mut redis::Connection) -> BTreeMap<String, u64> {
         .arg("commandstats")
         .query(admin)
         .expect("INFO commandstats");
-    info.lines()
-        .filter_map(|line| {
-            let (name, stats) = line.strip_prefix("cmdstat_")?.split_once(':')?;
-            let calls = stats
-                .split(',')
-                .find_map(|field| field.strip_prefix("calls="))?
-                .parse()
-                .ok()?;
-            Some((name.to_owned(), calls))
-        })
-        .filter(|(name, _)| name != "info")
-        .collect()
+    let mut calls = cachelock_testkit::parse_commandstats(&info);
+    calls.remove("info");
+    calls
 }
 
 fn delta(before: &BTreeMap<String, u64>, after: &BTreeMap<String, u64>) -> BTreeMap<String, u64> {

@@ -556,3 +556,21 @@ impl tracing::Subscriber for TracingCapture {
 
     fn exit(&self, _span: &tracing::span::Id) {}
 }
+
+/// `cmdstat_<name>` → `calls`, parsed from the text of `INFO commandstats`.
+///
+/// Counts every command the server ran, including those a Lua script ran inside it; callers
+/// that want only what the client sent leave those out themselves.
+pub fn parse_commandstats(info: &str) -> std::collections::BTreeMap<String, u64> {
+    info.lines()
+        .filter_map(|line| {
+            let (name, stats) = line.strip_prefix("cmdstat_")?.split_once(':')?;
+            let calls = stats
+                .split(',')
+                .find_map(|field| field.strip_prefix("calls="))?
+                .parse()
+                .ok()?;
+            Some((name.to_owned(), calls))
+        })
+        .collect()
+}
