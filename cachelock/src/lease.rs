@@ -1,6 +1,7 @@
 //! [`Lease`]: what a guard holds, shared with the renewer.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use tokio::sync::Notify;
@@ -35,6 +36,20 @@ pub(crate) struct Lease<C> {
     lost: AtomicBool,
     done: AtomicBool,
     lost_signal: Notify,
+    /// What the guard's release did to the key, set under this lock when it lets go; a
+    /// renewal that was under way meanwhile reads it when it returns (see [`Lease::finish`]).
+    let_go: Mutex<LetGo>,
+}
+
+/// What the guard's release does to the key.
+#[derive(Debug, Clone, Copy)]
+enum LetGo {
+    /// Not released yet.
+    Held,
+    /// Deleted (owner-checked), or found lost.
+    Deleted,
+    /// Kept until then (`hold_at_least`), by shortening its TTL.
+    KeptUntil(Instant),
 }
 
 fn nanos(d: Duration) -> u64 {
@@ -63,6 +78,7 @@ impl<C: Cache> Lease<C> {
             lost: AtomicBool::new(false),
             done: AtomicBool::new(false),
             lost_signal: Notify::new(),
+            let_go: Mutex::new(LetGo::Held),
         }
     }
 
@@ -118,11 +134,54 @@ impl<C: Cache> Lease<C> {
     ///
     /// A renewal already under way when this is called still completes. It is owner-checked,
     /// so it can never touch another holder's key, and after a delete it finds nothing to
-    /// extend; after a `hold_at_least` shortening it may restore the full TTL, so the key can
-    /// then stay (ours, unused) up to one TTL longer than `hold_at_least` asked. Waiting for
-    /// the renewal instead could block an async runtime thread for a network round trip.
+    /// extend. After a `hold_at_least` shortening, though, it could land last and set the
+    /// TTL back to the full TTL (longer, or shorter, than the hold asked). So the renewer
+    /// reads what the release did once its extend returns ([`Lease::after_renewal`]) and,
+    /// if the key is being kept, sets its TTL back to the end of the hold window. The
+    /// release itself never waits for the renewal: that could block an async runtime thread
+    /// for a network round trip.
     pub(crate) fn finish(&self) {
+        let mut let_go = self.let_go_state();
+        *let_go = match self.policy.hold_at_least {
+            Some(hold) if self.keep_for().is_some() => LetGo::KeptUntil(self.acquired_at + hold),
+            _ => LetGo::Deleted,
+        };
         self.done.store(true, Ordering::Release);
+    }
+
+    fn let_go_state(&self) -> MutexGuard<'_, LetGo> {
+        // A plain value: consistent even if a holder of the lock panicked.
+        self.let_go.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Called by the renewer after each extend returns: if the guard released meanwhile and
+    /// keeps the key (`hold_at_least`), the extend may have landed after the release's own
+    /// shortening, so the TTL is set back to the end of the hold window (or the key deleted,
+    /// owner-checked, if that has passed). `true` if the guard had released.
+    fn after_renewal(&self) -> bool {
+        let let_go = *self.let_go_state();
+        match let_go {
+            LetGo::Held => false,
+            LetGo::Deleted => true,
+            LetGo::KeptUntil(until) => {
+                let token = self.token.as_str();
+                let left = until.saturating_duration_since(Instant::now());
+                let outcome = if left.is_zero() {
+                    self.cache.release(&self.key, token)
+                } else {
+                    self.cache.extend(&self.key, token, left)
+                };
+                match outcome {
+                    Ok(_) => {
+                        tracing::debug!(key = %self.key, ?left, "a renewal crossed the release; the hold_at_least TTL is set again")
+                    }
+                    Err(error) => {
+                        tracing::warn!(key = %self.key, %error, "a renewal crossed the release and setting the hold_at_least TTL again failed; the key may stay up to one TTL")
+                    }
+                }
+                true
+            }
+        }
     }
 
     /// If a release now must keep the key alive (`hold_at_least`), for how much longer.
@@ -166,7 +225,11 @@ impl<C: Cache> Renewable for Lease<C> {
         if !self.policy.renew {
             return Some(expires_at);
         }
-        match self.cache.extend(&self.key, self.token.as_str(), ttl) {
+        let outcome = self.cache.extend(&self.key, self.token.as_str(), ttl);
+        if self.after_renewal() {
+            return None;
+        }
+        match outcome {
             Ok(true) => {
                 self.extended(now, ttl);
                 tracing::trace!(key = %self.key, ?ttl, held_for = ?self.acquired_at.elapsed(), "lock renewed");
