@@ -161,6 +161,26 @@ pub(crate) fn get_with_ttl<C: Cache + ?Sized>(
     Ok(Some((value, None)))
 }
 
+thread_local! {
+    /// How long the lock being released was held, while the default `release_detached_held`
+    /// runs `release_detached` on this thread (read by the default `release_detached`).
+    static HELD_FOR: std::cell::Cell<Option<Duration>> = const { std::cell::Cell::new(None) };
+}
+
+/// Runs `f` (a `release_detached` call) with `held_for` available to [`release_logged`] on
+/// this thread; forgotten afterwards, also if `f` released elsewhere or panicked.
+pub(crate) fn with_held_for(held_for: Duration, f: impl FnOnce()) {
+    struct Reset;
+    impl Drop for Reset {
+        fn drop(&mut self) {
+            HELD_FOR.with(|h| h.set(None));
+        }
+    }
+    HELD_FOR.with(|h| h.set(Some(held_for)));
+    let _reset = Reset;
+    f();
+}
+
 /// Releases (or, with `keep_for`, shortens the TTL to `keep_for`) and reports the outcome
 /// through `tracing` only: for `Drop` paths, where nobody can be told.
 pub(crate) fn release_logged<C: Cache + ?Sized>(
@@ -173,14 +193,25 @@ pub(crate) fn release_logged<C: Cache + ?Sized>(
         Some(keep) => cache.extend(key, token, keep),
         None => cache.release(key, token),
     };
+    let held_for = HELD_FOR.with(|h| h.take());
+    log_detached_release(key, held_for, outcome);
+}
+
+/// Logs the outcome of a release nobody waits for, with how long the lock was held when
+/// known: the same events as a guard's release.
+pub(crate) fn log_detached_release(
+    key: &str,
+    held_for: Option<Duration>,
+    outcome: CacheResult<bool>,
+) {
+    let held_for = held_for.map(tracing::field::debug);
     match outcome {
-        Ok(true) => tracing::debug!(key, "lock released"),
-        Ok(false) => tracing::warn!(
-            key,
-            "lock was lost before release: TTL ran out or another owner took it"
-        ),
+        Ok(true) => tracing::debug!(key, held_for, "lock released"),
+        // The guard's own message: the TTL ran out, or another owner took the key.
+        Ok(false) => tracing::warn!(key, held_for, "lock was lost before release"),
         Err(error) => tracing::error!(
             key,
+            held_for,
             error = %error,
             "releasing lock failed; it stays until its TTL runs out"
         ),

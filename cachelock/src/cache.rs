@@ -244,6 +244,25 @@ pub trait Cache: Send + Sync {
     ) -> BoxFuture<'a, CacheResult<bool>> {
         Box::pin(std::future::ready(self.extend(key, token, ttl)))
     }
+
+    /// [`release_detached`](Cache::release_detached), told how long the lock was held, so
+    /// that the `lock released` (or `lock was lost before release`) event it logs carries
+    /// `held_for` like every other release. An [`AsyncGuard`](crate::AsyncGuard)'s `Drop`
+    /// calls this one.
+    ///
+    /// The default calls `release_detached` (so a cache that overrides only that one keeps
+    /// releasing its way, in the background); when that is the default too, its event carries
+    /// `held_for`. A cache that overrides `release_detached` should override this as well
+    /// and log `held_for`; the Redis backend does.
+    fn release_detached_held(
+        &self,
+        key: &str,
+        token: &str,
+        keep_for: Option<Duration>,
+        held_for: Duration,
+    ) {
+        basic::with_held_for(held_for, || self.release_detached(key, token, keep_for));
+    }
 }
 
 /// Forwards every method, including the async twins and overridden lock operations, so a
@@ -327,6 +346,15 @@ macro_rules! forward_cache {
                 ttl: Duration,
             ) -> BoxFuture<'a, CacheResult<bool>> {
                 (**self).extend_async(key, token, ttl)
+            }
+            fn release_detached_held(
+                &self,
+                key: &str,
+                token: &str,
+                keep_for: Option<Duration>,
+                held_for: Duration,
+            ) {
+                (**self).release_detached_held(key, token, keep_for, held_for)
             }
         }
     };

@@ -266,7 +266,7 @@ impl<C: Cache> std::fmt::Debug for Guard<C> {
 ///
 /// Renewed in the background like a [`Guard`]. If it is dropped instead of released (an
 /// early return, a panic, a cancelled future), `Drop` hands the release to the cache's
-/// [`release_detached`](Cache::release_detached), which never blocks the runtime thread: in
+/// [`release_detached_held`](Cache::release_detached_held), which never blocks the runtime thread: in
 /// memory it releases at once, a network backend releases in the background. Prefer the
 /// explicit `release().await`: it reports a lost lock.
 #[must_use = "the lock is released as soon as the guard is dropped"]
@@ -318,9 +318,12 @@ impl<C: Cache> Drop for AsyncGuard<C> {
     fn drop(&mut self) {
         if let Some(lease) = self.lease.take() {
             lease.finish();
-            lease
-                .cache
-                .release_detached(&lease.key, lease.token.as_str(), lease.keep_for());
+            lease.cache.release_detached_held(
+                &lease.key,
+                lease.token.as_str(),
+                lease.keep_for(),
+                lease.acquired_at.elapsed(),
+            );
         }
     }
 }

@@ -50,8 +50,9 @@
 //! | `lock held; waiting` | trace | `key`, `pause` |
 //! | `lock renewed` | trace | `key`, `ttl`, `held_for` |
 //! | `lock lost` | warn | `key`, `held_for`, `why` |
-//! | `lock released` | debug | `key`, `held_for` (not on the `AsyncGuard` drop path, which releases in the background) |
-//! | `lock was lost before release` | warn | `key`, `held_for` (idem) |
+//! | `lock released` | debug | `key`, `held_for` (also when a dropped `AsyncGuard` releases in the background) |
+//! | `lock was lost before release` | warn | `key`, `held_for` |
+//! | `lock force-released` | warn | `key`, `holder_host`, `holder_pid`, `holder_label` |
 #![deny(missing_docs)]
 #![warn(rust_2018_idioms, unreachable_pub)]
 

@@ -246,19 +246,48 @@ impl<B: Backend> Core<B> {
     }
 }
 
-/// Logs the outcome of a release nobody waits for.
-fn log_release(key: &str, outcome: CacheResult<bool>) {
-    match outcome {
-        Ok(true) => tracing::debug!(key, "lock released"),
-        Ok(false) => tracing::warn!(
-            key,
-            "lock was lost before release: TTL ran out or another owner took it"
-        ),
-        Err(error) => tracing::error!(
-            key,
-            error = %error,
-            "releasing lock failed; it stays until its TTL runs out"
-        ),
+impl<B: Backend> Core<B> {
+    /// Never blocks: inside a tokio runtime the release (or, with `keep_for`, the
+    /// owner-checked extend) is spawned on it; elsewhere it runs on a short-lived background
+    /// thread. The outcome is logged through `tracing`, with `held_for` when known.
+    fn release_in_background(
+        &self,
+        key: &str,
+        token: &str,
+        keep_for: Option<Duration>,
+        held_for: Option<Duration>,
+    ) {
+        let core = self.clone();
+        let (key, token) = (key.to_owned(), token.to_owned());
+        let log = crate::basic::log_detached_release;
+        match tokio::runtime::Handle::try_current() {
+            Ok(handle) => {
+                handle.spawn(async move {
+                    let outcome = match keep_for {
+                        Some(keep) => core.extend_async(&key, &token, keep).await,
+                        None => core.release_async(&key, &token).await,
+                    };
+                    log(&key, held_for, outcome);
+                });
+            }
+            Err(_) => {
+                let spawned = std::thread::Builder::new()
+                    .name("cachelock-release".to_owned())
+                    .spawn(move || {
+                        let outcome = match keep_for {
+                            Some(keep) => core.extend(&key, &token, keep),
+                            None => core.release(&key, &token),
+                        };
+                        log(&key, held_for, outcome);
+                    });
+                if let Err(error) = spawned {
+                    tracing::error!(
+                        %error,
+                        "cannot start a thread to release a lock; it stays until its TTL runs out"
+                    );
+                }
+            }
+        }
     }
 }
 
@@ -358,40 +387,10 @@ impl<B: Backend> Cache for Core<B> {
         })
     }
 
-    /// Never blocks: inside a tokio runtime the release (or, with `keep_for`, the
-    /// owner-checked extend) is spawned on it; elsewhere it runs on a short-lived background
-    /// thread. The outcome is logged through `tracing`.
+    /// Never blocks: spawned on the current tokio runtime, or on a short-lived thread
+    /// outside one; the outcome is logged through `tracing`.
     fn release_detached(&self, key: &str, token: &str, keep_for: Option<Duration>) {
-        let core = self.clone();
-        let (key, token) = (key.to_owned(), token.to_owned());
-        match tokio::runtime::Handle::try_current() {
-            Ok(handle) => {
-                handle.spawn(async move {
-                    let outcome = match keep_for {
-                        Some(keep) => core.extend_async(&key, &token, keep).await,
-                        None => core.release_async(&key, &token).await,
-                    };
-                    log_release(&key, outcome);
-                });
-            }
-            Err(_) => {
-                let spawned = std::thread::Builder::new()
-                    .name("cachelock-release".to_owned())
-                    .spawn(move || {
-                        let outcome = match keep_for {
-                            Some(keep) => core.extend(&key, &token, keep),
-                            None => core.release(&key, &token),
-                        };
-                        log_release(&key, outcome);
-                    });
-                if let Err(error) = spawned {
-                    tracing::error!(
-                        %error,
-                        "cannot start a thread to release a lock; it stays until its TTL runs out"
-                    );
-                }
-            }
-        }
+        self.release_in_background(key, token, keep_for, None);
     }
 
     fn get_async<'a>(&'a self, key: &'a str) -> BoxFuture<'a, CacheResult<Option<String>>> {
@@ -450,6 +449,17 @@ impl<B: Backend> Cache for Core<B> {
             let op = Op::Extend(key, token, ttl);
             Self::flag(op, self.run_async(op).await)
         })
+    }
+
+    /// Like `release_detached`; the event it logs carries `held_for`.
+    fn release_detached_held(
+        &self,
+        key: &str,
+        token: &str,
+        keep_for: Option<Duration>,
+        held_for: Duration,
+    ) {
+        self.release_in_background(key, token, keep_for, Some(held_for));
     }
 }
 
@@ -554,6 +564,16 @@ macro_rules! forward_to_core {
                 ttl: std::time::Duration,
             ) -> $crate::cache::BoxFuture<'a, $crate::cache::CacheResult<bool>> {
                 self.core.extend_async(key, token, ttl)
+            }
+            fn release_detached_held(
+                &self,
+                key: &str,
+                token: &str,
+                keep_for: Option<Duration>,
+                held_for: Duration,
+            ) {
+                self.core
+                    .release_detached_held(key, token, keep_for, held_for)
             }
         }
     };
