@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use cachelock::{held_locks, Cache, Lock, MemoryCache};
+use cachelock::{held_locks, held_locks_async, Cache, Lock, MemoryCache};
 
 fn holder_reports_what_was_set<C: Cache + Clone + 'static>(cache: C) {
     let lock = Lock::new("holder-job")
@@ -51,6 +51,73 @@ fn holder_reports_what_was_set<C: Cache + Clone + 'static>(cache: C) {
     assert!(other.release().unwrap_err().is_lost());
     elsewhere.release().unwrap();
     assert!(held_locks(&cache, "cachelock:holder-").unwrap().is_empty());
+}
+
+/// The async admin calls report what the sync ones do.
+async fn async_admin_calls_report_what_was_set<C: Cache + Clone + 'static>(cache: C) {
+    let lock = Lock::new("async-holder-job")
+        .cache(cache.clone())
+        .ttl(Duration::from_secs(30))
+        .label("async export");
+    assert_eq!(lock.holder_async().await.unwrap(), None, "free");
+    let guard = lock.try_acquire_async().await.unwrap();
+    let holder = lock.holder_async().await.unwrap().expect("held");
+    let sync_holder = lock.holder().unwrap().expect("held");
+    assert_eq!(
+        (&holder.key, &holder.host, holder.pid, &holder.label),
+        (
+            &sync_holder.key,
+            &sync_holder.host,
+            sync_holder.pid,
+            &sync_holder.label
+        )
+    );
+    assert_eq!(holder.key, "cachelock:async-holder-job");
+    assert_eq!(holder.pid, Some(std::process::id()));
+    assert_eq!(holder.label.as_deref(), Some("async export"));
+    let ttl = holder.ttl.expect("a TTL");
+    assert!(
+        ttl <= Duration::from_secs(30) && ttl > Duration::ZERO,
+        "{ttl:?}"
+    );
+
+    let other = Lock::new("async-holder-other")
+        .cache(cache.clone())
+        .try_acquire_async()
+        .await
+        .unwrap();
+    let mut listed = held_locks_async(&cache, "cachelock:async-holder-")
+        .await
+        .unwrap();
+    listed.sort_by(|a, b| a.key.cmp(&b.key));
+    let keys: Vec<&str> = listed.iter().map(|h| h.key.as_str()).collect();
+    assert_eq!(
+        keys,
+        ["cachelock:async-holder-job", "cachelock:async-holder-other"]
+    );
+    assert_eq!(listed[0].label.as_deref(), Some("async export"));
+
+    // force_release_async deletes whoever holds it; the holder finds its lock lost.
+    let other_lock = Lock::new("async-holder-other").cache(cache.clone());
+    other_lock.force_release_async().await.unwrap();
+    assert_eq!(other_lock.holder_async().await.unwrap(), None);
+    assert!(other.release().await.unwrap_err().is_lost());
+    guard.release().await.unwrap();
+    assert!(held_locks_async(&cache, "cachelock:async-holder-")
+        .await
+        .unwrap()
+        .is_empty());
+    // Bad input is an error, never a panic.
+    assert!(Lock::new("")
+        .cache(cache.clone())
+        .holder_async()
+        .await
+        .is_err());
+}
+
+#[tokio::test]
+async fn memory_async_admin_calls() {
+    async_admin_calls_report_what_was_set(MemoryCache::new()).await;
 }
 
 #[test]
@@ -105,4 +172,12 @@ fn redis_holder_list_and_force_release() {
     let server = cachelock_testkit::RedisServer::start();
     let cache = cachelock::redis::RedisCache::from_url(&server.url()).expect("valid url");
     holder_reports_what_was_set(cache);
+}
+
+#[cfg(feature = "redis")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_async_admin_calls() {
+    let server = cachelock_testkit::RedisServer::start();
+    let cache = cachelock::redis::RedisCache::from_url(&server.url()).expect("valid url");
+    async_admin_calls_report_what_was_set(cache).await;
 }

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use cachelock::redis::RedisClusterCache;
 use cachelock::testing::{conformance, conformance_async};
-use cachelock::{once, Cache, Lock};
+use cachelock::{held_locks, held_locks_async, once, Cache, Lock};
 use cachelock_testkit::RedisCluster;
 
 fn cache(cluster: &RedisCluster) -> RedisClusterCache {
@@ -182,4 +182,113 @@ async fn async_once_runs_on_a_cluster_and_raises_on_a_held_key() {
     assert!(err.is_locked(), "{err:?}");
     held.release().await.unwrap();
     assert_eq!(cluster_async_job(&cache, 7).await.unwrap(), 7);
+}
+
+/// `INFO commandstats` of each node.
+fn commandstats(cluster: &RedisCluster) -> Vec<std::collections::BTreeMap<String, u64>> {
+    cluster
+        .urls()
+        .iter()
+        .map(|url| {
+            let mut con = redis::Client::open(url.as_str())
+                .and_then(|c| c.get_connection())
+                .expect("connect to a node");
+            let info: String = redis::cmd("INFO")
+                .arg("commandstats")
+                .query(&mut con)
+                .expect("INFO");
+            cachelock_testkit::parse_commandstats(&info)
+        })
+        .collect()
+}
+
+#[test]
+fn held_locks_lists_the_locks_of_every_node_with_scan() {
+    let cluster = RedisCluster::start();
+    let cache = cache(&cluster);
+    let guards: Vec<_> = (0..120)
+        .map(|i| {
+            Lock::new(format!("listed-{i}"))
+                .cache(cache.clone())
+                .label(format!("worker {i}"))
+                .try_acquire()
+                .expect("free")
+        })
+        .collect();
+    let _elsewhere = Lock::new("elsewhere").cache(cache.clone()).try_acquire();
+    assert!(
+        keys_per_node(&cluster).iter().all(|&n| n > 0),
+        "the locks are spread over every node"
+    );
+
+    let mut listed = held_locks(&cache, "cachelock:listed-").expect("listing a cluster");
+    listed.sort_by_key(|h| h.key.clone());
+    let mut expected: Vec<String> = (0..120).map(|i| format!("cachelock:listed-{i}")).collect();
+    expected.sort();
+    let keys: Vec<String> = listed.iter().map(|h| h.key.clone()).collect();
+    assert_eq!(keys, expected, "every lock, each once, none from elsewhere");
+    for holder in &listed {
+        let i = holder.key.trim_start_matches("cachelock:listed-");
+        assert_eq!(
+            holder.label.as_deref(),
+            Some(format!("worker {i}").as_str())
+        );
+        assert!(holder.ttl.is_some());
+    }
+
+    let stats = commandstats(&cluster);
+    for node in &stats {
+        assert!(
+            node.get("scan").copied().unwrap_or(0) > 0,
+            "SCAN on every node: {node:?}"
+        );
+        assert_eq!(node.get("keys"), None, "never KEYS: {node:?}");
+    }
+
+    for guard in guards {
+        guard.release().expect("owner releases");
+    }
+    assert!(held_locks(&cache, "cachelock:listed-").unwrap().is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn held_locks_async_lists_the_locks_of_every_node() {
+    let cluster = RedisCluster::start();
+    let cache = cache(&cluster);
+    let mut guards = Vec::new();
+    for i in 0..60 {
+        let lock = Lock::new(format!("async-listed-{i}")).cache(cache.clone());
+        guards.push(lock.try_acquire_async().await.expect("free"));
+    }
+    assert!(keys_per_node(&cluster).iter().all(|&n| n > 0));
+    let listed = held_locks_async(&cache, "cachelock:async-listed-")
+        .await
+        .expect("listing a cluster");
+    assert_eq!(listed.len(), 60, "{listed:?}");
+    let holder = Lock::new("async-listed-7")
+        .cache(cache.clone())
+        .holder_async()
+        .await
+        .unwrap()
+        .expect("held");
+    assert_eq!(holder.pid, Some(std::process::id()));
+    Lock::new("async-listed-7")
+        .cache(cache.clone())
+        .force_release_async()
+        .await
+        .unwrap();
+    assert_eq!(
+        held_locks_async(&cache, "cachelock:async-listed-")
+            .await
+            .unwrap()
+            .len(),
+        59
+    );
+    for guard in guards {
+        let _ = guard.release().await;
+    }
+    assert!(held_locks_async(&cache, "cachelock:async-listed-")
+        .await
+        .unwrap()
+        .is_empty());
 }

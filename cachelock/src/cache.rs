@@ -263,6 +263,27 @@ pub trait Cache: Send + Sync {
     ) {
         basic::with_held_for(held_for, || self.release_detached(key, token, keep_for));
     }
+
+    /// Async twin of [`get_with_ttl`](Cache::get_with_ttl). The default calls the sync
+    /// method inline: right for in-process stores; a network cache overrides it (the Redis
+    /// backend does).
+    #[allow(clippy::type_complexity)] // the sync method's type, in a future
+    fn get_with_ttl_async<'a>(
+        &'a self,
+        key: &'a str,
+    ) -> BoxFuture<'a, CacheResult<Option<(String, Option<Duration>)>>> {
+        Box::pin(std::future::ready(self.get_with_ttl(key)))
+    }
+
+    /// Async twin of [`keys_with_prefix`](Cache::keys_with_prefix). The default calls the
+    /// sync method inline: right for in-process stores; a network cache overrides it (the
+    /// Redis backend does).
+    fn keys_with_prefix_async<'a>(
+        &'a self,
+        prefix: &'a str,
+    ) -> BoxFuture<'a, CacheResult<Vec<String>>> {
+        Box::pin(std::future::ready(self.keys_with_prefix(prefix)))
+    }
 }
 
 /// Forwards every method, including the async twins and overridden lock operations, so a
@@ -355,6 +376,18 @@ macro_rules! forward_cache {
                 held_for: Duration,
             ) {
                 (**self).release_detached_held(key, token, keep_for, held_for)
+            }
+            fn get_with_ttl_async<'a>(
+                &'a self,
+                key: &'a str,
+            ) -> BoxFuture<'a, CacheResult<Option<(String, Option<Duration>)>>> {
+                (**self).get_with_ttl_async(key)
+            }
+            fn keys_with_prefix_async<'a>(
+                &'a self,
+                prefix: &'a str,
+            ) -> BoxFuture<'a, CacheResult<Vec<String>>> {
+                (**self).keys_with_prefix_async(prefix)
             }
         }
     };

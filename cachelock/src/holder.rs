@@ -7,8 +7,9 @@
 use std::sync::OnceLock;
 use std::time::Duration;
 
-use crate::cache::Cache;
+use crate::cache::{Cache, CacheResult};
 use crate::error::Error;
+use crate::lock::Lock;
 
 /// Who holds a lock, as [`Lock::holder`](crate::Lock::holder) and [`held_locks`] report it.
 ///
@@ -76,24 +77,86 @@ pub(crate) fn parse(key: &str, value: &str, ttl: Option<Duration>) -> Holder {
     }
 }
 
+/// The holder of `key` from what `get_with_ttl` answered.
+pub(crate) fn holder_of(
+    key: String,
+    value: CacheResult<Option<(String, Option<Duration>)>>,
+) -> Result<Option<Holder>, Error> {
+    match value {
+        Ok(value) => Ok(value.map(|(value, ttl)| parse(&key, &value, ttl))),
+        Err(source) => Err(Error::backend(key, source)),
+    }
+}
+
+/// The warn-level event of a force-release, with the holder's metadata.
+pub(crate) fn log_force_release(key: &str, holder: Option<&Holder>) {
+    tracing::warn!(
+        key = %key,
+        holder_host = holder.map(|h| h.host.as_str()).unwrap_or_default(),
+        holder_pid = holder.and_then(|h| h.pid),
+        holder_label = holder.and_then(|h| h.label.as_deref()),
+        "lock force-released"
+    );
+}
+
+/// The async admin calls: the same as the sync ones, through the cache's async methods, so
+/// a network cache never blocks a runtime thread.
+impl<C: Cache> Lock<C> {
+    /// Async twin of [`holder`](Lock::holder).
+    pub async fn holder_async(&self) -> Result<Option<Holder>, Error> {
+        let key = self.checked_key()?;
+        let value = self.cache_ref().get_with_ttl_async(&key).await;
+        holder_of(key, value)
+    }
+
+    /// Async twin of [`force_release`](Lock::force_release).
+    pub async fn force_release_async(&self) -> Result<(), Error> {
+        let key = self.checked_key()?;
+        let holder = self.holder_async().await?;
+        log_force_release(&key, holder.as_ref());
+        self.cache_ref()
+            .delete_async(&key)
+            .await
+            .map_err(|source| Error::backend(key, source))
+    }
+}
+
 /// Every lock held under `prefix` (the full stored prefix, e.g. `"cachelock:"`), with its
-/// holder. Redis: `SCAN` (never `KEYS`); memory: iterates its entries.
+/// holder. Redis: `SCAN` (never `KEYS`), on every primary of a Redis Cluster; memory:
+/// iterates its entries.
 ///
 /// An admin call: it walks the key space, so it costs time proportional to the number of
 /// keys, and a lock taken or released meanwhile may or may not be listed. Values that were
 /// not written by a lock are listed too, with empty metadata. A cache that cannot list
-/// keys (the get/set/delete defaults, Redis Cluster for now) returns [`Error::Backend`].
+/// keys (the get/set/delete defaults) returns [`Error::Backend`].
 pub fn held_locks<C: Cache + ?Sized>(cache: &C, prefix: &str) -> Result<Vec<Holder>, Error> {
     let keys = cache
         .keys_with_prefix(prefix)
         .map_err(|source| Error::backend(prefix, source))?;
     let mut out = Vec::with_capacity(keys.len());
     for key in keys {
-        match cache.get_with_ttl(&key) {
-            Ok(Some((value, ttl))) => out.push(parse(&key, &value, ttl)),
-            Ok(None) => {} // released or expired since the listing
-            Err(source) => return Err(Error::backend(key, source)),
-        }
+        if let Some(holder) = holder_of(key.clone(), cache.get_with_ttl(&key))? {
+            out.push(holder);
+        } // else released or expired since the listing
+    }
+    Ok(out)
+}
+
+/// Async twin of [`held_locks`], through the cache's async methods.
+pub async fn held_locks_async<C: Cache + ?Sized>(
+    cache: &C,
+    prefix: &str,
+) -> Result<Vec<Holder>, Error> {
+    let keys = cache
+        .keys_with_prefix_async(prefix)
+        .await
+        .map_err(|source| Error::backend(prefix, source))?;
+    let mut out = Vec::with_capacity(keys.len());
+    for key in keys {
+        let value = cache.get_with_ttl_async(&key).await;
+        if let Some(holder) = holder_of(key, value)? {
+            out.push(holder);
+        } // else released or expired since the listing
     }
     Ok(out)
 }

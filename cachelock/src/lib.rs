@@ -88,7 +88,7 @@ pub use config::{
 pub use default_cache::DefaultCache;
 pub use error::{BoxError, Error};
 pub use guard::{AsyncGuard, Guard};
-pub use holder::{held_locks, Holder};
+pub use holder::{held_locks, held_locks_async, Holder};
 pub use lock::Lock;
 pub use memory::MemoryCache;
 pub use noop::NoopCache;

@@ -175,10 +175,8 @@ impl<C: Cache> Lock<C> {
     /// ```
     pub fn holder(&self) -> Result<Option<crate::Holder>, Error> {
         let key = self.checked_key()?;
-        match self.cache.get_with_ttl(&key) {
-            Ok(value) => Ok(value.map(|(value, ttl)| crate::holder::parse(&key, &value, ttl))),
-            Err(source) => Err(Error::backend(key, source)),
-        }
+        let value = self.cache.get_with_ttl(&key);
+        crate::holder::holder_of(key, value)
     }
 
     /// Deletes the key whoever holds it: an admin override for a lock stuck on a holder
@@ -188,13 +186,7 @@ impl<C: Cache> Lock<C> {
     pub fn force_release(&self) -> Result<(), Error> {
         let key = self.checked_key()?;
         let holder = self.holder()?;
-        tracing::warn!(
-            key = %key,
-            holder_host = holder.as_ref().map(|h| h.host.as_str()).unwrap_or_default(),
-            holder_pid = holder.as_ref().and_then(|h| h.pid),
-            holder_label = holder.as_ref().and_then(|h| h.label.as_deref()),
-            "lock force-released"
-        );
+        crate::holder::log_force_release(&key, holder.as_ref());
         self.cache
             .delete(&key)
             .map_err(|source| Error::backend(key, source))
@@ -223,8 +215,13 @@ impl<C: Cache> Lock<C> {
         self.ttl
     }
 
+    /// The cache this lock uses (for the admin calls in `holder.rs`).
+    pub(crate) fn cache_ref(&self) -> &C {
+        &self.cache
+    }
+
     /// Checks the key and TTL; returns the stored key.
-    fn checked_key(&self) -> Result<String, Error> {
+    pub(crate) fn checked_key(&self) -> Result<String, Error> {
         if self.key.is_empty() {
             return Err(Error::InvalidKey {
                 key: String::new(),

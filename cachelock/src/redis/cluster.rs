@@ -32,6 +32,17 @@ impl Backend for Cluster {
             .set_response_timeout(settings.response_timeout);
         Ok(self.client.get_pending_async_connection_with_config(config))
     }
+
+    fn scan(con: &mut Self::Sync, pattern: &str) -> RedisResult<Vec<String>> {
+        super::listing::scan_cluster(con, pattern)
+    }
+
+    fn scan_async<'a>(
+        con: &'a mut Self::Async,
+        pattern: &'a str,
+    ) -> crate::cache::BoxFuture<'a, RedisResult<Vec<String>>> {
+        super::listing::scan_cluster_async(con, pattern)
+    }
 }
 
 /// A [`Cache`](crate::Cache) on a Redis Cluster, for sync and async code alike.

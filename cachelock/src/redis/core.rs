@@ -7,6 +7,7 @@ use std::time::Duration;
 use redis::{aio, RedisError, RedisResult};
 
 use super::config::Settings;
+use super::listing;
 use super::ops::{self, Op, Reply};
 use super::pool::{is_dead_connection, Pool, SyncConnection};
 use super::runtime::PerRuntime;
@@ -36,6 +37,15 @@ pub(crate) trait Backend: Send + Sync + 'static {
 
     /// Makes the async connection of the current runtime; it connects on first use.
     fn connect_async(&self, settings: &Settings) -> RedisResult<Self::Async>;
+
+    /// Every key that matches `pattern`, with `SCAN` (see `listing.rs`).
+    fn scan(con: &mut Self::Sync, pattern: &str) -> RedisResult<Vec<String>>;
+
+    /// Async twin of [`Backend::scan`].
+    fn scan_async<'a>(
+        con: &'a mut Self::Async,
+        pattern: &'a str,
+    ) -> BoxFuture<'a, RedisResult<Vec<String>>>;
 }
 
 struct Inner<B: Backend> {
@@ -312,35 +322,22 @@ impl<B: Backend> Cache for Core<B> {
         }
     }
 
-    /// `SCAN` with `MATCH <prefix>*` (never `KEYS`), on standalone Redis. On Redis Cluster
-    /// `SCAN` walks one node only, so listing is refused there for now.
+    /// `SCAN` with `MATCH <prefix>*` (never `KEYS`); on Redis Cluster, on every primary.
     fn keys_with_prefix(&self, prefix: &str) -> CacheResult<Vec<String>> {
-        if B::CLUSTER {
-            return Err("listing keys is not supported on Redis Cluster yet".into());
-        }
         let inner = &*self.inner;
-        let full = inner.settings.key(prefix);
-        let mut pattern = String::with_capacity(full.len() + 1);
-        for c in full.chars() {
-            if matches!(c, '*' | '?' | '[' | ']' | '\\') {
-                pattern.push('\\');
-            }
-            pattern.push(c);
-        }
-        pattern.push('*');
+        let pattern = listing::pattern(&inner.settings.key(prefix));
         let keys = inner
             .pool
             .run(
                 || inner.backend.connect(&inner.settings),
                 inner.settings.reply_timeout(None),
-                |con| ops::scan(con, &pattern),
+                |con| B::scan(con, &pattern),
             )
             .map_err(boxed)?;
-        let own = &inner.settings.key_prefix;
-        Ok(keys
-            .into_iter()
-            .filter_map(|key| key.strip_prefix(own.as_str()).map(str::to_owned))
-            .collect())
+        Ok(listing::without_own_prefix(
+            keys,
+            &inner.settings.key_prefix,
+        ))
     }
 
     fn delete(&self, key: &str) -> CacheResult<()> {
@@ -461,6 +458,33 @@ impl<B: Backend> Cache for Core<B> {
     ) {
         self.release_in_background(key, token, keep_for, Some(held_for));
     }
+
+    fn get_with_ttl_async<'a>(
+        &'a self,
+        key: &'a str,
+    ) -> BoxFuture<'a, CacheResult<Option<(String, Option<Duration>)>>> {
+        Box::pin(async move {
+            let op = Op::GetWithTtl(key);
+            match self.run_async(op).await? {
+                Reply::ValueTtl(value) => Ok(value),
+                other => Err(unexpected(op, other)),
+            }
+        })
+    }
+
+    /// Async twin of `keys_with_prefix`; each `SCAN` is bounded by the response timeout.
+    fn keys_with_prefix_async<'a>(
+        &'a self,
+        prefix: &'a str,
+    ) -> BoxFuture<'a, CacheResult<Vec<String>>> {
+        Box::pin(async move {
+            let settings = &self.inner.settings;
+            let pattern = listing::pattern(&settings.key(prefix));
+            let mut con = self.async_con().map_err(boxed)?;
+            let keys = B::scan_async(&mut con, &pattern).await.map_err(boxed)?;
+            Ok(listing::without_own_prefix(keys, &settings.key_prefix))
+        })
+    }
 }
 
 /// Implements [`Cache`] for a public wrapper by forwarding every method to its `core`.
@@ -574,6 +598,21 @@ macro_rules! forward_to_core {
             ) {
                 self.core
                     .release_detached_held(key, token, keep_for, held_for)
+            }
+            fn get_with_ttl_async<'a>(
+                &'a self,
+                key: &'a str,
+            ) -> $crate::cache::BoxFuture<
+                'a,
+                $crate::cache::CacheResult<Option<(String, Option<Duration>)>>,
+            > {
+                self.core.get_with_ttl_async(key)
+            }
+            fn keys_with_prefix_async<'a>(
+                &'a self,
+                prefix: &'a str,
+            ) -> $crate::cache::BoxFuture<'a, $crate::cache::CacheResult<Vec<String>>> {
+                self.core.keys_with_prefix_async(prefix)
             }
         }
     };

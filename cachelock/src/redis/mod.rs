@@ -87,6 +87,7 @@ mod cluster;
 mod config;
 mod core;
 mod fence;
+mod listing;
 mod ops;
 mod pool;
 mod runtime;

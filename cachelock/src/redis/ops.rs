@@ -134,28 +134,6 @@ fn get_with_ttl(
         .map(get_with_ttl_reply)
 }
 
-/// `SCAN 0 MATCH pattern COUNT 1000` until the cursor comes back to 0.
-pub(crate) fn scan(con: &mut dyn ConnectionLike, pattern: &str) -> RedisResult<Vec<String>> {
-    let mut keys = Vec::new();
-    let mut cursor: u64 = 0;
-    loop {
-        let (next, batch): (u64, Vec<String>) = redis::cmd("SCAN")
-            .arg(cursor)
-            .arg("MATCH")
-            .arg(pattern)
-            .arg("COUNT")
-            .arg(1000)
-            .query(con)?;
-        keys.extend(batch);
-        if next == 0 {
-            keys.sort_unstable();
-            keys.dedup(); // SCAN may return a key more than once
-            return Ok(keys);
-        }
-        cursor = next;
-    }
-}
-
 async fn get_async<C: aio::ConnectionLike + Send>(
     con: &mut C,
     key: &str,

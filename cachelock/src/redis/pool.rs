@@ -48,7 +48,7 @@ impl<C: SyncConnection> Pooled<C> {
     fn call<T>(
         &mut self,
         timeout: Duration,
-        op: &impl Fn(&mut dyn ConnectionLike) -> RedisResult<T>,
+        op: &impl Fn(&mut C) -> RedisResult<T>,
     ) -> RedisResult<T> {
         if self.timeout != Some(timeout) {
             // Forget the old value first: if setting fails half-way, it is unknown.
@@ -113,7 +113,7 @@ impl<C: SyncConnection> Pool<C> {
         &self,
         connect: impl Fn() -> RedisResult<C>,
         timeout: Duration,
-        op: impl Fn(&mut dyn ConnectionLike) -> RedisResult<T>,
+        op: impl Fn(&mut C) -> RedisResult<T>,
     ) -> RedisResult<T> {
         let taken = self.idle().pop();
         let (mut pooled, reused) = match taken {

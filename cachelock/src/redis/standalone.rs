@@ -39,6 +39,17 @@ impl Backend for Standalone {
             .set_max_delay(Duration::from_millis(100));
         ConnectionManager::new_lazy_with_config(self.client.clone(), config)
     }
+
+    fn scan(con: &mut redis::Connection, pattern: &str) -> RedisResult<Vec<String>> {
+        super::listing::scan(con, pattern)
+    }
+
+    fn scan_async<'a>(
+        con: &'a mut ConnectionManager,
+        pattern: &'a str,
+    ) -> crate::cache::BoxFuture<'a, RedisResult<Vec<String>>> {
+        super::listing::scan_async(con, pattern)
+    }
 }
 
 /// A [`Cache`](crate::Cache) on one Redis server, for sync and async code alike.
