@@ -4,7 +4,7 @@
 //!
 //! With `--features redis` it also measures a `RedisCache` (a redis-server started on a
 //! loopback port by `cachelock-testkit`), whose release script publishes the key and whose
-//! waiters subscribe, against polling.
+//! waiters subscribe, against polling; then the same on a three-node `RedisClusterCache`.
 //!
 //! `cargo run --release --example wake_latency [--features redis]`
 
@@ -114,6 +114,23 @@ fn main() {
             );
             row(
                 "RedisCache polling with backoff",
+                hold,
+                &measure(Polling(cache.clone()), hold),
+            );
+        }
+        drop(server);
+        let cluster = cachelock_testkit::RedisCluster::start();
+        let cache =
+            cachelock::redis::RedisClusterCache::from_urls(cluster.urls()).expect("valid urls");
+        let _ = measure(cache.clone(), Duration::from_millis(5));
+        for hold in [Duration::from_millis(5), Duration::from_millis(50)] {
+            row(
+                "RedisClusterCache (published)",
+                hold,
+                &measure(cache.clone(), hold),
+            );
+            row(
+                "RedisClusterCache polling with backoff",
                 hold,
                 &measure(Polling(cache.clone()), hold),
             );

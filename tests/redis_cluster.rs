@@ -292,3 +292,120 @@ async fn held_locks_async_lists_the_locks_of_every_node() {
         .unwrap()
         .is_empty());
 }
+
+/// Subscribers on `cachelock:released` across the cluster (`PUBSUB NUMSUB` of each node).
+fn release_subscribers(cluster: &RedisCluster) -> i64 {
+    cluster
+        .urls()
+        .iter()
+        .map(|url| {
+            let mut con = redis::Client::open(url.as_str())
+                .and_then(|c| c.get_connection())
+                .expect("connect to a node");
+            let counts: Vec<(String, i64)> = redis::cmd("PUBSUB")
+                .arg("NUMSUB")
+                .arg("cachelock:released")
+                .query(&mut con)
+                .expect("PUBSUB NUMSUB");
+            counts[0].1
+        })
+        .sum()
+}
+
+#[test]
+fn a_release_on_any_node_is_published_to_every_node() {
+    let cluster = RedisCluster::start();
+    let cache = cache(&cluster);
+    let mut subscribers: Vec<redis::Connection> = cluster
+        .urls()
+        .iter()
+        .map(|url| {
+            let con = redis::Client::open(url.as_str())
+                .and_then(|c| c.get_connection())
+                .expect("connect to a node");
+            con.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+            con
+        })
+        .collect();
+    let mut pubsubs: Vec<_> = subscribers.iter_mut().map(|con| con.as_pubsub()).collect();
+    for pubsub in &mut pubsubs {
+        pubsub.subscribe("cachelock:released").unwrap();
+    }
+    // Keys on several slots, so the releasing node varies.
+    for i in 0..6 {
+        let key = format!("published-{i}");
+        Lock::new(key.as_str())
+            .cache(cache.clone())
+            .try_acquire()
+            .unwrap()
+            .release()
+            .unwrap();
+        for pubsub in &mut pubsubs {
+            let message = pubsub.get_message().expect("every node relays the release");
+            assert_eq!(
+                message.get_payload::<String>().unwrap(),
+                format!("cachelock:{key}")
+            );
+        }
+    }
+}
+
+#[test]
+fn a_waiter_on_a_cluster_acquires_after_the_release() {
+    let cluster = RedisCluster::start();
+    let cache = cache(&cluster);
+    for i in 0..3 {
+        let key = format!("cluster-wake-{i}");
+        let guard = Lock::new(key.as_str())
+            .cache(cache.clone())
+            .try_acquire()
+            .unwrap();
+        let waiter = {
+            let (cache, key) = (cache.clone(), key.clone());
+            std::thread::spawn(move || {
+                let guard = Lock::new(key)
+                    .cache(cache)
+                    .acquire_timeout(Duration::from_secs(30))
+                    .expect("acquired after the release");
+                let acquired = std::time::Instant::now();
+                guard.release().unwrap();
+                acquired
+            })
+        };
+        std::thread::sleep(Duration::from_millis(100));
+        let released = std::time::Instant::now();
+        guard.release().unwrap();
+        assert!(waiter.join().unwrap() >= released, "not before the release");
+    }
+    assert!(
+        release_subscribers(&cluster) >= 1,
+        "the waiters subscribed on a node"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_async_waiter_on_a_cluster_acquires_after_the_release() {
+    let cluster = RedisCluster::start();
+    let cache = cache(&cluster);
+    let guard = Lock::new("cluster-wake-async")
+        .cache(cache.clone())
+        .try_acquire_async()
+        .await
+        .unwrap();
+    let waiter = {
+        let cache = cache.clone();
+        tokio::spawn(async move {
+            Lock::new("cluster-wake-async")
+                .cache(cache)
+                .acquire_timeout_async(Duration::from_secs(30))
+                .await
+                .expect("acquired after the release")
+                .release()
+                .await
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    guard.release().await.unwrap();
+    waiter.await.unwrap().unwrap();
+    assert!(release_subscribers(&cluster) >= 1);
+}

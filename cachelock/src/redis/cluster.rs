@@ -1,5 +1,6 @@
 //! [`RedisClusterCache`]: Redis Cluster, sync and async.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use redis::cluster::{ClusterClient, ClusterConfig};
@@ -14,6 +15,21 @@ const CLUSTER_RETRIES: u32 = 3;
 
 pub(crate) struct Cluster {
     client: ClusterClient,
+    /// The nodes it was given, for the release subscription (none with `from_client`: the
+    /// client does not tell them).
+    nodes: Vec<redis::ConnectionInfo>,
+    /// The node the next subscription tries: after a failure, the next one.
+    next_subscriber: AtomicUsize,
+}
+
+impl Cluster {
+    fn new(client: ClusterClient, nodes: Vec<redis::ConnectionInfo>) -> Self {
+        Cluster {
+            client,
+            nodes,
+            next_subscriber: AtomicUsize::new(0),
+        }
+    }
 }
 
 impl Backend for Cluster {
@@ -24,6 +40,23 @@ impl Backend for Cluster {
     fn connect(&self, _settings: &Settings) -> RedisResult<Self::Sync> {
         // The client carries the timeouts (see `build`).
         self.client.get_connection()
+    }
+
+    /// `PUBLISH` on Redis Cluster reaches every node, so waiters subscribe on any one of
+    /// the nodes the cache was given (the next one after a failure).
+    fn subscriber(&self, settings: &Settings) -> Option<RedisResult<redis::Connection>> {
+        if self.nodes.is_empty() {
+            return None;
+        }
+        let at = self.next_subscriber.fetch_add(1, Ordering::Relaxed) % self.nodes.len();
+        Some(
+            redis::Client::open(self.nodes[at].clone())
+                .and_then(|client| client.get_connection_with_timeout(settings.connect_timeout)),
+        )
+    }
+
+    fn subscribes(&self) -> bool {
+        !self.nodes.is_empty()
     }
 
     fn connect_async(&self, settings: &Settings) -> RedisResult<Self::Async> {
@@ -69,6 +102,13 @@ impl Backend for Cluster {
 /// The settings, timeouts and fault behaviour are those of
 /// [`RedisCache`](super::RedisCache); the sync side pools whole cluster connections (one
 /// socket per node each), the async side keeps one cluster connection per tokio runtime.
+///
+/// Waiters ([`acquire_timeout`](crate::Lock::acquire_timeout)) wake on a release: the
+/// release script's `PUBLISH` reaches every node of a cluster, and the cache subscribes on
+/// one of the nodes it was given (one background thread and connection, on the first wait;
+/// the next node after a failure). Polling with backoff stays the fallback, and is all a
+/// cache made [`from_client`](RedisClusterCache::from_client) does (the client does not
+/// tell its nodes).
 ///
 /// A lock on Redis Cluster is as strong as the node that holds its slot: with asynchronous
 /// replication, a primary that fails right after granting a lock may hand over to a replica
@@ -127,7 +167,7 @@ impl RedisClusterCache {
         super::prepare_tls();
         RedisClusterCache {
             core: Core::new(
-                Cluster { client },
+                Cluster::new(client, Vec::new()),
                 Settings::default(),
                 "redis cluster (from a ClusterClient)".to_owned(),
             ),
@@ -193,14 +233,14 @@ impl RedisClusterCacheBuilder {
     pub fn build(self) -> Result<RedisClusterCache, ConfigError> {
         self.settings.check()?;
         let nodes = self.nodes?;
-        let client = ClusterClient::builder(nodes)
+        let client = ClusterClient::builder(nodes.clone())
             .connection_timeout(self.settings.connect_timeout)
             .response_timeout(self.settings.response_timeout)
             .retries(CLUSTER_RETRIES)
             .build()
             .map_err(|e| ConfigError::cluster(&self.target, &e))?;
         Ok(RedisClusterCache {
-            core: Core::new(Cluster { client }, self.settings, self.target),
+            core: Core::new(Cluster::new(client, nodes), self.settings, self.target),
         })
     }
 }

@@ -29,10 +29,15 @@ pub(crate) trait Backend: Send + Sync + 'static {
     const CLUSTER: bool;
 
     /// A connection for the release channel (`SUBSCRIBE`), if this backend has one.
-    /// Redis Cluster has none yet: its waiters poll with backoff.
     fn subscriber(&self, settings: &Settings) -> Option<RedisResult<redis::Connection>> {
         let _ = settings;
         None
+    }
+
+    /// Whether [`subscriber`](Backend::subscriber) can give a connection: if not, waiters
+    /// poll with backoff.
+    fn subscribes(&self) -> bool {
+        false
     }
 
     /// Makes the async connection of the current runtime; it connects on first use.
@@ -360,10 +365,11 @@ impl<B: Backend> Cache for Core<B> {
     }
 
     /// Waits for the key's release message on the `cachelock:released` channel (the
-    /// release script publishes it), or `pause`, whichever comes first. Redis Cluster:
+    /// release script publishes it; on Redis Cluster, every node relays it), or `pause`,
+    /// whichever comes first. Without a subscription (a cluster cache made `from_client`):
     /// `pause` (polling).
     fn wait_for_release(&self, key: &str, pause: Duration) {
-        if B::CLUSTER {
+        if !self.inner.backend.subscribes() {
             std::thread::sleep(pause);
             return;
         }
@@ -374,7 +380,7 @@ impl<B: Backend> Cache for Core<B> {
 
     fn wait_for_release_async<'a>(&'a self, key: &'a str, pause: Duration) -> BoxFuture<'a, ()> {
         Box::pin(async move {
-            if B::CLUSTER {
+            if !self.inner.backend.subscribes() {
                 tokio::time::sleep(pause).await;
                 return;
             }

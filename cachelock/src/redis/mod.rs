@@ -53,7 +53,9 @@
 //! remains the fallback (a message lost, the subscription down, an expiry: the backoff
 //! pause bounds the wait). `cargo run --release --features redis --example wake_latency`
 //! measures it: release → acquired in about 0.2–0.5 ms instead of 1–40 ms of polling. On
-//! [`RedisClusterCache`] waiters poll (no subscription yet); the release still publishes.
+//! [`RedisClusterCache`] the same: Redis Cluster relays a `PUBLISH` to every node, so the
+//! cache subscribes on one of the nodes it was given (not with `from_client`, whose waiters
+//! poll).
 //!
 //! # Fencing tokens
 //!

@@ -29,6 +29,10 @@ impl Backend for Standalone {
         )
     }
 
+    fn subscribes(&self) -> bool {
+        true
+    }
+
     fn connect_async(&self, settings: &Settings) -> RedisResult<ConnectionManager> {
         // One reconnect attempt per failure, quickly: the operation's own timeout bounds the
         // wait, and a lock attempt is better refused fast than late.
