@@ -1,0 +1,155 @@
+//! The command line: every command, option and help text (clap derive).
+
+use std::ffi::OsString;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::duration::{parse_duration, parse_ttl};
+use crate::exit::EXIT_CODES_HELP;
+
+/// Distributed locks from the shell: run a command while holding a lock (a `flock` that
+/// works across machines through Redis), inspect and free locks, or serve them over HTTP.
+#[derive(Debug, Parser)]
+#[command(name = "cachelock", version, after_help = EXIT_CODES_HELP)]
+pub struct Cli {
+    /// Where the locks live.
+    #[command(flatten)]
+    pub backend: BackendArgs,
+
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The lock backend, shared by every command.
+#[derive(Debug, Clone, Args)]
+pub struct BackendArgs {
+    /// Redis server holding the locks, e.g. redis://127.0.0.1:6379/0 (rediss:// with the
+    /// `redis-tls` feature). Without it, locks live in this process's memory and exclude no
+    /// other process.
+    #[arg(
+        long,
+        global = true,
+        env = "CACHELOCK_REDIS_URL",
+        hide_env_values = true,
+        value_name = "URL"
+    )]
+    pub redis: Option<String>,
+
+    /// Put in front of every key in the store (the library's default prefix).
+    #[arg(
+        long,
+        global = true,
+        env = "CACHELOCK_PREFIX",
+        hide_env_values = true,
+        default_value = cachelock::DEFAULT_PREFIX,
+        value_name = "PREFIX"
+    )]
+    pub prefix: String,
+}
+
+/// The commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run a command while holding a lock; exit with its status (75 if the key is held).
+    #[command(after_help = RUN_AFTER_HELP)]
+    Run(RunArgs),
+    /// Tell who holds a key (exit 0 if held, 1 if free). Needs --redis.
+    Status(StatusArgs),
+    /// List the held locks, optionally only keys starting with PREFIX. Needs --redis.
+    List(ListArgs),
+    /// Delete a lock whoever holds it (admin override; needs --force and --redis).
+    Release(ReleaseArgs),
+}
+
+const RUN_AFTER_HELP: &str = "\
+The lock is renewed while CMD runs and released when it exits; if cachelock is killed \
+outright, the lock frees itself after its TTL and CMD gets SIGTERM (Linux). SIGINT, SIGTERM \
+and SIGHUP sent to cachelock are forwarded to CMD (signals from the terminal already reach \
+CMD directly and are not sent twice).
+
+Examples:
+  cachelock run --key nightly-backup --redis redis://redis.example:6379 -- ./backup.sh --full
+  CACHELOCK_REDIS_URL=redis://127.0.0.1 cachelock run -k deploy --wait 5m -- make deploy
+  cachelock run -k cron-sync -E 0 -- sync.sh     # a held key exits 0 (silent in cron)";
+
+/// `cachelock run`.
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// The lock's key.
+    #[arg(short, long, value_name = "KEY")]
+    pub key: String,
+
+    /// How long the lock outlives a cachelock that was killed (renewed while CMD runs).
+    #[arg(long, default_value = "60s", value_parser = parse_ttl, value_name = "DURATION")]
+    pub ttl: Duration,
+
+    /// Wait up to this long for a held key before giving up (default: do not wait).
+    #[arg(short, long, default_value = "0s", value_parser = parse_duration, value_name = "DURATION")]
+    pub wait: Duration,
+
+    /// Stored with the lock so that `status` and `list` show who holds it
+    /// (default: CMD's file name). Not secret.
+    #[arg(short, long, value_name = "LABEL")]
+    pub label: Option<String>,
+
+    /// Send SIGTERM to CMD if the lock is lost while it runs (its renewal was refused or
+    /// the backend was unreachable for a whole TTL). Without it, a warning is printed.
+    #[arg(long)]
+    pub kill_on_lost: bool,
+
+    /// Exit code when the key is held.
+    #[arg(short = 'E', long, default_value_t = crate::exit::TEMPFAIL, value_name = "CODE")]
+    pub conflict_exit_code: u8,
+
+    /// The command to run, and its arguments (after `--`).
+    #[arg(last = true, required = true, value_name = "CMD")]
+    pub command: Vec<OsString>,
+}
+
+/// `cachelock status`.
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    /// The key.
+    pub key: String,
+
+    /// Print JSON: {"key", "held", "host", "pid", "label", "ttl_ms"}.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `cachelock list`.
+#[derive(Debug, Args)]
+pub struct ListArgs {
+    /// Only keys that start with this (after the store's --prefix).
+    #[arg(value_name = "PREFIX", default_value = "")]
+    pub filter: String,
+
+    /// Print a JSON array of {"key", "held", "host", "pid", "label", "ttl_ms"}.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `cachelock release`.
+#[derive(Debug, Args)]
+pub struct ReleaseArgs {
+    /// The key.
+    pub key: String,
+
+    /// Required: the holder is not told, and may still be working when the next holder
+    /// starts. Stop it first.
+    #[arg(long)]
+    pub force: bool,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn the_command_line_is_consistent() {
+        Cli::command().debug_assert();
+    }
+}
