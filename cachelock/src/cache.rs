@@ -244,6 +244,116 @@ pub trait Cache: Send + Sync {
     ) -> BoxFuture<'a, CacheResult<bool>> {
         Box::pin(std::future::ready(self.extend(key, token, ttl)))
     }
+
+    // ----- Tree locks (`cachelock::tree`) -----
+    //
+    // A lock space `space` (a `TreeLock`'s prefix) holds paths (`/a/b`). Every operation
+    // must be atomic within its space. The defaults refuse: a get/set/delete cache cannot
+    // check a whole subtree atomically. See `crate::tree` for the conflict rule.
+
+    /// Stores the owner value `value` for `path` in `space` with `ttl`, with scope `scope`,
+    /// if no live lock of the space [conflicts](crate::tree::conflicts) with it.
+    ///
+    /// Returns `Some(fence)` if it stored it, `None` on a conflict. Expired entries count
+    /// as free. The default fails: this cache does not support tree locks.
+    fn tree_claim(
+        &self,
+        space: &str,
+        path: &str,
+        value: &str,
+        ttl: Duration,
+        scope: crate::tree::TreeScope,
+    ) -> CacheResult<Option<u64>> {
+        let _ = (space, path, value, ttl, scope);
+        Err(crate::tree::unsupported())
+    }
+
+    /// Deletes the lock on `path` in `space` if it is live and held by `token` (compared
+    /// like [`release`](Cache::release)). The default fails (no tree support).
+    fn tree_release(&self, space: &str, path: &str, token: &str) -> CacheResult<bool> {
+        let _ = (space, path, token);
+        Err(crate::tree::unsupported())
+    }
+
+    /// Resets the TTL of the lock on `path` in `space` to `ttl` if it is live and held by
+    /// `token`. The default fails (no tree support).
+    fn tree_extend(
+        &self,
+        space: &str,
+        path: &str,
+        token: &str,
+        ttl: Duration,
+    ) -> CacheResult<bool> {
+        let _ = (space, path, token, ttl);
+        Err(crate::tree::unsupported())
+    }
+
+    /// A live lock of `space` that conflicts with a lock on `path` with `scope` (the one a
+    /// claim would hit): its path, its stored owner value and its remaining TTL; `None` if
+    /// there is none. The default fails (no tree support).
+    fn tree_holder(
+        &self,
+        space: &str,
+        path: &str,
+        scope: crate::tree::TreeScope,
+    ) -> CacheResult<Option<crate::tree::TreeEntry>> {
+        let _ = (space, path, scope);
+        Err(crate::tree::unsupported())
+    }
+
+    /// Lets go of a tree lock from a `Drop` in async code: like
+    /// [`release_detached`](Cache::release_detached), must never block. The default runs
+    /// [`tree_release`](Cache::tree_release) inline and logs the outcome.
+    fn tree_release_detached(&self, space: &str, path: &str, token: &str) {
+        crate::tree::log_release(space, path, self.tree_release(space, path, token));
+    }
+
+    /// Async twin of [`tree_claim`](Cache::tree_claim).
+    fn tree_claim_async<'a>(
+        &'a self,
+        space: &'a str,
+        path: &'a str,
+        value: &'a str,
+        ttl: Duration,
+        scope: crate::tree::TreeScope,
+    ) -> BoxFuture<'a, CacheResult<Option<u64>>> {
+        Box::pin(std::future::ready(
+            self.tree_claim(space, path, value, ttl, scope),
+        ))
+    }
+
+    /// Async twin of [`tree_release`](Cache::tree_release).
+    fn tree_release_async<'a>(
+        &'a self,
+        space: &'a str,
+        path: &'a str,
+        token: &'a str,
+    ) -> BoxFuture<'a, CacheResult<bool>> {
+        Box::pin(std::future::ready(self.tree_release(space, path, token)))
+    }
+
+    /// Async twin of [`tree_extend`](Cache::tree_extend).
+    fn tree_extend_async<'a>(
+        &'a self,
+        space: &'a str,
+        path: &'a str,
+        token: &'a str,
+        ttl: Duration,
+    ) -> BoxFuture<'a, CacheResult<bool>> {
+        Box::pin(std::future::ready(
+            self.tree_extend(space, path, token, ttl),
+        ))
+    }
+
+    /// Async twin of [`tree_holder`](Cache::tree_holder).
+    fn tree_holder_async<'a>(
+        &'a self,
+        space: &'a str,
+        path: &'a str,
+        scope: crate::tree::TreeScope,
+    ) -> BoxFuture<'a, CacheResult<Option<crate::tree::TreeEntry>>> {
+        Box::pin(std::future::ready(self.tree_holder(space, path, scope)))
+    }
 }
 
 /// Forwards every method, including the async twins and overridden lock operations, so a
@@ -327,6 +437,74 @@ macro_rules! forward_cache {
                 ttl: Duration,
             ) -> BoxFuture<'a, CacheResult<bool>> {
                 (**self).extend_async(key, token, ttl)
+            }
+            fn tree_claim(
+                &self,
+                space: &str,
+                path: &str,
+                value: &str,
+                ttl: Duration,
+                scope: $crate::tree::TreeScope,
+            ) -> CacheResult<Option<u64>> {
+                (**self).tree_claim(space, path, value, ttl, scope)
+            }
+            fn tree_release(&self, space: &str, path: &str, token: &str) -> CacheResult<bool> {
+                (**self).tree_release(space, path, token)
+            }
+            fn tree_extend(
+                &self,
+                space: &str,
+                path: &str,
+                token: &str,
+                ttl: Duration,
+            ) -> CacheResult<bool> {
+                (**self).tree_extend(space, path, token, ttl)
+            }
+            fn tree_holder(
+                &self,
+                space: &str,
+                path: &str,
+                scope: $crate::tree::TreeScope,
+            ) -> CacheResult<Option<crate::tree::TreeEntry>> {
+                (**self).tree_holder(space, path, scope)
+            }
+            fn tree_release_detached(&self, space: &str, path: &str, token: &str) {
+                (**self).tree_release_detached(space, path, token)
+            }
+            fn tree_claim_async<'a>(
+                &'a self,
+                space: &'a str,
+                path: &'a str,
+                value: &'a str,
+                ttl: Duration,
+                scope: $crate::tree::TreeScope,
+            ) -> BoxFuture<'a, CacheResult<Option<u64>>> {
+                (**self).tree_claim_async(space, path, value, ttl, scope)
+            }
+            fn tree_release_async<'a>(
+                &'a self,
+                space: &'a str,
+                path: &'a str,
+                token: &'a str,
+            ) -> BoxFuture<'a, CacheResult<bool>> {
+                (**self).tree_release_async(space, path, token)
+            }
+            fn tree_extend_async<'a>(
+                &'a self,
+                space: &'a str,
+                path: &'a str,
+                token: &'a str,
+                ttl: Duration,
+            ) -> BoxFuture<'a, CacheResult<bool>> {
+                (**self).tree_extend_async(space, path, token, ttl)
+            }
+            fn tree_holder_async<'a>(
+                &'a self,
+                space: &'a str,
+                path: &'a str,
+                scope: $crate::tree::TreeScope,
+            ) -> BoxFuture<'a, CacheResult<Option<crate::tree::TreeEntry>>> {
+                (**self).tree_holder_async(space, path, scope)
             }
         }
     };

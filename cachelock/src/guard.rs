@@ -336,3 +336,26 @@ impl<C: Cache> std::fmt::Debug for AsyncGuard<C> {
         d.finish_non_exhaustive()
     }
 }
+
+/// What tree guards (`crate::tree`) need beyond the public API of the guards they wrap.
+macro_rules! guard_internals {
+    ($guard:ident) => {
+        impl<C: Cache> $guard<C> {
+            /// The owner token of this hold.
+            pub(crate) fn token(&self) -> &str {
+                self.lease().token.as_str()
+            }
+
+            /// Gives the lock up without releasing it: renewal stops, `Drop` does nothing,
+            /// and the key stays held until its TTL runs out (or its owner token releases it).
+            pub(crate) fn into_kept(mut self) -> Option<Arc<Lease<C>>> {
+                let lease = self.lease.take()?;
+                lease.finish();
+                Some(lease)
+            }
+        }
+    };
+}
+
+guard_internals!(Guard);
+guard_internals!(AsyncGuard);

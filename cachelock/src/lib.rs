@@ -35,6 +35,8 @@
 //! - `cachelock::redis` (cargo feature `redis`, TLS with `redis-tls`): `RedisCache` and
 //!   `RedisClusterCache`, atomic locks across processes and machines in two round trips per
 //!   acquire + release.
+//! - [`tree`]: hierarchical locks ([`TreeLock`](tree::TreeLock)): a lock on `/a/b` also
+//!   excludes `/a` and `/a/b/c`, not `/a/x` (Locker's model), on memory and Redis.
 //! - [`Error`]: one error type; every message names the key.
 //!
 //! # Observability
@@ -75,6 +77,7 @@ pub mod redis;
 mod renew;
 pub mod testing;
 mod token;
+pub mod tree;
 mod wake;
 
 use std::time::Duration;

@@ -139,6 +139,8 @@ impl Expiry<String, Slot> for SlotExpiry {
 pub struct MemoryCache {
     inner: Moka<String, Slot>,
     board: Arc<Board>,
+    /// Tree locks (`cachelock::tree`), apart from the key/value store.
+    trees: Arc<crate::tree::MemoryTrees>,
 }
 
 impl MemoryCache {
@@ -147,6 +149,7 @@ impl MemoryCache {
         MemoryCache {
             inner: Moka::builder().expire_after(SlotExpiry).build(),
             board: Arc::new(Board::new()),
+            trees: Arc::default(),
         }
     }
 
@@ -296,5 +299,39 @@ impl Cache for MemoryCache {
             }
         });
         Ok(extended)
+    }
+
+    fn tree_claim(
+        &self,
+        space: &str,
+        path: &str,
+        value: &str,
+        ttl: Duration,
+        scope: crate::tree::TreeScope,
+    ) -> CacheResult<Option<u64>> {
+        Ok(self.trees.claim(space, path, value, ttl, scope))
+    }
+
+    fn tree_release(&self, space: &str, path: &str, token: &str) -> CacheResult<bool> {
+        Ok(self.trees.release(space, path, token))
+    }
+
+    fn tree_extend(
+        &self,
+        space: &str,
+        path: &str,
+        token: &str,
+        ttl: Duration,
+    ) -> CacheResult<bool> {
+        Ok(self.trees.extend(space, path, token, ttl))
+    }
+
+    fn tree_holder(
+        &self,
+        space: &str,
+        path: &str,
+        scope: crate::tree::TreeScope,
+    ) -> CacheResult<Option<crate::tree::TreeEntry>> {
+        Ok(self.trees.holder(space, path, scope))
     }
 }

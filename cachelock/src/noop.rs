@@ -9,7 +9,8 @@ use crate::cache::{Cache, CacheResult};
 /// Meant for your own tests, where the code under test takes locks but the test does not care
 /// about exclusion and should not need a server (pylock's "open" backend). Every `claim`,
 /// `release` and `extend` succeeds; `get` always returns `None`. Fences are those of the
-/// get/set/delete defaults (strictly increasing within the process).
+/// get/set/delete defaults (strictly increasing within the process). Tree locks
+/// ([`cachelock::tree`](crate::tree)) are granted the same way.
 ///
 /// ```
 /// use cachelock::{Lock, NoopCache};
@@ -45,5 +46,39 @@ impl Cache for NoopCache {
 
     fn extend(&self, _key: &str, _token: &str, _ttl: Duration) -> CacheResult<bool> {
         Ok(true)
+    }
+
+    fn tree_claim(
+        &self,
+        _space: &str,
+        _path: &str,
+        _value: &str,
+        _ttl: Duration,
+        _scope: crate::tree::TreeScope,
+    ) -> CacheResult<Option<u64>> {
+        Ok(Some(crate::basic::next_fence()))
+    }
+
+    fn tree_release(&self, _space: &str, _path: &str, _token: &str) -> CacheResult<bool> {
+        Ok(true)
+    }
+
+    fn tree_extend(
+        &self,
+        _space: &str,
+        _path: &str,
+        _token: &str,
+        _ttl: Duration,
+    ) -> CacheResult<bool> {
+        Ok(true)
+    }
+
+    fn tree_holder(
+        &self,
+        _space: &str,
+        _path: &str,
+        _scope: crate::tree::TreeScope,
+    ) -> CacheResult<Option<crate::tree::TreeEntry>> {
+        Ok(None)
     }
 }

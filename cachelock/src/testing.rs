@@ -28,6 +28,9 @@
 //! 7. All of the above again through a `Box<dyn Cache>`, so a wrapper never loses an
 //!    operation to a default.
 //!
+//! Tree locks ([`crate::tree`]) have their own suite, [`tree_conformance`] and
+//! [`tree_conformance_async`], for the caches that support them.
+//!
 //! Every key lives under a fresh random prefix, so runs never collide on a shared server.
 //! The TTL checks sleep (about 2 s per run in all); the suite makes no claim about speed.
 //! Plain `set` with a TTL is not checked for expiry: a get/set/delete cache may ignore TTLs,
@@ -40,6 +43,9 @@ use futures_util::future::join_all;
 
 use crate::cache::{Cache, CacheResult};
 use crate::token::Token;
+
+mod tree;
+pub use tree::{tree_conformance, tree_conformance_async};
 
 /// A conformance check that failed.
 #[derive(Debug)]

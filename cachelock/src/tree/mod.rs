@@ -1,0 +1,130 @@
+//! Hierarchical locks: a lock on a path like `/printers/floor-2` also excludes locks on its
+//! ancestors and descendants, not on its siblings (as [Locker] does over HTTP).
+//!
+//! ```
+//! use cachelock::tree::TreeLock;
+//! use cachelock::MemoryCache;
+//!
+//! let cache = MemoryCache::new();
+//! let lock = |path: &str| TreeLock::new(path).cache(cache.clone());
+//!
+//! let bar = lock("/foo/bar").label("ci-job-17").try_acquire()?;
+//! assert!(lock("/foo").try_acquire().unwrap_err().is_locked()); // a parent
+//! assert!(lock("/foo/bar/baz").try_acquire().unwrap_err().is_locked()); // a child
+//! let zip = lock("/foo/zip").try_acquire()?; // a sibling is free
+//!
+//! // Who is in the way of `/foo`? The holder of `/foo/bar`.
+//! let holder = lock("/foo").holder()?.expect("held");
+//! assert_eq!((holder.key.as_str(), holder.label.as_deref()), ("/foo/bar", Some("ci-job-17")));
+//!
+//! // A lock that leaves its parents alone: `/foo` is free again for it.
+//! drop(zip);
+//! let shallow = lock("/foo/bar").lock_parents(false);
+//! drop(bar);
+//! let _b = shallow.try_acquire()?;
+//! let _f = lock("/foo").lock_children(true).try_acquire()?;
+//! # Ok::<(), cachelock::Error>(())
+//! ```
+//!
+//! # Paths
+//!
+//! A path starts with `/`; its segments are separated by `/`. The root `/` is a path (and
+//! the ancestor of every other one). Refused with [`Error::InvalidKey`](crate::Error::InvalidKey)
+//! (by every call that takes the path, never a panic): no leading `/`, a trailing `/`
+//! (except the root), an empty segment (`//`), a `.` or `..` segment, a control character,
+//! more than [`MAX_KEY_LEN`](crate::MAX_KEY_LEN) bytes. `/a` is not an ancestor of `/ab`.
+//!
+//! # The conflict rule
+//!
+//! A lock A on path P conflicts with a held lock B on path Q when:
+//!
+//! | Q is | conflict when |
+//! |---|---|
+//! | P itself | always |
+//! | an ancestor of P | A [`lock_parents`](TreeLock::lock_parents) and B [`lock_children`](TreeLock::lock_children) |
+//! | a descendant of P | A `lock_children` and B `lock_parents` |
+//! | neither (a sibling, a cousin) | never |
+//!
+//! Both flags default to `true`. The rule is symmetric (whichever comes first, the second is
+//! refused), so a lock that sets a flag to `false` only stops excluding that direction when
+//! the other lock agrees, and [`conflicts`] is the whole rule as a function.
+//!
+//! # Locks
+//!
+//! [`TreeLock`] is built like [`Lock`](crate::Lock): owner token, TTL, renewal by the shared
+//! renewal thread, the lost signal, [`max_hold`](TreeLock::max_hold), a
+//! [`label`](TreeLock::label) stored with the holder's host and pid, and a
+//! [`prefix`](TreeLock::prefix) that names the lock space (trees under different prefixes are
+//! independent). [`TreeGuard`] and [`AsyncTreeGuard`] release on drop;
+//! [`into_claim`](TreeGuard::into_claim) keeps the lock held past the guard (for a lock
+//! service), to be released by its token with [`TreeLock::release_token`]. Waiting
+//! ([`acquire_timeout`](TreeLock::acquire_timeout)) polls with jittered backoff.
+//!
+//! # Backends
+//!
+//! Every claim, release, extend and holder lookup is atomic within its lock space:
+//!
+//! - [`MemoryCache`](crate::MemoryCache): one mutex over an ordered map per lock space; a
+//!   claim looks up the path and each ancestor and scans the range of descendants.
+//! - `RedisCache`: one Lua script per operation, with deadlines taken from the server's
+//!   `TIME`, so client clocks play no part. A space is three keys (owner hash, deadline
+//!   sorted set, sorted set of the paths that lock their parents) and a fence counter.
+//! - `RedisClusterCache`: every key of a lock space is
+//!   `<cache prefix><space>{cachelock-tree}:<part>`, so they share one hash tag and one slot,
+//!   and each script touches that one slot. The key builder refuses a space whose first
+//!   `{` opens an empty tag (`{}`), which would spread them. All trees thus live on one
+//!   node of the cluster.
+//! - [`NoopCache`](crate::NoopCache) grants everything; a cache with only get/set/delete
+//!   refuses with [`Error::Backend`](crate::Error::Backend) (it cannot check a subtree
+//!   atomically). A cache of your own can implement [`Cache::tree_claim`](crate::Cache::tree_claim)
+//!   and its siblings, and check itself with [`testing::tree_conformance`](crate::testing::tree_conformance).
+//!
+//! [Locker]: https://pypi.org/project/Locker/
+
+mod guard;
+mod lock;
+pub(crate) mod memory;
+mod path;
+mod target;
+
+pub use guard::{AsyncTreeGuard, TreeClaim, TreeGuard};
+pub use lock::TreeLock;
+pub(crate) use memory::MemoryTrees;
+pub use path::{check_path, conflicts, is_ancestor, TreeScope};
+
+use crate::error::BoxError;
+
+/// A held tree lock as a cache reports it from [`Cache::tree_holder`](crate::Cache::tree_holder).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TreeEntry {
+    /// The held path (without the lock space).
+    pub path: String,
+    /// The stored owner value (`<token>|<pid>|<host>|<label>`).
+    pub value: String,
+    /// How long it has left, if the cache can tell.
+    pub ttl: Option<std::time::Duration>,
+}
+
+/// The error of a cache without tree support.
+pub(crate) fn unsupported() -> BoxError {
+    "this cache does not support tree locks (use MemoryCache, RedisCache or RedisClusterCache)"
+        .into()
+}
+
+/// Logs the outcome of a tree release nobody waits for.
+pub(crate) fn log_release(space: &str, path: &str, outcome: Result<bool, BoxError>) {
+    match outcome {
+        Ok(true) => tracing::debug!(space, path, "tree lock released"),
+        Ok(false) => tracing::warn!(
+            space,
+            path,
+            "tree lock was lost before release: TTL ran out or another owner took it"
+        ),
+        Err(error) => tracing::error!(
+            space,
+            path,
+            error = %error,
+            "releasing tree lock failed; it stays until its TTL runs out"
+        ),
+    }
+}

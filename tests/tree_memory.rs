@@ -1,0 +1,439 @@
+//! Hierarchical locks (`cachelock::tree`) on the in-memory cache: the rule, both options in
+//! both directions, the root, invalid paths, owner tokens, expiry, holders, contention.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use cachelock::testing::{tree_conformance, tree_conformance_async};
+use cachelock::tree::{conflicts, TreeLock, TreeScope};
+use cachelock::{Cache, CacheResult, Error, MemoryCache, NoopCache};
+
+const BOTH: TreeScope = TreeScope {
+    lock_parents: true,
+    lock_children: true,
+};
+const NO_PARENTS: TreeScope = TreeScope {
+    lock_parents: false,
+    lock_children: true,
+};
+const NO_CHILDREN: TreeScope = TreeScope {
+    lock_parents: true,
+    lock_children: false,
+};
+const NEITHER: TreeScope = TreeScope {
+    lock_parents: false,
+    lock_children: false,
+};
+
+fn lock(cache: &MemoryCache, path: &str, scope: TreeScope) -> TreeLock<MemoryCache> {
+    TreeLock::new(path)
+        .cache(cache.clone())
+        .lock_parents(scope.lock_parents)
+        .lock_children(scope.lock_children)
+}
+
+/// Holds `held` (with `held_scope`) and reports whether `path` (with `scope`) is refused.
+fn refused(held: &str, held_scope: TreeScope, path: &str, scope: TreeScope) -> bool {
+    let cache = MemoryCache::new();
+    let _first = lock(&cache, held, held_scope)
+        .try_acquire()
+        .expect("a fresh cache is free");
+    match lock(&cache, path, scope).try_acquire() {
+        Ok(_second) => false,
+        Err(error) if error.is_locked() => true,
+        Err(error) => panic!("{path}: {error}"),
+    }
+}
+
+/// Every case written out by hand: (held, its scope, tried, its scope, refused?).
+#[rustfmt::skip]
+const TABLE: &[(&str, TreeScope, &str, TreeScope, bool)] = &[
+    // Locker's README: /foo/bar is held.
+    ("/foo/bar", BOTH, "/foo", BOTH, true),            // a parent
+    ("/foo/bar", BOTH, "/", BOTH, true),               // the root, a grandparent
+    ("/foo/bar", BOTH, "/foo/bar/baz", BOTH, true),    // a child
+    ("/foo/bar", BOTH, "/foo/bar/baz/q", BOTH, true),  // a grandchild
+    ("/foo/bar", BOTH, "/foo/bar", BOTH, true),        // the path itself
+    ("/foo/bar", BOTH, "/foo/zip", BOTH, false),       // a sibling
+    ("/foo/bar", BOTH, "/foo/zip/x", BOTH, false),     // a nephew
+    ("/foo/bar", BOTH, "/foobar", BOTH, false),        // a prefix, not a parent
+    ("/foo/bar", BOTH, "/foo/ba", BOTH, false),
+    ("/foo/bar", BOTH, "/foo/bar2", BOTH, false),
+    ("/foo/bar", BOTH, "/foo/bar!", BOTH, false),      // sorts before "/foo/bar/"
+    ("/foo/bar", BOTH, "/other", BOTH, false),
+    // The root.
+    ("/", BOTH, "/a", BOTH, true),
+    ("/", BOTH, "/a/b/c", BOTH, true),
+    ("/a/b/c", BOTH, "/", BOTH, true),
+    ("/", BOTH, "/", NEITHER, true),
+    ("/", NO_CHILDREN, "/a", BOTH, false),
+    ("/a", BOTH, "/", NO_CHILDREN, false),
+    ("/", BOTH, "/a", NO_PARENTS, false),
+    ("/a", NO_PARENTS, "/", BOTH, false),
+    // lock_parents = false, in both directions.
+    ("/foo/bar", NO_PARENTS, "/foo", BOTH, false),     // Locker: canhaz/foo/bar?lockParents=False, then /foo
+    ("/foo", BOTH, "/foo/bar", NO_PARENTS, false),     // the other order
+    ("/foo/bar", NO_PARENTS, "/foo/bar/baz", BOTH, true), // its children stay locked
+    ("/foo/bar/baz", BOTH, "/foo/bar", NO_PARENTS, true),
+    ("/foo/bar", NO_PARENTS, "/foo/bar", BOTH, true),
+    // lock_children = false, in both directions.
+    ("/bar", NO_CHILDREN, "/bar/foo", BOTH, false),    // Locker: canhaz/bar?lockChildren=False, then /bar/foo
+    ("/bar/foo", BOTH, "/bar", NO_CHILDREN, false),
+    ("/bar", NO_CHILDREN, "/", BOTH, true),            // its parents stay locked
+    ("/", BOTH, "/bar", NO_CHILDREN, true),
+    // One side opting out is enough; the rule needs both sides.
+    ("/x/y", NO_PARENTS, "/x", NO_PARENTS, false),
+    ("/x", NO_CHILDREN, "/x/y", NO_CHILDREN, false),
+    ("/x/y", NO_CHILDREN, "/x", NO_PARENTS, true),     // parent locks children, child locks parents
+    ("/x", NO_PARENTS, "/x/y", NO_CHILDREN, true),
+    ("/x", NEITHER, "/x/y", BOTH, false),
+    ("/x/y", BOTH, "/x", NEITHER, false),
+    ("/x", NEITHER, "/x", NEITHER, true),              // the same path always conflicts
+];
+
+#[test]
+fn every_ancestor_descendant_and_sibling_case_of_the_table() {
+    for &(held, held_scope, path, scope, want) in TABLE {
+        assert_eq!(
+            refused(held, held_scope, path, scope),
+            want,
+            "{path} {scope:?} while {held} {held_scope:?} is held"
+        );
+        assert_eq!(
+            conflicts(path, scope, held, held_scope),
+            want,
+            "conflicts({path}, {held})"
+        );
+    }
+}
+
+#[test]
+fn memory_cache_passes_the_tree_conformance_suite() {
+    tree_conformance(MemoryCache::new()).expect("MemoryCache conforms");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn memory_cache_passes_the_async_tree_conformance_suite() {
+    tree_conformance_async(MemoryCache::new())
+        .await
+        .expect("MemoryCache conforms (async)");
+}
+
+#[test]
+fn invalid_paths_are_invalid_key_errors_never_panics() {
+    let cache = MemoryCache::new();
+    let long = format!("/{}", "a".repeat(1024));
+    for (path, reason) in [
+        ("", "start with `/`"),
+        ("foo", "start with `/`"),
+        ("/foo/", "end with `/`"),
+        ("//", "end with `/`"),
+        ("/a//b", "empty segment"),
+        ("/a/.", "`.` or `..`"),
+        ("/../etc", "`.` or `..`"),
+        ("/a\tb", "control characters"),
+        (long.as_str(), "MAX_KEY_LEN"),
+    ] {
+        let lock = lock(&cache, path, BOTH);
+        for error in [
+            lock.try_acquire().map(drop).unwrap_err(),
+            lock.acquire_timeout(Duration::from_millis(10))
+                .map(drop)
+                .unwrap_err(),
+            lock.holder().map(drop).unwrap_err(),
+            lock.release_token("abc").map(drop).unwrap_err(),
+            lock.extend_token("abc", Duration::from_secs(1))
+                .map(drop)
+                .unwrap_err(),
+        ] {
+            match &error {
+                Error::InvalidKey { reason: why, .. } => {
+                    assert!(why.contains(reason), "{path:?}: {why}")
+                }
+                other => panic!("{path:?}: expected InvalidKey, got {other:?}"),
+            }
+        }
+    }
+    for fine in ["/", "/a", "/a b/ü/...", "/a.b/c..d"] {
+        assert!(lock(&cache, fine, BOTH).try_acquire().is_ok(), "{fine}");
+    }
+}
+
+#[test]
+fn a_bad_ttl_is_an_invalid_setting() {
+    let cache = MemoryCache::new();
+    let error = lock(&cache, "/a", BOTH)
+        .ttl(Duration::ZERO)
+        .try_acquire()
+        .unwrap_err();
+    assert!(matches!(error, Error::InvalidSetting { .. }), "{error:?}");
+}
+
+#[test]
+fn release_and_extend_by_token_check_the_owner() {
+    let cache = MemoryCache::new();
+    let job = lock(&cache, "/ci/job", BOTH);
+    let claim = job.try_acquire().unwrap().into_claim();
+    assert_eq!(claim.path, "/ci/job");
+    assert_eq!(claim.token.len(), 32);
+    let other = job.clone().cache(cache.clone());
+    assert!(!other
+        .release_token("0123456789abcdef0123456789abcdef")
+        .unwrap());
+    assert!(!other.extend_token("wrong", Duration::from_secs(5)).unwrap());
+    assert!(job.try_acquire().unwrap_err().is_locked(), "still held");
+    assert!(job
+        .extend_token(&claim.token, Duration::from_secs(5))
+        .unwrap());
+    assert!(job.release_token(&claim.token).unwrap());
+    assert!(!job.release_token(&claim.token).unwrap(), "only once");
+    assert!(job.try_acquire().is_ok());
+}
+
+#[test]
+fn into_claim_keeps_the_lock_held_after_the_guard_is_gone() {
+    let cache = MemoryCache::new();
+    let claim = lock(&cache, "/kept", BOTH)
+        .ttl(Duration::from_secs(30))
+        .try_acquire()
+        .unwrap()
+        .into_claim();
+    assert_eq!(claim.ttl, Duration::from_secs(30));
+    assert!(format!("{claim:?}").len() < 80 && !format!("{claim:?}").contains(&claim.token));
+    assert!(lock(&cache, "/kept/child", BOTH)
+        .try_acquire()
+        .unwrap_err()
+        .is_locked());
+    assert!(lock(&cache, "/kept", BOTH)
+        .release_token(&claim.token)
+        .unwrap());
+    assert!(lock(&cache, "/kept/child", BOTH).try_acquire().is_ok());
+}
+
+#[test]
+fn holder_names_the_held_path_and_its_label() {
+    let cache = MemoryCache::new();
+    assert_eq!(lock(&cache, "/foo", BOTH).holder().unwrap(), None);
+    let _guard = lock(&cache, "/foo/bar", BOTH)
+        .label("timmy")
+        .try_acquire()
+        .unwrap();
+    let holder = lock(&cache, "/foo", BOTH).holder().unwrap().expect("held");
+    assert_eq!(holder.key, "/foo/bar");
+    assert_eq!(holder.label.as_deref(), Some("timmy"));
+    assert_eq!(holder.pid, Some(std::process::id()));
+    // What would not conflict is not reported.
+    assert_eq!(lock(&cache, "/foo", NO_CHILDREN).holder().unwrap(), None);
+    assert_eq!(lock(&cache, "/foo/zip", BOTH).holder().unwrap(), None);
+}
+
+#[test]
+fn guards_report_their_path_token_and_error_keys_name_the_space() {
+    let cache = MemoryCache::new();
+    let guard = lock(&cache, "/a/b", BOTH)
+        .prefix("space:")
+        .try_acquire()
+        .unwrap();
+    assert_eq!(guard.path(), "/a/b");
+    assert_eq!(guard.key(), "space:/a/b");
+    assert_eq!(guard.token().len(), 32);
+    assert!(guard.fence() > 0);
+    let error = lock(&cache, "/a", BOTH)
+        .prefix("space:")
+        .try_acquire()
+        .unwrap_err();
+    assert_eq!(error.key(), Some("space:/a"));
+    // Another space is another tree.
+    assert!(lock(&cache, "/a", BOTH)
+        .prefix("other:")
+        .try_acquire()
+        .is_ok());
+    guard.release().unwrap();
+}
+
+#[test]
+fn acquire_timeout_waits_for_a_conflicting_holder() {
+    let cache = MemoryCache::new();
+    let child = lock(&cache, "/w/child", BOTH).try_acquire().unwrap();
+    let parent = lock(&cache, "/w", BOTH);
+    assert!(parent
+        .acquire_timeout(Duration::from_millis(30))
+        .unwrap_err()
+        .is_locked());
+    let releaser = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(50));
+        child.release().unwrap();
+    });
+    let guard = parent
+        .acquire_timeout(Duration::from_secs(30))
+        .expect("granted once the child is released");
+    releaser.join().unwrap();
+    guard.release().unwrap();
+    assert_eq!(parent.run(|| 7).unwrap(), 7);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn async_guards_and_run_async() {
+    let cache = MemoryCache::new();
+    let guard = lock(&cache, "/async/a", BOTH)
+        .try_acquire_async()
+        .await
+        .unwrap();
+    assert!(lock(&cache, "/async", BOTH)
+        .try_acquire_async()
+        .await
+        .unwrap_err()
+        .is_locked());
+    guard.extend().await.unwrap();
+    let claim = guard.into_claim();
+    let parent = lock(&cache, "/async", BOTH).wait(Duration::from_secs(30));
+    let releaser = {
+        let cache = cache.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(30)).await;
+            let child = lock(&cache, "/async/a", BOTH);
+            assert!(child.release_token_async(&claim.token).await.unwrap());
+        })
+    };
+    assert_eq!(parent.run_async(async { 5 }).await.unwrap(), 5);
+    releaser.await.unwrap();
+    // Dropping an async guard releases it without blocking.
+    drop(
+        lock(&cache, "/async/b", BOTH)
+            .try_acquire_async()
+            .await
+            .unwrap(),
+    );
+    assert!(lock(&cache, "/async", BOTH)
+        .try_acquire_async()
+        .await
+        .is_ok());
+}
+
+/// A cache with only get/set/delete.
+#[derive(Clone, Default)]
+struct PlainCache(Arc<Mutex<HashMap<String, String>>>);
+
+impl Cache for PlainCache {
+    fn get(&self, key: &str) -> CacheResult<Option<String>> {
+        Ok(self.0.lock().unwrap().get(key).cloned())
+    }
+    fn set(&self, key: &str, value: &str, _ttl: Option<Duration>) -> CacheResult<()> {
+        self.0.lock().unwrap().insert(key.into(), value.into());
+        Ok(())
+    }
+    fn delete(&self, key: &str) -> CacheResult<()> {
+        self.0.lock().unwrap().remove(key);
+        Ok(())
+    }
+}
+
+#[test]
+fn a_cache_without_tree_support_says_so() {
+    let lock = TreeLock::new("/a").cache(PlainCache::default());
+    for error in [
+        lock.try_acquire().map(drop).unwrap_err(),
+        lock.holder().map(drop).unwrap_err(),
+        lock.release_token("t").map(drop).unwrap_err(),
+    ] {
+        assert!(error.is_backend(), "{error:?}");
+        let source = std::error::Error::source(&error).unwrap().to_string();
+        assert!(source.contains("does not support tree locks"), "{source}");
+    }
+}
+
+#[test]
+fn noop_cache_grants_every_tree_lock() {
+    let a = TreeLock::new("/a").cache(NoopCache).try_acquire().unwrap();
+    let b = TreeLock::new("/a/b")
+        .cache(NoopCache)
+        .try_acquire()
+        .unwrap();
+    assert_eq!(TreeLock::new("/a").cache(NoopCache).holder().unwrap(), None);
+    a.release().unwrap();
+    b.release().unwrap();
+}
+
+#[test]
+fn the_default_cache_and_arc_dyn_cache_carry_tree_locks() {
+    let guard = TreeLock::new("/default/a").try_acquire().unwrap();
+    assert!(TreeLock::new("/default")
+        .try_acquire()
+        .unwrap_err()
+        .is_locked());
+    guard.release().unwrap();
+    let shared: Arc<dyn Cache> = Arc::new(MemoryCache::new());
+    let guard = TreeLock::new("/x")
+        .cache(shared.clone())
+        .try_acquire()
+        .unwrap();
+    assert!(TreeLock::new("/x/y")
+        .cache(shared)
+        .try_acquire()
+        .unwrap_err()
+        .is_locked());
+    guard.release().unwrap();
+}
+
+#[test]
+fn eight_threads_on_a_small_tree_never_hold_conflicting_paths() {
+    const TREE: [&str; 9] = [
+        "/", "/a", "/a/b", "/a/c", "/a/b/d", "/b", "/b/e", "/ab", "/b/e/f",
+    ];
+    let cache = MemoryCache::new();
+    let inside: Mutex<Vec<(usize, &str, TreeScope)>> = Mutex::new(Vec::new());
+    let granted = std::sync::atomic::AtomicUsize::new(0);
+    std::thread::scope(|s| {
+        for id in 0..8 {
+            let (cache, inside, granted) = (&cache, &inside, &granted);
+            s.spawn(move || {
+                use rand_like::Pick;
+                let mut pick = Pick::new(id as u64);
+                for _ in 0..2000 {
+                    let path = TREE[pick.next(TREE.len())];
+                    let scope = [BOTH, NO_PARENTS, NO_CHILDREN, NEITHER][pick.next(4)];
+                    let lock = lock(cache, path, scope);
+                    let guard = match pick.next(4) {
+                        0 => lock.acquire_timeout(Duration::from_millis(2)),
+                        _ => lock.try_acquire(),
+                    };
+                    let Ok(guard) = guard else { continue };
+                    {
+                        let mut now = inside.lock().unwrap();
+                        for &(other, q, q_scope) in now.iter() {
+                            assert!(
+                                !conflicts(path, scope, q, q_scope),
+                                "thread {id} holds {path} {scope:?} while thread {other} holds {q} {q_scope:?}"
+                            );
+                        }
+                        now.push((id, path, scope));
+                    }
+                    granted.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    std::thread::yield_now();
+                    inside.lock().unwrap().retain(|(who, _, _)| *who != id);
+                    guard.release().unwrap();
+                }
+            });
+        }
+    });
+    assert!(granted.into_inner() > 100, "the threads did get locks");
+}
+
+/// A tiny deterministic generator, so the test needs no extra dependency.
+mod rand_like {
+    pub struct Pick(u64);
+
+    impl Pick {
+        pub fn new(seed: u64) -> Pick {
+            Pick(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1)
+        }
+
+        pub fn next(&mut self, n: usize) -> usize {
+            self.0 ^= self.0 << 13;
+            self.0 ^= self.0 >> 7;
+            self.0 ^= self.0 << 17;
+            (self.0 % n as u64) as usize
+        }
+    }
+}
