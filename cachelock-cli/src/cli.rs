@@ -1,6 +1,7 @@
 //! The command line: every command, option and help text (clap derive).
 
 use std::ffi::OsString;
+use std::net::SocketAddr;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
@@ -37,7 +38,8 @@ pub struct BackendArgs {
     )]
     pub redis: Option<String>,
 
-    /// Put in front of every key in the store (the library's default prefix).
+    /// Put in front of every key of `run`, `status`, `list` and `release` in the store
+    /// (`serve` uses --space).
     #[arg(
         long,
         global = true,
@@ -61,6 +63,9 @@ pub enum Command {
     List(ListArgs),
     /// Delete a lock whoever holds it (admin override; needs --force and --redis).
     Release(ReleaseArgs),
+    /// Serve hierarchical locks over HTTP with Locker's API (/canhaz, /nowant, /dohaz).
+    #[command(after_help = SERVE_AFTER_HELP)]
+    Serve(ServeArgs),
 }
 
 const RUN_AFTER_HELP: &str = "\
@@ -73,6 +78,21 @@ Examples:
   cachelock run --key nightly-backup --redis redis://redis.example:6379 -- ./backup.sh --full
   CACHELOCK_REDIS_URL=redis://127.0.0.1 cachelock run -k deploy --wait 5m -- make deploy
   cachelock run -k cron-sync -E 0 -- sync.sh     # a held key exits 0 (silent in cron)";
+
+const SERVE_AFTER_HELP: &str = "\
+Endpoints (GET; every answer is JSON, errors are {\"ok\": false, \"error\": \"...\"} with a 4xx,
+or 503 when the backend is down):
+  /canhaz/<path>?id=&lockParents=&lockChildren=&ttl=   lock <path>: {ok, token, path, ttl}
+                                                       or {ok: false, lockedBy, lockedPath, ttl}
+  /nowant/<path>?token=                                release it: {ok: true}
+  /dohaz/<path>                                        who is in the way: {lockedBy, lockedPath, ttl}
+
+A lock on /a/b also excludes /a and /a/b/c (lockParents=false, lockChildren=false relax
+that), never /a/c. Granted locks are not renewed: they end with /nowant or their TTL.
+
+Example:
+  cachelock serve --listen 127.0.0.1:8765 --redis redis://127.0.0.1:6379
+  curl 'http://127.0.0.1:8765/canhaz/ci/runner-3?id=job-42&ttl=30m'";
 
 /// `cachelock run`.
 #[derive(Debug, Args)]
@@ -141,6 +161,32 @@ pub struct ReleaseArgs {
     /// starts. Stop it first.
     #[arg(long)]
     pub force: bool,
+}
+
+/// `cachelock serve`.
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Address to listen on (port 0: any free port; the address is printed on stdout).
+    #[arg(long, default_value = "127.0.0.1:8765", value_name = "ADDR")]
+    pub listen: SocketAddr,
+
+    /// TTL of a lock taken without a `ttl` parameter.
+    #[arg(long, default_value = "1h", value_parser = parse_ttl, value_name = "DURATION")]
+    pub default_ttl: Duration,
+
+    /// Longest TTL a client may ask for.
+    #[arg(long, default_value = "24h", value_parser = parse_ttl, value_name = "DURATION")]
+    pub max_ttl: Duration,
+
+    /// The lock space of the HTTP locks: serve processes with the same --redis and --space
+    /// share their locks. Kept apart from the keys of `run` (--prefix).
+    #[arg(
+        long,
+        env = "CACHELOCK_SPACE",
+        default_value = "cachelock-http:",
+        value_name = "SPACE"
+    )]
+    pub space: String,
 }
 
 #[cfg(test)]

@@ -5,7 +5,8 @@
 
 use std::fmt::Write as _;
 
-/// Success (`run`: the command exited 0; `status`: the key is held; `release`: it was freed).
+/// Success (`run`: the command exited 0; `status`: the key is held; `release`: it was freed;
+/// `serve`: stopped by SIGINT or SIGTERM).
 pub const OK: u8 = 0;
 /// `status`: the key is free; `release --force`: the key was not held.
 pub const NOT_HELD: u8 = 1;
@@ -16,6 +17,8 @@ pub const USAGE: u8 = 64;
 pub const UNAVAILABLE: u8 = 69;
 /// EX_SOFTWARE: an internal failure (no runtime, no signal handlers, no socket).
 pub const SOFTWARE: u8 = 70;
+/// EX_OSERR: `serve` cannot listen on its address (in use, not permitted).
+pub const CANNOT_LISTEN: u8 = 71;
 /// EX_TEMPFAIL: `run` found the key held (the default of `--conflict-exit-code`).
 pub const TEMPFAIL: u8 = 75;
 /// `run`: the command was found but could not be executed (as in POSIX shells).
@@ -35,6 +38,7 @@ Exit codes:
   64       bad arguments (EX_USAGE), e.g. a bad duration or a missing --redis
   69       the lock backend failed (EX_UNAVAILABLE), e.g. Redis unreachable
   70       internal error (EX_SOFTWARE)
+  71       serve: cannot listen on the address (EX_OSERR)
   75       run: the key is held by someone else (EX_TEMPFAIL; change with -E)
   126/127  run: the command cannot be executed / was not found
   128+N    run: the command (or cachelock before starting it) was killed by signal N";

@@ -2,6 +2,7 @@
 //!
 //! - `cachelock run --key K -- CMD ARGS..`: a `flock` that works across machines (Redis).
 //! - `cachelock status K`, `cachelock list [PREFIX]`, `cachelock release K --force`.
+//! - `cachelock serve`: hierarchical locks over HTTP with Locker's API.
 //!
 //! Exit codes: see [`exit`] and `cachelock --help`.
 #![deny(missing_docs)]
@@ -12,6 +13,7 @@ mod cli;
 mod duration;
 mod exit;
 mod run;
+mod serve;
 mod show;
 mod signals;
 
@@ -57,5 +59,6 @@ fn dispatch(cli: &Cli, backend: &Backend) -> Result<u8, Failure> {
         Command::Status(args) => admin::status(args, backend),
         Command::List(args) => admin::list(args, backend),
         Command::Release(args) => admin::release(args, backend),
+        Command::Serve(args) => serve::serve(args, backend),
     }
 }

@@ -1,6 +1,8 @@
 //! Helpers for the end-to-end tests: the real `cachelock` binary, temp dirs, polling.
 #![allow(dead_code)]
 
+pub mod http;
+
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
