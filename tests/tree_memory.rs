@@ -9,22 +9,9 @@ use cachelock::testing::{tree_conformance, tree_conformance_async};
 use cachelock::tree::{conflicts, TreeLock, TreeScope};
 use cachelock::{Cache, CacheResult, Error, MemoryCache, NoopCache};
 
-const BOTH: TreeScope = TreeScope {
-    lock_parents: true,
-    lock_children: true,
-};
-const NO_PARENTS: TreeScope = TreeScope {
-    lock_parents: false,
-    lock_children: true,
-};
-const NO_CHILDREN: TreeScope = TreeScope {
-    lock_parents: true,
-    lock_children: false,
-};
-const NEITHER: TreeScope = TreeScope {
-    lock_parents: false,
-    lock_children: false,
-};
+#[path = "common/tree_cases.rs"]
+mod tree_cases;
+use tree_cases::{BOTH, NEITHER, NO_CHILDREN, NO_PARENTS, TABLE};
 
 fn lock(cache: &MemoryCache, path: &str, scope: TreeScope) -> TreeLock<MemoryCache> {
     TreeLock::new(path)
@@ -45,52 +32,6 @@ fn refused(held: &str, held_scope: TreeScope, path: &str, scope: TreeScope) -> b
         Err(error) => panic!("{path}: {error}"),
     }
 }
-
-/// Every case written out by hand: (held, its scope, tried, its scope, refused?).
-#[rustfmt::skip]
-const TABLE: &[(&str, TreeScope, &str, TreeScope, bool)] = &[
-    // Locker's README: /foo/bar is held.
-    ("/foo/bar", BOTH, "/foo", BOTH, true),            // a parent
-    ("/foo/bar", BOTH, "/", BOTH, true),               // the root, a grandparent
-    ("/foo/bar", BOTH, "/foo/bar/baz", BOTH, true),    // a child
-    ("/foo/bar", BOTH, "/foo/bar/baz/q", BOTH, true),  // a grandchild
-    ("/foo/bar", BOTH, "/foo/bar", BOTH, true),        // the path itself
-    ("/foo/bar", BOTH, "/foo/zip", BOTH, false),       // a sibling
-    ("/foo/bar", BOTH, "/foo/zip/x", BOTH, false),     // a nephew
-    ("/foo/bar", BOTH, "/foobar", BOTH, false),        // a prefix, not a parent
-    ("/foo/bar", BOTH, "/foo/ba", BOTH, false),
-    ("/foo/bar", BOTH, "/foo/bar2", BOTH, false),
-    ("/foo/bar", BOTH, "/foo/bar!", BOTH, false),      // sorts before "/foo/bar/"
-    ("/foo/bar", BOTH, "/other", BOTH, false),
-    // The root.
-    ("/", BOTH, "/a", BOTH, true),
-    ("/", BOTH, "/a/b/c", BOTH, true),
-    ("/a/b/c", BOTH, "/", BOTH, true),
-    ("/", BOTH, "/", NEITHER, true),
-    ("/", NO_CHILDREN, "/a", BOTH, false),
-    ("/a", BOTH, "/", NO_CHILDREN, false),
-    ("/", BOTH, "/a", NO_PARENTS, false),
-    ("/a", NO_PARENTS, "/", BOTH, false),
-    // lock_parents = false, in both directions.
-    ("/foo/bar", NO_PARENTS, "/foo", BOTH, false),     // Locker: canhaz/foo/bar?lockParents=False, then /foo
-    ("/foo", BOTH, "/foo/bar", NO_PARENTS, false),     // the other order
-    ("/foo/bar", NO_PARENTS, "/foo/bar/baz", BOTH, true), // its children stay locked
-    ("/foo/bar/baz", BOTH, "/foo/bar", NO_PARENTS, true),
-    ("/foo/bar", NO_PARENTS, "/foo/bar", BOTH, true),
-    // lock_children = false, in both directions.
-    ("/bar", NO_CHILDREN, "/bar/foo", BOTH, false),    // Locker: canhaz/bar?lockChildren=False, then /bar/foo
-    ("/bar/foo", BOTH, "/bar", NO_CHILDREN, false),
-    ("/bar", NO_CHILDREN, "/", BOTH, true),            // its parents stay locked
-    ("/", BOTH, "/bar", NO_CHILDREN, true),
-    // One side opting out is enough; the rule needs both sides.
-    ("/x/y", NO_PARENTS, "/x", NO_PARENTS, false),
-    ("/x", NO_CHILDREN, "/x/y", NO_CHILDREN, false),
-    ("/x/y", NO_CHILDREN, "/x", NO_PARENTS, true),     // parent locks children, child locks parents
-    ("/x", NO_PARENTS, "/x/y", NO_CHILDREN, true),
-    ("/x", NEITHER, "/x/y", BOTH, false),
-    ("/x/y", BOTH, "/x", NEITHER, false),
-    ("/x", NEITHER, "/x", NEITHER, true),              // the same path always conflicts
-];
 
 #[test]
 fn every_ancestor_descendant_and_sibling_case_of_the_table() {
@@ -388,7 +329,7 @@ fn eight_threads_on_a_small_tree_never_hold_conflicting_paths() {
         for id in 0..8 {
             let (cache, inside, granted) = (&cache, &inside, &granted);
             s.spawn(move || {
-                use rand_like::Pick;
+                use tree_cases::Pick;
                 let mut pick = Pick::new(id as u64);
                 for _ in 0..2000 {
                     let path = TREE[pick.next(TREE.len())];
@@ -418,22 +359,4 @@ fn eight_threads_on_a_small_tree_never_hold_conflicting_paths() {
         }
     });
     assert!(granted.into_inner() > 100, "the threads did get locks");
-}
-
-/// A tiny deterministic generator, so the test needs no extra dependency.
-mod rand_like {
-    pub struct Pick(u64);
-
-    impl Pick {
-        pub fn new(seed: u64) -> Pick {
-            Pick(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1)
-        }
-
-        pub fn next(&mut self, n: usize) -> usize {
-            self.0 ^= self.0 << 13;
-            self.0 ^= self.0 >> 7;
-            self.0 ^= self.0 << 17;
-            (self.0 % n as u64) as usize
-        }
-    }
 }

@@ -10,6 +10,7 @@ use super::config::Settings;
 use super::ops::{self, Op, Reply};
 use super::pool::{is_dead_connection, Pool, SyncConnection};
 use super::runtime::PerRuntime;
+use super::tree::TreeOp;
 use crate::cache::{BoxFuture, Cache, CacheResult};
 use crate::error::BoxError;
 use crate::wake::Board;
@@ -246,6 +247,49 @@ impl<B: Backend> Core<B> {
     }
 }
 
+/// Tree locks (`redis/tree.rs`): one script per operation on the keys of one lock space.
+impl<B: Backend> Core<B> {
+    fn tree_run(&self, space: &str, op: TreeOp<'_>) -> CacheResult<redis::Value> {
+        let inner = &*self.inner;
+        let keys = super::tree::keys(&inner.settings.key_prefix, space)?;
+        let invocation = op.invocation(&keys);
+        let timeout = inner.settings.reply_timeout(op.lock_ttl());
+        inner
+            .pool
+            .run(
+                || inner.backend.connect(&inner.settings),
+                timeout,
+                |con| invocation.invoke::<redis::Value>(con),
+            )
+            .map_err(boxed)
+    }
+
+    async fn tree_run_async(&self, space: &str, op: TreeOp<'_>) -> CacheResult<redis::Value> {
+        let settings = &self.inner.settings;
+        let keys = super::tree::keys(&settings.key_prefix, space)?;
+        let invocation = op.invocation(&keys);
+        let limit = settings.operation_timeout(op.lock_ttl());
+        let attempt = async {
+            let mut con = self.async_con()?;
+            match invocation.invoke_async::<redis::Value>(&mut con).await {
+                Err(error) if is_dead_connection(&error) => {
+                    tracing::debug!(%error, "Redis connection is dead; retrying once");
+                    let mut con = self.async_con()?;
+                    invocation.invoke_async::<redis::Value>(&mut con).await
+                }
+                outcome => outcome,
+            }
+        };
+        match tokio::time::timeout(limit, attempt).await {
+            Ok(outcome) => outcome.map_err(boxed),
+            Err(_) => Err(Box::new(std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                format!("Redis {} timed out after {limit:?}", op.name()),
+            ))),
+        }
+    }
+}
+
 /// Logs the outcome of a release nobody waits for.
 fn log_release(key: &str, outcome: CacheResult<bool>) {
     match outcome {
@@ -451,6 +495,131 @@ impl<B: Backend> Cache for Core<B> {
             Self::flag(op, self.run_async(op).await)
         })
     }
+
+    fn tree_claim(
+        &self,
+        space: &str,
+        path: &str,
+        value: &str,
+        ttl: Duration,
+        scope: crate::tree::TreeScope,
+    ) -> CacheResult<Option<u64>> {
+        let op = TreeOp::Claim {
+            path,
+            value,
+            ttl,
+            scope,
+        };
+        super::tree::claimed(self.tree_run(space, op)?)
+    }
+
+    fn tree_release(&self, space: &str, path: &str, token: &str) -> CacheResult<bool> {
+        super::tree::flag(self.tree_run(space, TreeOp::Release { path, token })?)
+    }
+
+    fn tree_extend(
+        &self,
+        space: &str,
+        path: &str,
+        token: &str,
+        ttl: Duration,
+    ) -> CacheResult<bool> {
+        super::tree::flag(self.tree_run(space, TreeOp::Extend { path, token, ttl })?)
+    }
+
+    fn tree_holder(
+        &self,
+        space: &str,
+        path: &str,
+        scope: crate::tree::TreeScope,
+    ) -> CacheResult<Option<crate::tree::TreeEntry>> {
+        super::tree::holder(self.tree_run(space, TreeOp::Holder { path, scope })?)
+    }
+
+    /// Never blocks, like [`release_detached`](Cache::release_detached): spawned on the
+    /// current tokio runtime, or run on a short-lived thread outside one.
+    fn tree_release_detached(&self, space: &str, path: &str, token: &str) {
+        let core = self.clone();
+        let (space, path, token) = (space.to_owned(), path.to_owned(), token.to_owned());
+        match tokio::runtime::Handle::try_current() {
+            Ok(handle) => {
+                handle.spawn(async move {
+                    let outcome = core.tree_release_async(&space, &path, &token).await;
+                    crate::tree::log_release(&space, &path, outcome);
+                });
+            }
+            Err(_) => {
+                let spawned = std::thread::Builder::new()
+                    .name("cachelock-release".to_owned())
+                    .spawn(move || {
+                        let outcome = core.tree_release(&space, &path, &token);
+                        crate::tree::log_release(&space, &path, outcome);
+                    });
+                if let Err(error) = spawned {
+                    tracing::error!(
+                        %error,
+                        "cannot start a thread to release a tree lock; it stays until its TTL runs out"
+                    );
+                }
+            }
+        }
+    }
+
+    fn tree_claim_async<'a>(
+        &'a self,
+        space: &'a str,
+        path: &'a str,
+        value: &'a str,
+        ttl: Duration,
+        scope: crate::tree::TreeScope,
+    ) -> BoxFuture<'a, CacheResult<Option<u64>>> {
+        Box::pin(async move {
+            let op = TreeOp::Claim {
+                path,
+                value,
+                ttl,
+                scope,
+            };
+            super::tree::claimed(self.tree_run_async(space, op).await?)
+        })
+    }
+
+    fn tree_release_async<'a>(
+        &'a self,
+        space: &'a str,
+        path: &'a str,
+        token: &'a str,
+    ) -> BoxFuture<'a, CacheResult<bool>> {
+        Box::pin(async move {
+            let op = TreeOp::Release { path, token };
+            super::tree::flag(self.tree_run_async(space, op).await?)
+        })
+    }
+
+    fn tree_extend_async<'a>(
+        &'a self,
+        space: &'a str,
+        path: &'a str,
+        token: &'a str,
+        ttl: Duration,
+    ) -> BoxFuture<'a, CacheResult<bool>> {
+        Box::pin(async move {
+            let op = TreeOp::Extend { path, token, ttl };
+            super::tree::flag(self.tree_run_async(space, op).await?)
+        })
+    }
+
+    fn tree_holder_async<'a>(
+        &'a self,
+        space: &'a str,
+        path: &'a str,
+        scope: crate::tree::TreeScope,
+    ) -> BoxFuture<'a, CacheResult<Option<crate::tree::TreeEntry>>> {
+        Box::pin(async move {
+            let op = TreeOp::Holder { path, scope };
+            super::tree::holder(self.tree_run_async(space, op).await?)
+        })
+    }
 }
 
 /// Implements [`Cache`] for a public wrapper by forwarding every method to its `core`.
@@ -554,6 +723,82 @@ macro_rules! forward_to_core {
                 ttl: std::time::Duration,
             ) -> $crate::cache::BoxFuture<'a, $crate::cache::CacheResult<bool>> {
                 self.core.extend_async(key, token, ttl)
+            }
+            fn tree_claim(
+                &self,
+                space: &str,
+                path: &str,
+                value: &str,
+                ttl: std::time::Duration,
+                scope: $crate::tree::TreeScope,
+            ) -> $crate::cache::CacheResult<Option<u64>> {
+                self.core.tree_claim(space, path, value, ttl, scope)
+            }
+            fn tree_release(
+                &self,
+                space: &str,
+                path: &str,
+                token: &str,
+            ) -> $crate::cache::CacheResult<bool> {
+                self.core.tree_release(space, path, token)
+            }
+            fn tree_extend(
+                &self,
+                space: &str,
+                path: &str,
+                token: &str,
+                ttl: std::time::Duration,
+            ) -> $crate::cache::CacheResult<bool> {
+                self.core.tree_extend(space, path, token, ttl)
+            }
+            fn tree_holder(
+                &self,
+                space: &str,
+                path: &str,
+                scope: $crate::tree::TreeScope,
+            ) -> $crate::cache::CacheResult<Option<$crate::tree::TreeEntry>> {
+                self.core.tree_holder(space, path, scope)
+            }
+            fn tree_release_detached(&self, space: &str, path: &str, token: &str) {
+                self.core.tree_release_detached(space, path, token)
+            }
+            fn tree_claim_async<'a>(
+                &'a self,
+                space: &'a str,
+                path: &'a str,
+                value: &'a str,
+                ttl: std::time::Duration,
+                scope: $crate::tree::TreeScope,
+            ) -> $crate::cache::BoxFuture<'a, $crate::cache::CacheResult<Option<u64>>> {
+                self.core.tree_claim_async(space, path, value, ttl, scope)
+            }
+            fn tree_release_async<'a>(
+                &'a self,
+                space: &'a str,
+                path: &'a str,
+                token: &'a str,
+            ) -> $crate::cache::BoxFuture<'a, $crate::cache::CacheResult<bool>> {
+                self.core.tree_release_async(space, path, token)
+            }
+            fn tree_extend_async<'a>(
+                &'a self,
+                space: &'a str,
+                path: &'a str,
+                token: &'a str,
+                ttl: std::time::Duration,
+            ) -> $crate::cache::BoxFuture<'a, $crate::cache::CacheResult<bool>> {
+                self.core.tree_extend_async(space, path, token, ttl)
+            }
+            fn tree_holder_async<'a>(
+                &'a self,
+                space: &'a str,
+                path: &'a str,
+                scope: $crate::tree::TreeScope,
+            ) -> $crate::cache::BoxFuture<
+                'a,
+                $crate::cache::CacheResult<Option<$crate::tree::TreeEntry>>,
+            > {
+                self.core.tree_holder_async(space, path, scope)
             }
         }
     };

@@ -92,6 +92,7 @@ mod pool;
 mod runtime;
 mod scripts;
 mod standalone;
+mod tree;
 
 pub use cluster::{RedisClusterCache, RedisClusterCacheBuilder};
 pub use config::{

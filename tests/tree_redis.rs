@@ -1,0 +1,357 @@
+//! Hierarchical locks (`cachelock::tree`) on a real redis-server (and a Redis Cluster): the
+//! conformance suite, the hand-written rule table, clients contending like separate
+//! processes, the keys a lock space leaves, and faults.
+#![cfg(feature = "redis")]
+
+use std::time::{Duration, Instant};
+
+use cachelock::redis::{RedisCache, RedisClusterCache};
+use cachelock::testing::{tree_conformance, tree_conformance_async};
+use cachelock::tree::{conflicts, TreeLock, TreeScope};
+use cachelock::Error;
+use cachelock_testkit::{RedisCluster, RedisServer};
+
+#[path = "common/tree_cases.rs"]
+mod tree_cases;
+use tree_cases::{Pick, BOTH, NEITHER, NO_CHILDREN, NO_PARENTS, TABLE};
+
+fn cache(server: &RedisServer) -> RedisCache {
+    RedisCache::from_url(&server.url()).expect("valid url")
+}
+
+fn raw(server: &RedisServer) -> redis::Connection {
+    redis::Client::open(server.url())
+        .and_then(|c| c.get_connection())
+        .expect("connect")
+}
+
+fn lock(cache: &RedisCache, path: &str, scope: TreeScope) -> TreeLock<RedisCache> {
+    TreeLock::new(path)
+        .cache(cache.clone())
+        .lock_parents(scope.lock_parents)
+        .lock_children(scope.lock_children)
+}
+
+fn eventually(what: &str, mut condition: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !condition() {
+        assert!(start.elapsed() < Duration::from_secs(30), "never: {what}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn redis_passes_the_tree_conformance_suite() {
+    let server = RedisServer::start();
+    tree_conformance(cache(&server)).expect("RedisCache conforms");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_passes_the_async_tree_conformance_suite() {
+    let server = RedisServer::start();
+    tree_conformance_async(cache(&server))
+        .await
+        .expect("RedisCache conforms (async)");
+}
+
+#[test]
+fn every_case_of_the_table_on_redis() {
+    let server = RedisServer::start();
+    let cache = cache(&server);
+    for &(held, held_scope, path, scope, want) in TABLE {
+        let first = lock(&cache, held, held_scope).try_acquire().expect("free");
+        let refused = match lock(&cache, path, scope).try_acquire() {
+            Ok(second) => {
+                second.release().unwrap();
+                false
+            }
+            Err(error) if error.is_locked() => true,
+            Err(error) => panic!("{path}: {error}"),
+        };
+        assert_eq!(
+            refused, want,
+            "{path} {scope:?} while {held} {held_scope:?} is held"
+        );
+        first.release().unwrap();
+    }
+}
+
+/// Eight threads, each with its own `RedisCache` (its own connections, like separate
+/// processes), on random paths of a small tree with random scopes.
+#[test]
+fn eight_clients_on_a_small_tree_never_hold_conflicting_paths() {
+    const TREE: [&str; 9] = [
+        "/", "/a", "/a/b", "/a/c", "/a/b/d", "/b", "/b/e", "/ab", "/b/e/f",
+    ];
+    let server = RedisServer::start();
+    let inside = std::sync::Mutex::new(Vec::<(usize, &str, TreeScope)>::new());
+    let granted = std::sync::atomic::AtomicUsize::new(0);
+    std::thread::scope(|s| {
+        for id in 0..8 {
+            let (inside, granted, server) = (&inside, &granted, &server);
+            s.spawn(move || {
+                let cache = cache(server);
+                let mut pick = Pick::new(id as u64 + 100);
+                for _ in 0..250 {
+                    let path = TREE[pick.next(TREE.len())];
+                    let scope = [BOTH, NO_PARENTS, NO_CHILDREN, NEITHER][pick.next(4)];
+                    let lock = lock(&cache, path, scope);
+                    let guard = match pick.next(4) {
+                        0 => lock.acquire_timeout(Duration::from_millis(5)),
+                        _ => lock.try_acquire(),
+                    };
+                    let guard = match guard {
+                        Ok(guard) => guard,
+                        Err(error) if error.is_locked() => continue,
+                        Err(error) => panic!("{error}"),
+                    };
+                    {
+                        let mut now = inside.lock().unwrap();
+                        for &(other, q, q_scope) in now.iter() {
+                            assert!(
+                                !conflicts(path, scope, q, q_scope),
+                                "client {id} holds {path} {scope:?} while client {other} holds {q} {q_scope:?}"
+                            );
+                        }
+                        now.push((id, path, scope));
+                    }
+                    granted.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    std::thread::sleep(Duration::from_micros(200));
+                    inside.lock().unwrap().retain(|(who, _, _)| *who != id);
+                    guard.release().unwrap();
+                }
+            });
+        }
+    });
+    assert!(granted.into_inner() > 100, "the clients did get locks");
+}
+
+#[test]
+fn a_space_is_four_keys_with_one_hash_tag_that_expire_with_their_last_lock() {
+    let server = RedisServer::start();
+    let cache = RedisCache::builder(&server.url())
+        .key_prefix("app:")
+        .build()
+        .unwrap();
+    let ttl = Duration::from_secs(20);
+    let a = TreeLock::new("/a/b")
+        .cache(cache.clone())
+        .prefix("jobs:")
+        .ttl(ttl)
+        .try_acquire()
+        .unwrap();
+    let b = TreeLock::new("/c")
+        .cache(cache.clone())
+        .prefix("jobs:")
+        .ttl(ttl)
+        .lock_parents(false)
+        .try_acquire()
+        .unwrap();
+    let mut con = raw(&server);
+    let mut keys: Vec<String> = redis::cmd("KEYS").arg("*").query(&mut con).unwrap();
+    keys.sort();
+    assert_eq!(
+        keys,
+        [
+            "app:jobs:{cachelock-tree}:exp",
+            "app:jobs:{cachelock-tree}:fence",
+            "app:jobs:{cachelock-tree}:own",
+            "app:jobs:{cachelock-tree}:up",
+        ]
+    );
+    // Only `/a/b` locks its parents.
+    let up: Vec<String> = redis::cmd("ZRANGE")
+        .arg("app:jobs:{cachelock-tree}:up")
+        .arg(0)
+        .arg(-1)
+        .query(&mut con)
+        .unwrap();
+    assert_eq!(up, ["/a/b"]);
+    for key in ["own", "exp", "up"] {
+        let pttl: i64 = redis::cmd("PTTL")
+            .arg(format!("app:jobs:{{cachelock-tree}}:{key}"))
+            .query(&mut con)
+            .unwrap();
+        assert!(
+            pttl > 0 && pttl <= ttl.as_millis() as i64,
+            "{key}: PTTL {pttl}"
+        );
+    }
+    a.release().unwrap();
+    b.release().unwrap();
+    let mut keys: Vec<String> = redis::cmd("KEYS").arg("*").query(&mut con).unwrap();
+    keys.sort();
+    assert_eq!(
+        keys,
+        ["app:jobs:{cachelock-tree}:fence"],
+        "only the fence counter stays"
+    );
+}
+
+#[test]
+fn an_expired_entry_is_purged_by_the_next_claim() {
+    let server = RedisServer::start();
+    let cache = cache(&server);
+    let claim = lock(&cache, "/short", BOTH)
+        .ttl(Duration::from_millis(100))
+        .try_acquire()
+        .unwrap()
+        .into_claim();
+    std::thread::sleep(Duration::from_millis(400));
+    let guard = lock(&cache, "/", BOTH)
+        .try_acquire()
+        .expect("the child expired");
+    let mut con = raw(&server);
+    let held: Vec<String> = redis::cmd("HKEYS")
+        .arg("cachelock:{cachelock-tree}:own")
+        .query(&mut con)
+        .unwrap();
+    assert_eq!(held, ["/"], "the expired entry is gone");
+    assert!(!lock(&cache, "/short", BOTH)
+        .release_token(&claim.token)
+        .unwrap());
+    guard.release().unwrap();
+}
+
+#[test]
+fn garbage_in_a_space_key_is_a_backend_error_not_a_panic() {
+    let server = RedisServer::start();
+    let cache = cache(&server);
+    let mut con = raw(&server);
+    redis::cmd("SET")
+        .arg("broken:{cachelock-tree}:own")
+        .arg("not a hash")
+        .query::<()>(&mut con)
+        .unwrap();
+    let lock = TreeLock::new("/x").cache(cache.clone()).prefix("broken:");
+    assert!(lock.try_acquire().unwrap_err().is_backend());
+    assert!(lock.holder().unwrap_err().is_backend());
+    assert!(lock.release_token("t").unwrap_err().is_backend());
+    let empty_tag = TreeLock::new("/x").cache(cache).prefix("bad{}:");
+    let error = empty_tag.try_acquire().unwrap_err();
+    let source = std::error::Error::source(&error).unwrap().to_string();
+    assert!(source.contains("empty hash tag"), "{source}");
+}
+
+#[test]
+fn a_server_that_is_down_is_a_backend_error() {
+    let mut server = RedisServer::start();
+    let cache = cache(&server);
+    server.stop();
+    let error = lock(&cache, "/a", BOTH).try_acquire().unwrap_err();
+    assert!(error.is_backend(), "{error:?}");
+    assert!(matches!(error, Error::Backend { .. }));
+}
+
+#[test]
+fn the_holder_is_reported_across_clients() {
+    let server = RedisServer::start();
+    let guard = lock(&cache(&server), "/printers/floor-2", BOTH)
+        .label("timmy")
+        .try_acquire()
+        .unwrap();
+    let holder = lock(&cache(&server), "/printers", BOTH)
+        .holder()
+        .unwrap()
+        .expect("held");
+    assert_eq!(holder.key, "/printers/floor-2");
+    assert_eq!(holder.label.as_deref(), Some("timmy"));
+    assert!(holder.ttl.is_some_and(|t| t <= Duration::from_secs(60)));
+    guard.release().unwrap();
+    assert_eq!(
+        lock(&cache(&server), "/printers", BOTH).holder().unwrap(),
+        None
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dropped_async_guard_is_released_in_the_background() {
+    let server = RedisServer::start();
+    let cache = cache(&server);
+    let guard = lock(&cache, "/bg/job", BOTH)
+        .try_acquire_async()
+        .await
+        .unwrap();
+    drop(guard);
+    let parent = lock(&cache, "/bg", BOTH);
+    let start = Instant::now();
+    loop {
+        match parent.try_acquire_async().await {
+            Ok(guard) => break guard.release().await.unwrap(),
+            Err(e) if e.is_locked() && start.elapsed() < Duration::from_secs(30) => {
+                tokio::time::sleep(Duration::from_millis(10)).await
+            }
+            Err(e) => panic!("{e}"),
+        }
+    }
+}
+
+#[test]
+fn renewal_keeps_a_tree_lock_for_several_ttls_on_redis() {
+    let server = RedisServer::start();
+    let ttl = Duration::from_millis(900);
+    let guard = lock(&cache(&server), "/long", BOTH)
+        .ttl(ttl)
+        .try_acquire()
+        .unwrap();
+    let start = Instant::now();
+    while start.elapsed() < ttl * 4 {
+        assert!(lock(&cache(&server), "/long/x", BOTH)
+            .try_acquire()
+            .unwrap_err()
+            .is_locked());
+        assert!(!guard.is_lost());
+        std::thread::sleep(ttl / 4);
+    }
+    guard.release().unwrap();
+    eventually("the path is free after release", || {
+        lock(&cache(&server), "/long/x", BOTH).try_acquire().is_ok()
+    });
+}
+
+#[test]
+fn cluster_passes_the_tree_conformance_suite_on_one_slot() {
+    let cluster = RedisCluster::start();
+    let cache = RedisClusterCache::from_urls(cluster.urls()).expect("valid urls");
+    tree_conformance(cache.clone()).expect("RedisClusterCache conforms");
+    // The keys of a space live on one node.
+    let guards: Vec<_> = ["/a/b", "/a/c", "/x", "/y/z"]
+        .iter()
+        .map(|p| {
+            TreeLock::new(*p)
+                .cache(cache.clone())
+                .prefix("spread:")
+                .try_acquire()
+                .unwrap()
+        })
+        .collect();
+    let per_node: Vec<usize> = cluster
+        .urls()
+        .iter()
+        .map(|url| {
+            let mut con = redis::Client::open(url.as_str())
+                .and_then(|c| c.get_connection())
+                .unwrap();
+            let keys: Vec<String> = redis::cmd("KEYS").arg("spread:*").query(&mut con).unwrap();
+            keys.len()
+        })
+        .collect();
+    assert_eq!(
+        per_node.iter().filter(|n| **n > 0).count(),
+        1,
+        "one node holds the space: {per_node:?}"
+    );
+    assert_eq!(per_node.iter().sum::<usize>(), 4, "{per_node:?}");
+    for guard in guards {
+        guard.release().unwrap();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cluster_passes_the_async_tree_conformance_suite() {
+    let cluster = RedisCluster::start();
+    let cache = RedisClusterCache::from_urls(cluster.urls()).expect("valid urls");
+    tree_conformance_async(cache)
+        .await
+        .expect("RedisClusterCache conforms (async)");
+}
