@@ -70,6 +70,18 @@ async fn hold_and_run(
         Err(error) => return Err(Failure::from_lock(&error)),
     };
 
+    // A signal that came while the lock was being taken: a terminal's Ctrl-C never reached
+    // a command that did not exist yet, so stop here rather than start it.
+    if let Ok(caught) = signals.try_recv() {
+        release(guard, &args.key).await;
+        eprintln!(
+            "cachelock: {} while `{}` was being locked; not running the command",
+            signals::name(caught.signal),
+            args.key
+        );
+        return Ok(signal_code(caught.signal));
+    }
+
     let mut command = Command::new(program);
     command.args(&args.command[1..]);
     die_with_parent(&mut command);
