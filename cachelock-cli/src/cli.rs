@@ -85,10 +85,11 @@ or 503 when the backend is down):
   /canhaz/<path>?id=&lockParents=&lockChildren=&ttl=   lock <path>: {ok, token, path, ttl}
                                                        or {ok: false, lockedBy, lockedPath, ttl}
   /nowant/<path>?token=                                release it: {ok: true}
+  /stillwant/<path>?token=&ttl=                        extend it: {ok: true, ttl}
   /dohaz/<path>                                        who is in the way: {lockedBy, lockedPath, ttl}
 
 A lock on /a/b also excludes /a and /a/b/c (lockParents=false, lockChildren=false relax
-that), never /a/c. Granted locks are not renewed: they end with /nowant or their TTL.
+that), never /a/c. Granted locks end with /nowant or their TTL (/stillwant extends it).
 
 Example:
   cachelock serve --listen 127.0.0.1:8765 --redis redis://127.0.0.1:6379

@@ -215,14 +215,72 @@ fn bad_input_gets_a_4xx_with_a_json_error_never_a_500() {
     let long_path = format!("/canhaz/{}", "p".repeat(2000));
     assert_eq!(server.get(&long_path).0, 400);
 
-    for method in ["POST", "PUT", "DELETE"] {
-        let (status, body, allow) = server.request(method, "/canhaz/x");
-        assert_eq!(status, 405, "{method}: {body}");
-        assert!(body["error"].as_str().unwrap().contains(method), "{body}");
-        assert_eq!(allow.as_deref(), Some("GET, HEAD"));
+    for path in [
+        "/canhaz/x",
+        "/nowant/x?token=t",
+        "/stillwant/x?token=t",
+        "/canhaz/",
+    ] {
+        for method in ["POST", "PUT", "DELETE"] {
+            let (status, body, allow) = server.request(method, path);
+            assert_eq!(status, 405, "{method} {path}: {body}");
+            assert!(body["error"].as_str().unwrap().contains(method), "{body}");
+            assert_eq!(allow.as_deref(), Some("GET"), "{method} {path}");
+        }
+        // A HEAD (a link checker, a proxy) must not take or drop a lock.
+        let (status, _, allow) = server.request("HEAD", path);
+        assert_eq!(
+            (status, allow.as_deref()),
+            (405, Some("GET")),
+            "HEAD {path}"
+        );
     }
+    let (status, body, allow) = server.request("POST", "/dohaz/x");
+    assert_eq!(
+        (status, allow.as_deref()),
+        (405, Some("GET, HEAD")),
+        "{body}"
+    );
+    let (status, _, _) = server.request("HEAD", "/dohaz/x");
+    assert_eq!(status, 200, "HEAD of a query is fine");
     // None of it locked anything, and the server still answers.
     assert_eq!(server.get("/dohaz/").1["lockedBy"], Value::Null);
+}
+
+#[test]
+fn stillwant_extends_a_lock_with_its_token_only() {
+    let server = Server::memory(&["--max-ttl", "1h"]);
+    let token = server.lock("/long/job?ttl=2s");
+    let (status, body) = server.get(&format!("/stillwant/long/job?token={token}&ttl=30m"));
+    assert_eq!((status, &body), (200, &json!({"ok": true, "ttl": 1800.0})));
+    let left = server.get("/dohaz/long/job").1["ttl"].as_f64().unwrap();
+    assert!(left > 2.0, "the TTL was reset to 30 min: {left}");
+    let (status, body) = server.get(&format!("/stillwant/long/job?token={token}"));
+    assert_eq!(
+        (status, &body["ttl"]),
+        (200, &json!(3600.0)),
+        "default TTL: {body}"
+    );
+
+    let cases: [(String, u16); 6] = [
+        ("/stillwant/long/job".to_owned(), 400),
+        (format!("/stillwant/long/job?token={token}&ttl=2h"), 400),
+        (format!("/stillwant/long/job?token={token}&id=x"), 400),
+        (
+            "/stillwant/long/job?token=0123456789abcdef0123456789abcdef".to_owned(),
+            403,
+        ),
+        (format!("/stillwant/long?token={token}"), 404),
+        (format!("/stillwant/long//job?token={token}"), 400),
+    ];
+    for (path, expected) in cases {
+        let (status, body) = server.get(&path);
+        assert_eq!(status, expected, "{path}: {body}");
+        assert_eq!(body["ok"], false, "{path}: {body}");
+    }
+    server.unlock("/long/job", &token);
+    let (status, _) = server.get(&format!("/stillwant/long/job?token={token}"));
+    assert_eq!(status, 404, "a released lock cannot be extended");
 }
 
 #[test]

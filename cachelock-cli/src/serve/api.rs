@@ -1,4 +1,5 @@
-//! The handlers: `/canhaz/<path>`, `/nowant/<path>`, `/dohaz/<path>`, and the JSON answers
+//! The handlers: `/canhaz/<path>`, `/nowant/<path>`, `/stillwant/<path>`, `/dohaz/<path>`,
+//! and the JSON answers
 //! for unknown endpoints and wrong methods.
 
 use std::sync::Arc;
@@ -13,7 +14,7 @@ use cachelock::tree::{check_path, TreeLock};
 use cachelock::{Cache, Error};
 
 use super::params::{id, Params};
-use super::reply::{seconds, ApiError, Granted, LockedBy, Refused, Released};
+use super::reply::{seconds, ApiError, Extended, Granted, LockedBy, Refused, Released};
 
 /// What every handler shares: the store, the lock space and the TTL bounds.
 #[derive(Clone)]
@@ -59,6 +60,17 @@ pub async fn nowant(State(service): State<Service>, path: PathArg, query: QueryA
 /// `/nowant/?token=`: release the root.
 pub async fn nowant_root(State(service): State<Service>, query: QueryArg) -> Response {
     reply(nowant_at(&service, "/".to_owned(), query).await)
+}
+
+/// `/stillwant/<path>?token=&ttl=`: reset the TTL of the lock this token owns (a client
+/// that needs longer than its TTL calls it before the TTL runs out).
+pub async fn stillwant(State(service): State<Service>, path: PathArg, query: QueryArg) -> Response {
+    reply(async { stillwant_at(&service, tree_path(path)?, query).await }.await)
+}
+
+/// `/stillwant/?token=&ttl=`: extend the root.
+pub async fn stillwant_root(State(service): State<Service>, query: QueryArg) -> Response {
+    reply(stillwant_at(&service, "/".to_owned(), query).await)
 }
 
 /// `/dohaz/<path>?lockParents=&lockChildren=`: who holds a lock that a `canhaz` with the same
@@ -112,11 +124,7 @@ async fn canhaz_at(service: &Service, path: String, query: QueryArg) -> Result<R
 
 async fn nowant_at(service: &Service, path: String, query: QueryArg) -> Result<Response, ApiError> {
     let params = Params::new(pairs(query)?, &["token"])?;
-    let Some(token) = params.get("token").filter(|t| !t.is_empty()) else {
-        return Err(ApiError::bad_request(
-            "missing the token parameter: /nowant/<path>?token=<the token canhaz returned>",
-        ));
-    };
+    let token = required_token(&params)?;
     let lock = service.lock(&path);
     let released = lock
         .release_token_async(token)
@@ -125,23 +133,61 @@ async fn nowant_at(service: &Service, path: String, query: QueryArg) -> Result<R
     if released {
         return Ok(Json(Released { ok: true }).into_response());
     }
-    // Not released: say whether the path is held at all (by exactly this path).
+    Err(not_owned(lock, &path).await)
+}
+
+async fn stillwant_at(
+    service: &Service,
+    path: String,
+    query: QueryArg,
+) -> Result<Response, ApiError> {
+    let params = Params::new(pairs(query)?, &["token", "ttl"])?;
+    let token = required_token(&params)?;
+    let ttl = params.ttl(service.default_ttl, service.max_ttl)?;
+    let lock = service.lock(&path);
+    let extended = lock
+        .extend_token_async(token, ttl)
+        .await
+        .map_err(|e| ApiError::from_lock(&e))?;
+    if extended {
+        return Ok(Json(Extended {
+            ok: true,
+            ttl: seconds(ttl),
+        })
+        .into_response());
+    }
+    Err(not_owned(lock, &path).await)
+}
+
+/// The token did not own `path`: 403 if the path is held (by another token), 404 if not.
+async fn not_owned(lock: TreeLock<Arc<dyn Cache>>, path: &str) -> ApiError {
+    // Exactly this path: a lock that relaxes both directions only meets its own path.
     let exact = lock
         .lock_parents(false)
         .lock_children(false)
         .holder_async()
-        .await
-        .map_err(|e| ApiError::from_lock(&e))?;
-    Err(match exact {
-        Some(_) => ApiError::new(
+        .await;
+    match exact {
+        Ok(Some(_)) => ApiError::new(
             StatusCode::FORBIDDEN,
             format!("{path} is locked with another token: this token does not own it"),
         ),
-        None => ApiError::new(
+        Ok(None) => ApiError::new(
             StatusCode::NOT_FOUND,
             format!("{path} is not locked (never locked, already released, or its TTL ran out)"),
         ),
-    })
+        Err(error) => ApiError::from_lock(&error),
+    }
+}
+
+/// The `token` parameter, which must be there and not empty.
+fn required_token(params: &Params) -> Result<&str, ApiError> {
+    params
+        .get("token")
+        .filter(|t| !t.is_empty())
+        .ok_or_else(|| {
+            ApiError::bad_request("missing the token parameter: ?token=<the token canhaz returned>")
+        })
 }
 
 async fn dohaz_at(service: &Service, path: String, query: QueryArg) -> Result<Response, ApiError> {
@@ -161,23 +207,29 @@ pub async fn not_found(uri: Uri) -> Response {
     ApiError::new(
         StatusCode::NOT_FOUND,
         format!(
-            "no endpoint at {}: use GET /canhaz/<path>, /nowant/<path>?token=, /dohaz/<path>",
+            "no endpoint at {}: use GET /canhaz/<path>, /nowant/<path>?token=, /stillwant/<path>?token=, /dohaz/<path>",
             uri.path()
         ),
     )
     .into_response()
 }
 
-/// A known endpoint with a method other than GET (or HEAD): 405.
-pub async fn method_not_allowed(method: Method) -> Response {
+/// A known endpoint with another method: 405. Only GET changes locks (as in Locker); HEAD
+/// is served by `/dohaz` alone, so that a HEAD request never takes or drops a lock.
+pub async fn method_not_allowed(method: Method, uri: Uri) -> Response {
+    let allow = if uri.path().starts_with("/dohaz/") {
+        "GET, HEAD"
+    } else {
+        "GET"
+    };
     let mut response = ApiError::new(
         StatusCode::METHOD_NOT_ALLOWED,
-        format!("method {method} is not allowed: use GET"),
+        format!("method {method} is not allowed here: use {allow}"),
     )
     .into_response();
     response
         .headers_mut()
-        .insert(header::ALLOW, header::HeaderValue::from_static("GET, HEAD"));
+        .insert(header::ALLOW, header::HeaderValue::from_static(allow));
     response
 }
 

@@ -12,7 +12,8 @@ mod reply;
 use std::io::Write as _;
 use std::sync::Arc;
 
-use axum::routing::get;
+use axum::handler::Handler;
+use axum::routing::{get, MethodRouter};
 use axum::Router;
 use tokio::net::TcpListener;
 
@@ -68,15 +69,28 @@ pub fn serve(args: &ServeArgs, backend: &Backend) -> Result<u8, Failure> {
 
 fn router(service: Service) -> Router {
     Router::new()
-        .route("/canhaz/", get(api::canhaz_root))
-        .route("/canhaz/{*path}", get(api::canhaz))
-        .route("/nowant/", get(api::nowant_root))
-        .route("/nowant/{*path}", get(api::nowant))
+        .route("/canhaz/", changes(api::canhaz_root))
+        .route("/canhaz/{*path}", changes(api::canhaz))
+        .route("/nowant/", changes(api::nowant_root))
+        .route("/nowant/{*path}", changes(api::nowant))
+        .route("/stillwant/", changes(api::stillwant_root))
+        .route("/stillwant/{*path}", changes(api::stillwant))
         .route("/dohaz/", get(api::dohaz_root))
         .route("/dohaz/{*path}", get(api::dohaz))
         .fallback(api::not_found)
         .method_not_allowed_fallback(api::method_not_allowed)
         .with_state(service)
+}
+
+/// A GET route that changes locks. axum's `get` serves HEAD too, and a HEAD (a link
+/// checker, a proxy) that took or dropped a lock would be a surprise: HEAD is refused here
+/// and allowed only for the `/dohaz` query.
+fn changes<H, T>(handler: H) -> MethodRouter<Service>
+where
+    H: Handler<T, Service>,
+    T: 'static,
+{
+    get(handler).head(api::method_not_allowed)
 }
 
 /// Completes on SIGINT or SIGTERM.

@@ -139,3 +139,12 @@ pub struct Released {
     /// Always `true`.
     pub ok: bool,
 }
+
+/// `stillwant` done: `{"ok": true, "ttl"}` (the new TTL in seconds).
+#[derive(Serialize)]
+pub struct Extended {
+    /// Always `true`.
+    pub ok: bool,
+    /// Seconds until the lock expires now.
+    pub ttl: f64,
+}

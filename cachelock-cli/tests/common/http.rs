@@ -75,10 +75,22 @@ impl Server {
         read(response, path_and_query)
     }
 
-    /// Any method with an empty body.
+    /// Any method with an empty body: status, JSON body (`null` for HEAD), `Allow` header.
     pub fn request(&self, method: &str, path_and_query: &str) -> (u16, Value, Option<String>) {
         let url = format!("{}{path_and_query}", self.base);
         let response = match method {
+            "HEAD" => {
+                let response = self
+                    .agent
+                    .head(&url)
+                    .call()
+                    .unwrap_or_else(|e| panic!("HEAD {path_and_query}: {e}"));
+                let allow = response
+                    .headers()
+                    .get("allow")
+                    .map(|v| v.to_str().unwrap().to_owned());
+                return (response.status().as_u16(), Value::Null, allow);
+            }
             "POST" => self.agent.post(&url).send_empty(),
             "PUT" => self.agent.put(&url).send_empty(),
             "DELETE" => self.agent.delete(&url).call(),
