@@ -69,27 +69,29 @@ pub enum Command {
 }
 
 const RUN_AFTER_HELP: &str = "\
-The lock is renewed while CMD runs and released when it exits; if cachelock is killed \
-outright, the lock frees itself after its TTL and CMD gets SIGTERM (Linux). SIGINT, SIGTERM \
-and SIGHUP sent to cachelock are forwarded to CMD (signals from the terminal already reach \
-CMD directly and are not sent twice).
+The lock is renewed while CMD runs and released when it exits. If cachelock
+itself is killed, the lock frees itself after its TTL and CMD gets SIGTERM
+(Linux). SIGINT, SIGTERM and SIGHUP sent to cachelock are forwarded to CMD;
+a terminal's Ctrl-C reaches CMD directly and is not sent twice.
 
 Examples:
-  cachelock run --key nightly-backup --redis redis://redis.example:6379 -- ./backup.sh --full
-  CACHELOCK_REDIS_URL=redis://127.0.0.1 cachelock run -k deploy --wait 5m -- make deploy
-  cachelock run -k cron-sync -E 0 -- sync.sh     # a held key exits 0 (silent in cron)";
+  cachelock run -k nightly-backup --redis redis://redis.lan -- ./backup.sh
+  CACHELOCK_REDIS_URL=redis://127.0.0.1 cachelock run -k deploy -w 5m -- make
+  cachelock run -k cron-sync -E 0 -- sync.sh   # held: exit 0, quiet in cron";
 
 const SERVE_AFTER_HELP: &str = "\
-Endpoints (GET; every answer is JSON, errors are {\"ok\": false, \"error\": \"...\"} with a 4xx,
-or 503 when the backend is down):
-  /canhaz/<path>?id=&lockParents=&lockChildren=&ttl=   lock <path>: {ok, token, path, ttl}
-                                                       or {ok: false, lockedBy, lockedPath, ttl}
-  /nowant/<path>?token=                                release it: {ok: true}
-  /stillwant/<path>?token=&ttl=                        extend it: {ok: true, ttl}
-  /dohaz/<path>                                        who is in the way: {lockedBy, lockedPath, ttl}
+Endpoints (GET). Answers are JSON; errors are {\"ok\": false, \"error\": ...}
+with a 4xx status, or 503 when the backend is down.
+  /canhaz/<path>?id=&lockParents=&lockChildren=&ttl=
+        lock it: {ok: true, token, path, ttl}
+        or, when something is in the way: {ok: false, lockedBy, lockedPath, ttl}
+  /nowant/<path>?token=           release it: {ok: true}
+  /stillwant/<path>?token=&ttl=   extend it: {ok: true, ttl}
+  /dohaz/<path>                   who is in the way: {lockedBy, lockedPath, ttl}
 
-A lock on /a/b also excludes /a and /a/b/c (lockParents=false, lockChildren=false relax
-that), never /a/c. Granted locks end with /nowant or their TTL (/stillwant extends it).
+A lock on /a/b also excludes /a and /a/b/c (lockParents=false and
+lockChildren=false relax that), never /a/c. A granted lock ends with /nowant
+or its TTL (/stillwant extends it).
 
 Example:
   cachelock serve --listen 127.0.0.1:8765 --redis redis://127.0.0.1:6379
@@ -184,6 +186,7 @@ pub struct ServeArgs {
     #[arg(
         long,
         env = "CACHELOCK_SPACE",
+        hide_env_values = true,
         default_value = "cachelock-http:",
         value_name = "SPACE"
     )]

@@ -41,7 +41,7 @@ Exit codes:
   71       serve: cannot listen on the address (EX_OSERR)
   75       run: the key is held by someone else (EX_TEMPFAIL; change with -E)
   126/127  run: the command cannot be executed / was not found
-  128+N    run: the command (or cachelock before starting it) was killed by signal N";
+  128+N    run: the command (or cachelock, before it) was killed by signal N";
 
 /// A command that could not do its job: the exit code and a one-line message for stderr.
 #[derive(Debug)]
