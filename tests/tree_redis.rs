@@ -355,3 +355,80 @@ async fn cluster_passes_the_async_tree_conformance_suite() {
         .await
         .expect("RedisClusterCache conforms (async)");
 }
+
+/// `cmdstat_<name>` → `calls`, the `INFO` command itself left out.
+fn command_calls(admin: &mut redis::Connection) -> std::collections::BTreeMap<String, u64> {
+    let info: String = redis::cmd("INFO")
+        .arg("commandstats")
+        .query(admin)
+        .expect("INFO commandstats");
+    let mut calls = cachelock_testkit::parse_commandstats(&info);
+    calls.remove("info");
+    calls
+}
+
+/// The commands the tree scripts run inside the server (not round trips).
+const INSIDE_TREE_SCRIPTS: [&str; 15] = [
+    "time",
+    "zrangebyscore",
+    "zremrangebyscore",
+    "hdel",
+    "zrem",
+    "hexists",
+    "hget",
+    "zrangebylex",
+    "get",
+    "set",
+    "hset",
+    "zadd",
+    "zrange",
+    "pexpireat",
+    "zscore",
+];
+
+/// How many commands of each kind the client sent while `f` ran.
+fn sent_during(server: &RedisServer, f: impl FnOnce()) -> std::collections::BTreeMap<String, u64> {
+    let mut admin = raw(server);
+    let before = command_calls(&mut admin);
+    f();
+    let after = command_calls(&mut admin);
+    after
+        .into_iter()
+        .filter(|(name, _)| !INSIDE_TREE_SCRIPTS.contains(&name.as_str()))
+        .filter_map(|(name, calls)| {
+            let diff = calls - before.get(&name).copied().unwrap_or(0);
+            (diff > 0).then_some((name, diff))
+        })
+        .collect()
+}
+
+#[test]
+fn a_tree_lock_costs_one_round_trip_to_take_and_one_to_release() {
+    let server = RedisServer::start();
+    let cache = cache(&server);
+    let job = lock(&cache, "/count/job", BOTH).renew(false);
+    // Load the scripts first (`SCRIPT LOAD` once per server).
+    job.try_acquire().unwrap().release().unwrap();
+    job.holder().unwrap();
+    let evalsha = |n| std::collections::BTreeMap::from([("evalsha".to_owned(), n)]);
+    assert_eq!(
+        sent_during(&server, || job.try_acquire().unwrap().release().unwrap()),
+        evalsha(2),
+        "acquire + release"
+    );
+    let _held = job.try_acquire().unwrap();
+    let parent = lock(&cache, "/count", BOTH);
+    assert_eq!(
+        sent_during(&server, || assert!(parent
+            .try_acquire()
+            .unwrap_err()
+            .is_locked())),
+        evalsha(1),
+        "a refused attempt"
+    );
+    assert_eq!(
+        sent_during(&server, || assert!(parent.holder().unwrap().is_some())),
+        evalsha(1),
+        "holder"
+    );
+}

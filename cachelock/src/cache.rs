@@ -94,6 +94,16 @@ pub type CacheResult<T> = Result<T, BoxError>;
 ///   in a cache that ignores the TTL passed to `set`: a crashed holder never blocks a key
 ///   forever.
 ///
+/// # Tree locks
+///
+/// [`tree_claim`](Cache::tree_claim), [`tree_release`](Cache::tree_release),
+/// [`tree_extend`](Cache::tree_extend) and [`tree_holder`](Cache::tree_holder) (and their
+/// async twins) carry [hierarchical locks](crate::tree). Each must be atomic within its
+/// lock space. The defaults fail with "this cache does not support tree locks": checking a
+/// whole subtree cannot be built from get/set/delete. [`MemoryCache`](crate::MemoryCache)
+/// and the Redis backend implement them; [`testing::tree_conformance`](crate::testing::tree_conformance)
+/// checks an implementation of your own.
+///
 /// # Sync and async
 ///
 /// Every operation has an async twin (`get_async`, `claim_async`, ...). The defaults call

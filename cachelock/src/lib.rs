@@ -49,6 +49,7 @@
 //! | `lock attempt` | trace | `key` |
 //! | `lock acquired` | debug | `key`, `fence` |
 //! | `lock contended` | debug | `key` |
+//! | `tree lock acquired` / `tree lock contended` | debug | `key` (lock space + path; `fence` when acquired) |
 //! | `lock held; waiting` | trace | `key`, `pause` |
 //! | `lock renewed` | trace | `key`, `ttl`, `held_for` |
 //! | `lock lost` | warn | `key`, `held_for`, `why` |

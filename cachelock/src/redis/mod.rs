@@ -37,6 +37,7 @@
 //! | release | `EVALSHA` of a compare-and-delete script (`GET`, then `DEL` and `PUBLISH cachelock:released <key>` if it holds the token) |
 //! | extend | `EVALSHA` of a compare-and-`PEXPIRE` script |
 //! | get / set / delete | `GET` / `SET [PX]` / `DEL` |
+//! | tree lock claim / release / extend / holder | one `EVALSHA` each (see [`crate::tree`]; the keys of a lock space share the hash tag `{cachelock-tree}`) |
 //!
 //! An uncontended acquire + release is two commands, one round trip each: the minimum for a
 //! lock with an owner check. A refused attempt is one. The scripts are loaded on first use
