@@ -1,0 +1,175 @@
+//! A `cachelock serve` process for one test, and a real HTTP client (ureq) to drive it.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Stdio};
+use std::time::Duration;
+
+use serde_json::Value;
+
+use super::{cachelock, wait_exit};
+
+/// `cachelock serve --listen 127.0.0.1:0 ARGS..`; SIGTERM and wait on drop.
+pub struct Server {
+    child: Option<Child>,
+    base: String,
+    agent: ureq::Agent,
+}
+
+impl Server {
+    /// A server on the in-memory store.
+    pub fn memory(args: &[&str]) -> Server {
+        Server::start(None, args)
+    }
+
+    /// A server on this Redis.
+    pub fn redis(url: &str, args: &[&str]) -> Server {
+        Server::start(Some(url), args)
+    }
+
+    fn start(redis: Option<&str>, args: &[&str]) -> Server {
+        let mut command = cachelock();
+        if let Some(url) = redis {
+            command.args(["--redis", url]);
+        }
+        let mut child = command
+            .args(["serve", "--listen", "127.0.0.1:0"])
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("spawn cachelock serve");
+        // The first line says where it listens: "cachelock: serving on http://127.0.0.1:P (...)".
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().expect("stdout"))
+            .read_line(&mut line)
+            .expect("read the serve banner");
+        let base = line
+            .split_whitespace()
+            .find(|word| word.starts_with("http://127.0.0.1:"))
+            .unwrap_or_else(|| panic!("no address in the banner {line:?}"))
+            .to_owned();
+        let agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .timeout_global(Some(Duration::from_secs(30)))
+            .build()
+            .new_agent();
+        Server {
+            child: Some(child),
+            base,
+            agent,
+        }
+    }
+
+    /// `http://127.0.0.1:P`.
+    pub fn base(&self) -> &str {
+        &self.base
+    }
+
+    /// GET `path_and_query` (as written, e.g. `/canhaz/a/b?id=x`): status and JSON body.
+    pub fn get(&self, path_and_query: &str) -> (u16, Value) {
+        let response = self
+            .agent
+            .get(&format!("{}{path_and_query}", self.base))
+            .call()
+            .unwrap_or_else(|e| panic!("GET {path_and_query}: {e}"));
+        read(response, path_and_query)
+    }
+
+    /// Any method with an empty body: status, JSON body (`null` for HEAD), `Allow` header.
+    pub fn request(&self, method: &str, path_and_query: &str) -> (u16, Value, Option<String>) {
+        let url = format!("{}{path_and_query}", self.base);
+        let response = match method {
+            "HEAD" => {
+                let response = self
+                    .agent
+                    .head(&url)
+                    .call()
+                    .unwrap_or_else(|e| panic!("HEAD {path_and_query}: {e}"));
+                let allow = response
+                    .headers()
+                    .get("allow")
+                    .map(|v| v.to_str().unwrap().to_owned());
+                return (response.status().as_u16(), Value::Null, allow);
+            }
+            "POST" => self.agent.post(&url).send_empty(),
+            "PUT" => self.agent.put(&url).send_empty(),
+            "DELETE" => self.agent.delete(&url).call(),
+            other => panic!("no helper for {other}"),
+        }
+        .unwrap_or_else(|e| panic!("{method} {path_and_query}: {e}"));
+        let allow = response
+            .headers()
+            .get("allow")
+            .map(|v| v.to_str().unwrap().to_owned());
+        let (status, body) = read(response, path_and_query);
+        (status, body, allow)
+    }
+
+    /// `canhaz` that must succeed: the token.
+    pub fn lock(&self, path_and_query: &str) -> String {
+        let (status, body) = self.get(&format!("/canhaz{path_and_query}"));
+        assert_eq!(
+            (status, &body["ok"]),
+            (200, &Value::Bool(true)),
+            "canhaz{path_and_query}: {body}"
+        );
+        body["token"].as_str().expect("a token").to_owned()
+    }
+
+    /// `canhaz` that must be refused: the body.
+    pub fn refused(&self, path_and_query: &str) -> Value {
+        let (status, body) = self.get(&format!("/canhaz{path_and_query}"));
+        assert_eq!(
+            (status, &body["ok"]),
+            (200, &Value::Bool(false)),
+            "canhaz{path_and_query}: {body}"
+        );
+        body
+    }
+
+    /// `nowant` that must succeed.
+    pub fn unlock(&self, path: &str, token: &str) {
+        let (status, body) = self.get(&format!("/nowant{path}?token={token}"));
+        assert_eq!(
+            (status, body),
+            (200, serde_json::json!({"ok": true})),
+            "nowant{path}"
+        );
+    }
+
+    /// Sends SIGTERM and returns the exit code.
+    pub fn stop(mut self) -> i32 {
+        let child = self.child.take().expect("running");
+        super::signal(child.id(), libc::SIGTERM);
+        let output = wait_exit(child, "cachelock serve");
+        output.status.code().expect("exited, not killed")
+    }
+}
+
+fn read(response: ureq::http::Response<ureq::Body>, what: &str) -> (u16, Value) {
+    let status = response.status().as_u16();
+    let content_type = response
+        .headers()
+        .get("content-type")
+        .map(|v| v.to_str().unwrap().to_owned());
+    let text = response
+        .into_body()
+        .read_to_string()
+        .unwrap_or_else(|e| panic!("{what}: reading the body: {e}"));
+    assert_eq!(
+        content_type.as_deref(),
+        Some("application/json"),
+        "{what}: every answer is JSON ({status}: {text})"
+    );
+    let body = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{what}: {e}: {text}"));
+    (status, body)
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
