@@ -123,6 +123,7 @@ impl<C: Cache> Lease<C> {
     /// the renewal instead could block an async runtime thread for a network round trip.
     pub(crate) fn finish(&self) {
         self.done.store(true, Ordering::Release);
+        crate::renew::unwatch(std::ptr::from_ref(self).cast());
     }
 
     /// If a release now must keep the key alive (`hold_at_least`), for how much longer.
