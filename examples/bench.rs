@@ -4,6 +4,9 @@
 //! ```text
 //! cargo run --release --example bench --features redis            # full run (about 2 minutes)
 //! cargo run --release --example bench --features redis -- --quick # a few seconds
+//! # one case only, N ops, for a profiler (instructions per op: callgrind's total / N):
+//! valgrind --tool=callgrind --collect-atstart=no --toggle-collect='bench::profile_loop' \
+//!   target/release/examples/bench --profile 'Lock, MemoryCache' 100000
 //! ```
 //!
 //! It starts its own `redis-server` on a free loopback port (`--save "" --appendonly no`)
@@ -63,6 +66,8 @@ struct Settings {
     /// Distinct keys of the memory section, in memory and on Redis.
     mem_keys: u32,
     redis_keys: u32,
+    /// `--profile '<case>' N`: run that case N times (after a warm-up) and nothing else.
+    profile: Option<(String, u32)>,
 }
 
 struct Row {
@@ -117,6 +122,33 @@ fn case<'a>(name: &'static str, op: impl FnMut(u32) + 'a) -> Case<'a> {
         name,
         op: Box::new(op),
     }
+}
+
+/// The loop a profiler measures (`--toggle-collect='bench::profile_loop'`): `n` ops.
+#[inline(never)]
+fn profile_loop(op: &mut dyn FnMut(u32), n: u32) {
+    for i in 0..n {
+        op(i);
+    }
+}
+
+/// `--profile`: runs the case named `name`, if it is one of `cases`, `n` times after a
+/// warm-up of 1,000 ops; returns whether it was found.
+fn profile(cases: &mut [Case<'_>], (name, n): &(String, u32)) -> bool {
+    let Some(case) = cases.iter_mut().find(|c| c.name == name.as_str()) else {
+        return false;
+    };
+    for i in 0..1000 {
+        (case.op)(i);
+    }
+    let start = Instant::now();
+    profile_loop(&mut case.op, *n);
+    let elapsed = start.elapsed();
+    println!(
+        "# profiled {name:?}: {n} ops in {elapsed:?} ({:.0} ops/s)",
+        f64::from(*n) / elapsed.as_secs_f64()
+    );
+    true
 }
 
 /// Runs sequential cases interleaved: a warm-up, `passes` throughput passes (each case in
@@ -277,6 +309,10 @@ fn w3(settings: &Settings) -> Vec<Row> {
             assert!(w3_once(&once_cache, i % 1000).is_some());
         }),
     ];
+    if let Some(wanted) = &settings.profile {
+        profile(&mut cases, wanted);
+        return Vec::new();
+    }
     let (rows, _) = sequential("W3", settings.mem_ops, settings.passes, &mut cases);
     drop(cases);
     for cache in [&raw_ops, &lock_cache, &fmt_cache, &once_cache] {
@@ -360,7 +396,7 @@ fn w1(
 
     // Each case alone, so that the server's command counters belong to it.
     let mut counted = Vec::new();
-    {
+    if settings.profile.is_none() {
         let mut count = |name: &'static str, inside: &[&str], op: &mut dyn FnMut(u32)| {
             let n = 200;
             op(0); // warm: connection, script cache
@@ -434,6 +470,10 @@ fn w1(
             })
         }),
     ];
+    if let Some(wanted) = &settings.profile {
+        profile(&mut cases, wanted);
+        return (Vec::new(), counted);
+    }
     let (rows, _) = sequential("W1", settings.redis_ops, settings.passes, &mut cases);
     (rows, counted)
 }
@@ -867,7 +907,15 @@ fn main() {
         return;
     }
     let quick = args.iter().any(|a| a == "--quick");
-    let settings = if quick {
+    let profile = args.iter().position(|a| a == "--profile").map(|at| {
+        let name = args.get(at + 1).cloned().unwrap_or_default();
+        let n = args
+            .get(at + 2)
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(100_000);
+        (name, n)
+    });
+    let mut settings = if quick {
         Settings {
             quick,
             mem_ops: 10_000,
@@ -876,6 +924,7 @@ fn main() {
             w2_time: Duration::from_secs(1),
             mem_keys: 100_000,
             redis_keys: 10_000,
+            profile: None,
         }
     } else {
         Settings {
@@ -886,8 +935,10 @@ fn main() {
             w2_time: Duration::from_secs(5),
             mem_keys: 1_000_000,
             redis_keys: 1_000_000,
+            profile: None,
         }
     };
+    settings.profile = profile;
     let server = RedisServer::start();
     let url = server.url();
     let mut admin = redis::Client::open(url.as_str())
@@ -911,6 +962,11 @@ fn main() {
         settings.w2_time.as_secs(),
         std::thread::available_parallelism().map_or(0, |n| n.get()),
     );
+    if settings.profile.is_some() {
+        w3(&settings);
+        w1(&settings, &url, &mut admin);
+        return;
+    }
     print_header();
     let w3 = w3(&settings);
     w3.iter().for_each(print_row);

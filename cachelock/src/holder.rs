@@ -47,14 +47,56 @@ fn host_name() -> &'static str {
     })
 }
 
+/// `|<pid>|<host>|`: what follows the token in every owner value of this process, formatted
+/// once.
+fn owner_infix() -> &'static str {
+    static INFIX: OnceLock<String> = OnceLock::new();
+    INFIX.get_or_init(|| format!("|{}|{}|", std::process::id(), host_name()))
+}
+
+/// Owner values up to this many bytes are built on the stack (token, pid, a host name of up
+/// to ~60 bytes and a short label), longer ones in a `String`.
+const INLINE: usize = 128;
+
+/// The value a claim stores, `<token>|<pid>|<host>|<label>`, built without an allocation
+/// when it fits [`INLINE`] bytes.
+pub(crate) enum OwnerValue {
+    Inline { len: usize, bytes: [u8; INLINE] },
+    Heap(String),
+}
+
+impl OwnerValue {
+    pub(crate) fn as_str(&self) -> &str {
+        match self {
+            // Only whole `str`s are copied in, so the bytes are UTF-8.
+            OwnerValue::Inline { len, bytes } => {
+                std::str::from_utf8(&bytes[..*len]).unwrap_or_default()
+            }
+            OwnerValue::Heap(value) => value,
+        }
+    }
+}
+
 /// The value a claim stores: the token and this holder's metadata.
-pub(crate) fn owner_value(token: &str, label: Option<&str>) -> String {
-    format!(
-        "{token}|{}|{}|{}",
-        std::process::id(),
-        host_name(),
-        label.unwrap_or_default()
-    )
+pub(crate) fn owner_value(token: &str, label: Option<&str>) -> OwnerValue {
+    let infix = owner_infix();
+    let label = label.unwrap_or_default();
+    let len = token.len() + infix.len() + label.len();
+    if len <= INLINE {
+        let mut bytes = [0u8; INLINE];
+        let mut at = 0;
+        for part in [token, infix, label] {
+            bytes[at..at + part.len()].copy_from_slice(part.as_bytes());
+            at += part.len();
+        }
+        OwnerValue::Inline { len, bytes }
+    } else {
+        let mut value = String::with_capacity(len);
+        value.push_str(token);
+        value.push_str(infix);
+        value.push_str(label);
+        OwnerValue::Heap(value)
+    }
 }
 
 /// The token part of a stored owner value.
@@ -168,13 +210,28 @@ mod tests {
     #[test]
     fn values_round_trip_and_the_token_is_the_first_field() {
         let value = owner_value("0123456789abcdef0123456789abcdef", Some("nightly|v2"));
-        assert_eq!(token_of(&value), "0123456789abcdef0123456789abcdef");
-        let holder = parse("k", &value, None);
+        let value = value.as_str();
+        assert_eq!(token_of(value), "0123456789abcdef0123456789abcdef");
+        let holder = parse("k", value, None);
         assert_eq!(holder.pid, Some(std::process::id()));
         assert_eq!(holder.label.as_deref(), Some("nightly|v2"));
         assert_eq!(holder.host, host_name());
         assert_eq!(token_of("bare"), "bare");
         let bare = parse("k", "bare", None);
         assert_eq!((bare.pid, bare.label), (None, None));
+    }
+
+    #[test]
+    fn long_labels_are_kept_whole() {
+        let label = "l".repeat(300);
+        let value = owner_value("0123456789abcdef0123456789abcdef", Some(&label));
+        let holder = parse("k", value.as_str(), None);
+        assert_eq!(holder.label.as_deref(), Some(label.as_str()));
+        assert_eq!(holder.pid, Some(std::process::id()));
+        let short = owner_value("0123456789abcdef0123456789abcdef", None);
+        assert!(short
+            .as_str()
+            .starts_with("0123456789abcdef0123456789abcdef|"));
+        assert!(short.as_str().ends_with('|'));
     }
 }

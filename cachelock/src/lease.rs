@@ -147,6 +147,7 @@ impl<C: Cache> Lease<C> {
             _ => LetGo::Deleted,
         };
         self.done.store(true, Ordering::Release);
+        crate::renew::unwatch(std::ptr::from_ref(self).cast());
     }
 
     fn let_go_state(&self) -> MutexGuard<'_, LetGo> {

@@ -361,7 +361,7 @@ impl<C: Cache + Clone + 'static> Lock<C> {
         let started = Instant::now();
         tracing::trace!(key = %key, "lock attempt");
         let value = crate::holder::owner_value(token.as_str(), self.label.as_deref());
-        match self.cache.claim(&key, &value, self.ttl) {
+        match self.cache.claim(&key, value.as_str(), self.ttl) {
             Ok(Some(fence)) => {
                 tracing::debug!(key = %key, fence, "lock acquired");
                 Attempt::Won(Guard::new(self.lease(key, token, fence, started)))
@@ -379,7 +379,7 @@ impl<C: Cache + Clone + 'static> Lock<C> {
         let started = Instant::now();
         tracing::trace!(key = %key, "lock attempt");
         let value = crate::holder::owner_value(token.as_str(), self.label.as_deref());
-        match self.cache.claim_async(&key, &value, self.ttl).await {
+        match self.cache.claim_async(&key, value.as_str(), self.ttl).await {
             Ok(Some(fence)) => {
                 tracing::debug!(key = %key, fence, "lock acquired");
                 Attempt::Won(AsyncGuard::new(self.lease(key, token, fence, started)))

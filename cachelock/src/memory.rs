@@ -137,33 +137,41 @@ impl Expiry<String, Slot> for SlotExpiry {
 /// ```
 #[derive(Clone)]
 pub struct MemoryCache {
-    inner: Moka<String, Slot>,
-    board: Arc<Board>,
+    /// One shared allocation: a clone (every guard takes one) is one reference count.
+    shared: Arc<Shared>,
+}
+
+/// What the clones of one `MemoryCache` share.
+struct Shared {
+    moka: Moka<String, Slot>,
+    board: Board,
     /// Tree locks (`cachelock::tree`), apart from the key/value store.
-    trees: Arc<crate::tree::MemoryTrees>,
+    trees: crate::tree::MemoryTrees,
 }
 
 impl MemoryCache {
     /// Creates an empty cache.
     pub fn new() -> Self {
         MemoryCache {
-            inner: Moka::builder().expire_after(SlotExpiry).build(),
-            board: Arc::new(Board::new()),
-            trees: Arc::default(),
+            shared: Arc::new(Shared {
+                moka: Moka::builder().expire_after(SlotExpiry).build(),
+                board: Board::new(),
+                trees: crate::tree::MemoryTrees::default(),
+            }),
         }
     }
 
     fn is_live(&self, key: &str) -> bool {
         let now = Instant::now();
-        self.inner.get(key).is_some_and(|slot| slot.live(now))
+        self.shared.moka.get(key).is_some_and(|slot| slot.live(now))
     }
 
     /// The number of keys stored, after moka has applied every pending removal and expiry.
     ///
     /// Counts locks held and plain values set; 0 once every lock is released or expired.
     pub fn entry_count(&self) -> u64 {
-        self.inner.run_pending_tasks();
-        self.inner.entry_count()
+        self.shared.moka.run_pending_tasks();
+        self.shared.moka.entry_count()
     }
 }
 
@@ -181,7 +189,7 @@ impl Default for MemoryCache {
 impl std::fmt::Debug for MemoryCache {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("MemoryCache")
-            .field("entries", &self.inner.entry_count())
+            .field("entries", &self.shared.moka.entry_count())
             .finish()
     }
 }
@@ -190,27 +198,31 @@ impl Cache for MemoryCache {
     fn get(&self, key: &str) -> CacheResult<Option<String>> {
         let now = Instant::now();
         Ok(self
-            .inner
+            .shared
+            .moka
             .get(key)
             .filter(|slot| slot.live(now))
             .map(|slot| slot.value.to_string_lossless()))
     }
 
     fn set(&self, key: &str, value: &str, ttl: Option<Duration>) -> CacheResult<()> {
-        self.inner.insert(key.to_owned(), Slot::new(value, ttl));
+        self.shared
+            .moka
+            .insert(key.to_owned(), Slot::new(value, ttl));
         Ok(())
     }
 
     fn delete(&self, key: &str) -> CacheResult<()> {
-        self.inner.invalidate(key);
-        self.board.released(key);
+        self.shared.moka.invalidate(key);
+        self.shared.board.released(key);
         Ok(())
     }
 
     fn get_with_ttl(&self, key: &str) -> CacheResult<Option<(String, Option<Duration>)>> {
         let now = Instant::now();
         Ok(self
-            .inner
+            .shared
+            .moka
             .get(key)
             .filter(|slot| slot.live(now))
             .map(|slot| {
@@ -222,7 +234,8 @@ impl Cache for MemoryCache {
     fn keys_with_prefix(&self, prefix: &str) -> CacheResult<Vec<String>> {
         let now = Instant::now();
         Ok(self
-            .inner
+            .shared
+            .moka
             .iter()
             .filter(|(key, slot)| key.starts_with(prefix) && slot.live(now))
             .map(|(key, _)| String::clone(&key))
@@ -231,27 +244,31 @@ impl Cache for MemoryCache {
 
     fn claim(&self, key: &str, token: &str, ttl: Duration) -> CacheResult<Option<u64>> {
         let mut won = None;
-        self.inner.entry_by_ref(key).and_compute_with(|current| {
-            let now = Instant::now();
-            match current {
-                Some(entry) if entry.value().live(now) => Op::Nop,
-                _ => {
-                    // Taken inside the per-key compute: claims of one key are serialized, so
-                    // the fences of one key's holders increase in the order they held it.
-                    won = Some(FENCE.fetch_add(1, Ordering::Relaxed) + 1);
-                    Op::Put(Slot {
-                        value: Value::new(token),
-                        deadline: Some(deadline_after(now, ttl)),
-                    })
+        self.shared
+            .moka
+            .entry_by_ref(key)
+            .and_compute_with(|current| {
+                let now = Instant::now();
+                match current {
+                    Some(entry) if entry.value().live(now) => Op::Nop,
+                    _ => {
+                        // Taken inside the per-key compute: claims of one key are serialized, so
+                        // the fences of one key's holders increase in the order they held it.
+                        won = Some(FENCE.fetch_add(1, Ordering::Relaxed) + 1);
+                        Op::Put(Slot {
+                            value: Value::new(token),
+                            deadline: Some(deadline_after(now, ttl)),
+                        })
+                    }
                 }
-            }
-        });
+            });
         Ok(won)
     }
 
     fn release(&self, key: &str, token: &str) -> CacheResult<bool> {
         let mut released = false;
-        self.inner
+        self.shared
+            .moka
             .entry_by_ref(key)
             .and_compute_with(|current| match current {
                 Some(entry)
@@ -264,7 +281,7 @@ impl Cache for MemoryCache {
                 _ => Op::Nop,
             });
         if released {
-            self.board.released(key);
+            self.shared.board.released(key);
         }
         Ok(released)
     }
@@ -274,30 +291,37 @@ impl Cache for MemoryCache {
     fn wait_for_release(&self, key: &str, pause: Duration) {
         // `is_live` is checked with the waiter registered: a release between the failed
         // claim and here is seen now, one after it wakes this wait.
-        self.board.wait(key, pause, || self.is_live(key));
+        self.shared.board.wait(key, pause, || self.is_live(key));
     }
 
     fn wait_for_release_async<'a>(&'a self, key: &'a str, pause: Duration) -> BoxFuture<'a, ()> {
-        Box::pin(self.board.wait_async(key, pause, || self.is_live(key)))
+        Box::pin(
+            self.shared
+                .board
+                .wait_async(key, pause, || self.is_live(key)),
+        )
     }
 
     fn extend(&self, key: &str, token: &str, ttl: Duration) -> CacheResult<bool> {
         let mut extended = false;
-        self.inner.entry_by_ref(key).and_compute_with(|current| {
-            let now = Instant::now();
-            match current {
-                Some(entry)
-                    if entry.value().live(now) && entry.value().value.is_owned_by(token) =>
-                {
-                    extended = true;
-                    Op::Put(Slot {
-                        value: entry.into_value().value,
-                        deadline: Some(deadline_after(now, ttl)),
-                    })
+        self.shared
+            .moka
+            .entry_by_ref(key)
+            .and_compute_with(|current| {
+                let now = Instant::now();
+                match current {
+                    Some(entry)
+                        if entry.value().live(now) && entry.value().value.is_owned_by(token) =>
+                    {
+                        extended = true;
+                        Op::Put(Slot {
+                            value: entry.into_value().value,
+                            deadline: Some(deadline_after(now, ttl)),
+                        })
+                    }
+                    _ => Op::Nop,
                 }
-                _ => Op::Nop,
-            }
-        });
+            });
         Ok(extended)
     }
 
@@ -309,11 +333,11 @@ impl Cache for MemoryCache {
         ttl: Duration,
         scope: crate::tree::TreeScope,
     ) -> CacheResult<Option<u64>> {
-        Ok(self.trees.claim(space, path, value, ttl, scope))
+        Ok(self.shared.trees.claim(space, path, value, ttl, scope))
     }
 
     fn tree_release(&self, space: &str, path: &str, token: &str) -> CacheResult<bool> {
-        Ok(self.trees.release(space, path, token))
+        Ok(self.shared.trees.release(space, path, token))
     }
 
     fn tree_extend(
@@ -323,7 +347,7 @@ impl Cache for MemoryCache {
         token: &str,
         ttl: Duration,
     ) -> CacheResult<bool> {
-        Ok(self.trees.extend(space, path, token, ttl))
+        Ok(self.shared.trees.extend(space, path, token, ttl))
     }
 
     fn tree_holder(
@@ -332,6 +356,6 @@ impl Cache for MemoryCache {
         path: &str,
         scope: crate::tree::TreeScope,
     ) -> CacheResult<Option<crate::tree::TreeEntry>> {
-        Ok(self.trees.holder(space, path, scope))
+        Ok(self.shared.trees.holder(space, path, scope))
     }
 }

@@ -8,7 +8,9 @@
 //! Registering is cheap enough for the hot path: a push onto a list under an uncontended
 //! mutex, and no wake-up of the thread unless the new lease is due before the thread's next
 //! planned wake (which for locks of one TTL happens once per TTL/3, not once per lock).
-//! Leases released before they are due are dropped from the list without ever being renewed.
+//! A lease released before it is due is taken back off the list at once when it is the last one
+//! registered (a lock taken and released with none taken meanwhile), or else dropped at the
+//! next compaction, without ever being renewed.
 
 use std::cmp::{Ordering, Reverse};
 use std::collections::BinaryHeap;
@@ -23,6 +25,22 @@ pub(crate) trait Renewable: Send + Sync {
     /// Does what is due at `now` (renew, or declare the lease lost); returns when to come
     /// back, or `None` to forget the lease.
     fn step(&self, now: Instant) -> Option<Instant>;
+}
+
+/// The guard of `lease` let go: if it is the last lease handed over (a lock taken and
+/// released with no other taken meanwhile on any thread, the common case), take it back off
+/// the list, so it is freed now instead of at the next compaction.
+pub(crate) fn unwatch(lease: *const ()) {
+    let renewer = renewer();
+    let popped = {
+        let mut state = renewer.lock();
+        match state.pending.last() {
+            Some((last, _)) if std::ptr::addr_eq(Arc::as_ptr(last), lease) => state.pending.pop(),
+            _ => None,
+        }
+    };
+    // Dropped outside the lock (it may be the last reference to the lease).
+    drop(popped);
 }
 
 /// Hands `lease` to the renewer; its first step is due at `first_due`.

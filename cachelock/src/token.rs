@@ -5,17 +5,27 @@ use rand::Rng;
 /// A lock owner's token: 128 bits from the thread-local CSPRNG of `rand` (ChaCha, seeded and
 /// reseeded from the operating system), written as 32 hex digits. Unguessable, so only the
 /// holder can release or extend its lock.
+/// The two lowercase hex digits of every byte value, so a byte is one table read.
+const HEX_PAIRS: [[u8; 2]; 256] = {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut table = [[0u8; 2]; 256];
+    let mut byte = 0;
+    while byte < 256 {
+        table[byte] = [HEX[byte >> 4], HEX[byte & 0xf]];
+        byte += 1;
+    }
+    table
+};
+
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Token([u8; 32]);
 
 impl Token {
     pub(crate) fn new() -> Self {
-        const HEX: &[u8; 16] = b"0123456789abcdef";
         let bits: u128 = rand::rng().random();
         let mut out = [0u8; 32];
         for (pair, byte) in out.chunks_exact_mut(2).zip(bits.to_be_bytes()) {
-            pair[0] = HEX[usize::from(byte >> 4)];
-            pair[1] = HEX[usize::from(byte & 0xf)];
+            pair.copy_from_slice(&HEX_PAIRS[usize::from(byte)]);
         }
         Token(out)
     }

@@ -1,7 +1,9 @@
 //! Waking waiters when a key is released: per key stripe, a generation counter with a
-//! condvar (sync waiters) and a `Notify` (async waiters).
+//! condvar (sync waiters) and a `Notify` (async waiters); and a count of the waiters, so a
+//! release with nobody waiting (the common case) costs a fence and one atomic read.
 
 use std::hash::BuildHasher;
+use std::sync::atomic::{fence, AtomicUsize, Ordering};
 use std::sync::{Condvar, Mutex};
 use std::time::Duration;
 
@@ -9,10 +11,38 @@ use tokio::sync::Notify;
 
 const STRIPES: usize = 64;
 
+/// One stripe of keys.
+struct Stripe {
+    generation: Mutex<u64>,
+    condvar: Condvar,
+    notify: Notify,
+}
+
 /// Where waiters wait for a release.
 pub(crate) struct Board {
     hasher: std::collections::hash_map::RandomState,
-    stripes: Vec<(Mutex<u64>, Condvar, Notify)>,
+    stripes: Vec<Stripe>,
+    /// Sync and async waiters registered right now, on any stripe.
+    waiters: AtomicUsize,
+}
+
+/// Counts a waiter from registration until it stops waiting (also when its future is dropped).
+struct Registered<'a>(&'a AtomicUsize);
+
+impl<'a> Registered<'a> {
+    fn new(waiters: &'a AtomicUsize) -> Self {
+        waiters.fetch_add(1, Ordering::SeqCst);
+        // Pairs with the fence in `released`: either the releaser sees this waiter, or the
+        // waiter's `still_held` check (after this) sees the release.
+        fence(Ordering::SeqCst);
+        Registered(waiters)
+    }
+}
+
+impl Drop for Registered<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
 }
 
 impl Board {
@@ -20,35 +50,48 @@ impl Board {
         Board {
             hasher: std::collections::hash_map::RandomState::new(),
             stripes: (0..STRIPES)
-                .map(|_| (Mutex::new(0), Condvar::new(), Notify::new()))
+                .map(|_| Stripe {
+                    generation: Mutex::new(0),
+                    condvar: Condvar::new(),
+                    notify: Notify::new(),
+                })
                 .collect(),
+            waiters: AtomicUsize::new(0),
         }
     }
 
-    fn stripe(&self, key: &str) -> &(Mutex<u64>, Condvar, Notify) {
+    fn stripe(&self, key: &str) -> &Stripe {
         &self.stripes[(self.hasher.hash_one(key) % STRIPES as u64) as usize]
     }
 
-    /// A key was released: wake every waiter of its stripe (they try again; a waiter of
-    /// another key of the stripe just retries early).
+    /// A key was released (the caller has already made the release visible): wake every
+    /// waiter of its stripe (they try again; a waiter of another key of the stripe just
+    /// retries early). Nothing to do, and no lock taken, when nobody waits.
     pub(crate) fn released(&self, key: &str) {
-        let (generation, condvar, notify) = self.stripe(key);
-        *generation.lock().unwrap_or_else(|p| p.into_inner()) += 1;
-        condvar.notify_all();
-        notify.notify_waiters();
+        // Pairs with the fence in `Registered::new` (see there).
+        fence(Ordering::SeqCst);
+        if self.waiters.load(Ordering::Relaxed) == 0 {
+            return;
+        }
+        let stripe = self.stripe(key);
+        *stripe.generation.lock().unwrap_or_else(|p| p.into_inner()) += 1;
+        stripe.condvar.notify_all();
+        stripe.notify.notify_waiters();
     }
 
     /// Waits until `key` is released or `pause` has passed. `still_held` is checked after
     /// the waiter is registered: a release just before is seen by it, one after wakes the
     /// wait.
     pub(crate) fn wait(&self, key: &str, pause: Duration, still_held: impl FnOnce() -> bool) {
-        let (generation, condvar, _) = self.stripe(key);
-        let seen = generation.lock().unwrap_or_else(|p| p.into_inner());
+        let stripe = self.stripe(key);
+        let seen = stripe.generation.lock().unwrap_or_else(|p| p.into_inner());
+        let _registered = Registered::new(&self.waiters);
         if !still_held() {
             return;
         }
         let start = *seen;
-        let _woken = condvar
+        let _woken = stripe
+            .condvar
             .wait_timeout_while(seen, pause, |g| *g == start)
             .unwrap_or_else(|p| p.into_inner());
     }
@@ -60,9 +103,10 @@ impl Board {
         pause: Duration,
         still_held: impl FnOnce() -> bool,
     ) {
-        let (_, _, notify) = self.stripe(key);
-        let mut notified = std::pin::pin!(notify.notified());
+        let stripe = self.stripe(key);
+        let mut notified = std::pin::pin!(stripe.notify.notified());
         notified.as_mut().enable();
+        let _registered = Registered::new(&self.waiters);
         if !still_held() {
             return;
         }

@@ -78,7 +78,10 @@ impl Settings {
         if self.key_prefix.is_empty() {
             Cow::Borrowed(key)
         } else {
-            Cow::Owned(format!("{}{key}", self.key_prefix))
+            let mut full = String::with_capacity(self.key_prefix.len() + key.len());
+            full.push_str(&self.key_prefix);
+            full.push_str(key);
+            Cow::Owned(full)
         }
     }
 }

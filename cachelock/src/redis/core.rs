@@ -1,6 +1,7 @@
 //! What the standalone and the cluster cache share: running an operation, sync or async,
 //! with timeouts and one retry on a dead connection, and the [`Cache`] implementation.
 
+use std::borrow::Cow;
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
@@ -64,6 +65,9 @@ struct Inner<B: Backend> {
     /// Waiters for a release, woken by the subscriber thread.
     board: Arc<Board>,
     subscribed: std::sync::Once,
+    /// The fence counter key of every claim, on standalone Redis (one counter), computed
+    /// once; on Redis Cluster it depends on the key's slot and is computed per claim.
+    fence_key: String,
 }
 
 /// The channel the release script publishes each released key on.
@@ -141,8 +145,14 @@ fn boxed(error: RedisError) -> BoxError {
 
 impl<B: Backend> Core<B> {
     pub(crate) fn new(backend: B, settings: Settings, target: String) -> Self {
+        let fence_key = if B::CLUSTER {
+            String::new()
+        } else {
+            super::fence::counter_key("", &settings.key_prefix, false)
+        };
         Core {
             inner: Arc::new(Inner {
+                fence_key,
                 pool: Pool::new(settings.max_idle),
                 async_cons: PerRuntime::new(),
                 board: Arc::new(Board::new()),
@@ -206,12 +216,15 @@ impl<B: Backend> Core<B> {
     }
 
     /// The fence counter key of a claim of the (prefixed) `key`; empty for other operations.
-    fn counter(&self, op: Op<'_>, key: &str) -> String {
+    fn counter(&self, op: Op<'_>, key: &str) -> Cow<'_, str> {
         match op {
-            Op::Claim(..) => {
-                super::fence::counter_key(key, &self.inner.settings.key_prefix, B::CLUSTER)
-            }
-            _ => String::new(),
+            Op::Claim(..) if B::CLUSTER => Cow::Owned(super::fence::counter_key(
+                key,
+                &self.inner.settings.key_prefix,
+                true,
+            )),
+            Op::Claim(..) => Cow::Borrowed(&self.inner.fence_key),
+            _ => Cow::Borrowed(""),
         }
     }
 
@@ -241,6 +254,12 @@ impl<B: Backend> Core<B> {
                 outcome => outcome,
             }
         };
+        // The async connection bounds connecting and each reply by itself (connect and
+        // response timeouts), so a second timer per operation is only needed when the
+        // lock's TTL is the tighter bound: a claim or extend must not answer after it.
+        if limit >= settings.connect_timeout + settings.response_timeout {
+            return attempt.await.map_err(boxed);
+        }
         match tokio::time::timeout(limit, attempt).await {
             Ok(outcome) => outcome.map_err(boxed),
             Err(_) => Err(timed_out(op, limit)),

@@ -13,7 +13,7 @@
 
 use std::time::Duration;
 
-use redis::{aio, Cmd, ConnectionLike, RedisError, RedisResult, ScriptInvocation, Value};
+use redis::{aio, Cmd, ConnectionLike, FromRedisValue, RedisError, RedisResult, Script, Value};
 
 use super::scripts;
 use crate::basic::ttl_ms;
@@ -39,15 +39,70 @@ fn del_cmd(key: &str) -> Cmd {
     cmd
 }
 
-fn claim_invocation(
-    key: &str,
-    counter: &str,
-    token: &str,
-    ttl: Duration,
-) -> ScriptInvocation<'static> {
-    let mut invocation = scripts::claim().prepare_invoke();
-    invocation.key(key).key(counter).arg(token).arg(ttl_ms(ttl));
-    invocation
+/// `EVALSHA <sha1 of script> <numkeys>`, in a command sized for `data` more bytes of keys
+/// and arguments: the command is built directly, one buffer, no per-argument allocation.
+fn evalsha(script: &Script, numkeys: u8, args: usize, data: usize) -> Cmd {
+    let mut cmd = Cmd::with_capacity(3 + args, 7 + 40 + 1 + data);
+    cmd.arg("EVALSHA").arg(script.get_hash()).arg(numkeys);
+    cmd
+}
+
+/// Runs an `EVALSHA`; on `NOSCRIPT` (first use, or the server restarted or flushed its
+/// script cache) loads the script and sends it once more.
+fn invoke<T: FromRedisValue>(
+    con: &mut dyn ConnectionLike,
+    script: &Script,
+    cmd: &Cmd,
+) -> RedisResult<T> {
+    match cmd.query(con) {
+        Err(error) if is_noscript(&error) => {
+            script.load(con)?;
+            cmd.query(con)
+        }
+        outcome => outcome,
+    }
+}
+
+/// Async twin of [`invoke`].
+async fn invoke_async<T: FromRedisValue, C: aio::ConnectionLike + Send>(
+    con: &mut C,
+    script: &Script,
+    cmd: &Cmd,
+) -> RedisResult<T> {
+    match cmd.query_async(con).await {
+        Err(error) if is_noscript(&error) => {
+            script.load_async(con).await?;
+            cmd.query_async(con).await
+        }
+        outcome => outcome,
+    }
+}
+
+fn is_noscript(error: &RedisError) -> bool {
+    error.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::NoScript)
+}
+
+fn claim_cmd(key: &str, counter: &str, token: &str, ttl: Duration) -> Cmd {
+    let mut cmd = evalsha(
+        scripts::claim(),
+        2,
+        4,
+        key.len() + counter.len() + token.len() + 20,
+    );
+    cmd.arg(key).arg(counter).arg(token).arg(ttl_ms(ttl));
+    cmd
+}
+
+fn release_cmd(key: &str, token: &str) -> Cmd {
+    let mut cmd = evalsha(scripts::release(), 1, 2, key.len() + token.len());
+    cmd.arg(key).arg(token);
+    cmd
+}
+
+fn extend_cmd(key: &str, token: &str, ttl: Duration) -> Cmd {
+    let mut cmd = evalsha(scripts::extend(), 1, 3, key.len() + token.len() + 20);
+    cmd.arg(key).arg(token).arg(ttl_ms(ttl));
+    cmd
 }
 
 /// The claim script answers the fence (a decimal string) when it stored the token, nil when
@@ -92,15 +147,15 @@ fn claim(
     token: &str,
     ttl: Duration,
 ) -> RedisResult<Option<u64>> {
-    claimed(claim_invocation(key, counter, token, ttl).invoke::<Value>(con)?)
+    claimed(invoke(
+        con,
+        scripts::claim(),
+        &claim_cmd(key, counter, token, ttl),
+    )?)
 }
 
 fn release(con: &mut dyn ConnectionLike, key: &str, token: &str) -> RedisResult<bool> {
-    scripts::release()
-        .key(key)
-        .arg(token)
-        .invoke::<i64>(con)
-        .map(|n| n == 1)
+    invoke::<i64>(con, scripts::release(), &release_cmd(key, token)).map(|n| n == 1)
 }
 
 fn extend(
@@ -109,12 +164,7 @@ fn extend(
     token: &str,
     ttl: Duration,
 ) -> RedisResult<bool> {
-    scripts::extend()
-        .key(key)
-        .arg(token)
-        .arg(ttl_ms(ttl))
-        .invoke::<i64>(con)
-        .map(|n| n == 1)
+    invoke::<i64>(con, scripts::extend(), &extend_cmd(key, token, ttl)).map(|n| n == 1)
 }
 
 fn get_with_ttl_reply(reply: Option<(String, i64)>) -> Option<(String, Option<Duration>)> {
@@ -161,11 +211,7 @@ async fn claim_async<C: aio::ConnectionLike + Send>(
     token: &str,
     ttl: Duration,
 ) -> RedisResult<Option<u64>> {
-    claimed(
-        claim_invocation(key, counter, token, ttl)
-            .invoke_async::<Value>(con)
-            .await?,
-    )
+    claimed(invoke_async(con, scripts::claim(), &claim_cmd(key, counter, token, ttl)).await?)
 }
 
 async fn release_async<C: aio::ConnectionLike + Send>(
@@ -173,10 +219,7 @@ async fn release_async<C: aio::ConnectionLike + Send>(
     key: &str,
     token: &str,
 ) -> RedisResult<bool> {
-    scripts::release()
-        .key(key)
-        .arg(token)
-        .invoke_async::<i64>(con)
+    invoke_async::<i64, _>(con, scripts::release(), &release_cmd(key, token))
         .await
         .map(|n| n == 1)
 }
@@ -187,11 +230,7 @@ async fn extend_async<C: aio::ConnectionLike + Send>(
     token: &str,
     ttl: Duration,
 ) -> RedisResult<bool> {
-    scripts::extend()
-        .key(key)
-        .arg(token)
-        .arg(ttl_ms(ttl))
-        .invoke_async::<i64>(con)
+    invoke_async::<i64, _>(con, scripts::extend(), &extend_cmd(key, token, ttl))
         .await
         .map(|n| n == 1)
 }

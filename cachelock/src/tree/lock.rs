@@ -351,7 +351,7 @@ impl<C: Cache + Clone + 'static> TreeLock<C> {
         let started = Instant::now();
         let value = crate::holder::owner_value(token.as_str(), self.label.as_deref());
         let target = self.target();
-        match target.claim(&key, &value, self.ttl) {
+        match target.claim(&key, value.as_str(), self.ttl) {
             Ok(Some(fence)) => {
                 tracing::debug!(key = %key, fence, "tree lock acquired");
                 let lease = self.lease(target, key, token, fence, started);
@@ -370,7 +370,7 @@ impl<C: Cache + Clone + 'static> TreeLock<C> {
         let started = Instant::now();
         let value = crate::holder::owner_value(token.as_str(), self.label.as_deref());
         let target = self.target();
-        match target.claim_async(&key, &value, self.ttl).await {
+        match target.claim_async(&key, value.as_str(), self.ttl).await {
             Ok(Some(fence)) => {
                 tracing::debug!(key = %key, fence, "tree lock acquired");
                 let lease = self.lease(target, key, token, fence, started);
