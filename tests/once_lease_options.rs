@@ -62,7 +62,7 @@ fn redis_hold_at_least_runs_once_per_window() {
 }
 
 #[once(key = "runaway", cache = cache, ttl = "300ms", max_hold = "1200ms")]
-fn runaway(cache: &MemoryCache) -> Option<bool> {
+fn runaway<C: Cache + Clone + 'static>(cache: &C) -> Option<bool> {
     // Renewed past its TTL, then let go at max_hold while the body still runs.
     std::thread::sleep(Duration::from_millis(450));
     let still_held_after_the_ttl = held(cache, "runaway");
@@ -70,22 +70,63 @@ fn runaway(cache: &MemoryCache) -> Option<bool> {
     Some(still_held_after_the_ttl)
 }
 
-#[test]
-fn max_hold_bounds_a_runaway_body() {
-    assert_eq!(runaway(&MemoryCache::new()), Some(true));
-}
-
 #[once(key = "unrenewed", cache = cache, ttl = "200ms", renew = false)]
-fn unrenewed(cache: &MemoryCache) -> Option<()> {
+fn unrenewed<C: Cache + Clone + 'static>(cache: &C) -> Option<()> {
     eventually("the unrenewed lock expires under the body", || {
         !held(cache, "unrenewed")
     });
     Some(())
 }
 
+#[once(key = "long-body", cache = cache, ttl = "600ms")]
+fn long_body<C: Cache + Clone + 'static>(cache: &C) -> Option<()> {
+    let start = Instant::now();
+    while start.elapsed() < Duration::from_millis(3000) {
+        assert!(held(cache, "long-body"), "lost after {:?}", start.elapsed());
+        std::thread::sleep(Duration::from_millis(150));
+    }
+    Some(())
+}
+
+#[test]
+fn max_hold_bounds_a_runaway_body() {
+    assert_eq!(runaway(&MemoryCache::new()), Some(true));
+}
+
 #[test]
 fn renew_false_lets_the_lock_expire_under_the_body() {
     assert_eq!(unrenewed(&MemoryCache::new()), Some(()));
+}
+
+#[cfg(feature = "redis")]
+mod redis {
+    use super::*;
+    use cachelock::redis::RedisCache;
+    use cachelock_testkit::RedisServer;
+
+    fn cache(server: &RedisServer) -> RedisCache {
+        RedisCache::from_url(&server.url()).expect("valid url")
+    }
+
+    #[test]
+    fn redis_max_hold_bounds_a_runaway_body() {
+        let server = RedisServer::start();
+        assert_eq!(runaway(&cache(&server)), Some(true));
+    }
+
+    #[test]
+    fn redis_renew_false_lets_the_lock_expire_under_the_body() {
+        let server = RedisServer::start();
+        assert_eq!(unrenewed(&cache(&server)), Some(()));
+    }
+
+    #[test]
+    fn a_redis_once_body_five_times_longer_than_its_ttl_keeps_the_lock() {
+        let server = RedisServer::start();
+        let cache = cache(&server);
+        assert_eq!(long_body(&cache), Some(()));
+        assert!(!held(&cache, "long-body"), "released after the body");
+    }
 }
 
 #[once(key = "async-digest", cache = cache, hold_at_least = "10m")]
