@@ -35,6 +35,10 @@
 //! - `cachelock::redis` (cargo feature `redis`, TLS with `redis-tls`): `RedisCache` and
 //!   `RedisClusterCache`, atomic locks across processes and machines in two round trips per
 //!   acquire + release.
+//! - Admin calls: [`Lock::holder`] (who holds a key, for how much longer),
+//!   [`held_locks`] (every lock under a prefix; Redis `SCAN`, on every primary of a
+//!   cluster), [`Lock::force_release`], and their async twins [`Lock::holder_async`],
+//!   [`held_locks_async`], [`Lock::force_release_async`].
 //! - [`Error`]: one error type; every message names the key.
 //!
 //! # Observability
