@@ -156,6 +156,24 @@ where
     );
 }
 
+/// Without a crossing renewal: an early release leaves the key with at most the hold window.
+fn an_early_release_keeps_the_key_no_longer_than_the_hold<C: Cache + Clone + 'static>(cache: C) {
+    let (ttl, hold) = (Duration::from_secs(60), Duration::from_secs(20));
+    let lock = Lock::new("plain-hold")
+        .cache(cache.clone())
+        .ttl(ttl)
+        .hold_at_least(hold);
+    lock.try_acquire().unwrap().release().unwrap();
+    let left = lock.holder().unwrap().expect("kept").ttl.expect("a TTL");
+    assert!(left <= hold, "{left:?} past the hold window {hold:?}");
+    assert!(lock.try_acquire().unwrap_err().is_locked());
+}
+
+#[test]
+fn memory_early_release_keeps_the_key_no_longer_than_the_hold() {
+    an_early_release_keeps_the_key_no_longer_than_the_hold(MemoryCache::new());
+}
+
 #[test]
 fn memory_hold_shorter_than_the_ttl_survives_a_crossing_renewal() {
     hold_shorter_than_the_ttl_is_not_extended_by_a_crossing_renewal(MemoryCache::new());
@@ -171,6 +189,13 @@ mod redis {
     use super::*;
     use cachelock::redis::RedisCache;
     use cachelock_testkit::RedisServer;
+
+    #[test]
+    fn redis_early_release_keeps_the_key_no_longer_than_the_hold() {
+        let server = RedisServer::start();
+        let cache = RedisCache::from_url(&server.url()).expect("valid url");
+        an_early_release_keeps_the_key_no_longer_than_the_hold(cache);
+    }
 
     #[test]
     fn redis_hold_shorter_than_the_ttl_survives_a_crossing_renewal() {

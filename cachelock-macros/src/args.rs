@@ -15,11 +15,13 @@ mod kw {
     syn::custom_keyword!(cache);
     syn::custom_keyword!(cancel_on_lost);
     syn::custom_keyword!(fence);
+    syn::custom_keyword!(renew);
+    syn::custom_keyword!(max_hold);
+    syn::custom_keyword!(hold_at_least);
 }
 
 /// The valid options, for error messages.
-const VALID: &str =
-    "`key`, `raise_if_locked`, `ttl`, `wait`, `cache`, `cancel_on_lost`, `fence`, `crate`";
+const VALID: &str = "`key`, `raise_if_locked`, `ttl`, `wait`, `cache`, `cancel_on_lost`, `fence`, `renew`, `max_hold`, `hold_at_least`, `crate`";
 
 /// A duration option: a literal parsed at compile time, or an expression of type `Duration`.
 pub(crate) enum DurationArg {
@@ -41,6 +43,10 @@ pub(crate) struct Args {
     pub(crate) cancel_on_lost: Option<(Span, LitBool)>,
     /// `fence = name`: the local the body sees the fencing token in.
     pub(crate) fence: Option<Ident>,
+    /// `renew = false` turns renewal off.
+    pub(crate) renew: Option<LitBool>,
+    pub(crate) max_hold: Option<DurationArg>,
+    pub(crate) hold_at_least: Option<DurationArg>,
     pub(crate) krate: Option<Path>,
 }
 
@@ -77,6 +83,13 @@ fn hint(name: &str) -> Option<&'static str> {
         "cancel_on_loss" | "cancel_if_lost" | "abort_on_lost" | "cancel" => {
             "did you mean `cancel_on_lost`?"
         }
+        "lock_at_least_for" | "lock_at_least" | "at_least" | "min_hold" | "hold_for" => {
+            "did you mean `hold_at_least`?"
+        }
+        "lock_at_most_for" | "lock_at_most" | "max_duration" | "max_lease" => {
+            "did you mean `max_hold` (how long renewal may keep the lock) or `ttl`?"
+        }
+        "auto_renew" | "renewal" | "keep_alive" | "extend" => "did you mean `renew`?",
         _ => return None,
     })
 }
@@ -144,6 +157,23 @@ impl Parse for Args {
                     ));
                 }
                 set(&mut args.fence, input.parse()?, "fence", kw.span)?;
+            } else if lookahead.peek(kw::renew) {
+                let kw: kw::renew = input.parse()?;
+                input.parse::<Token![=]>()?;
+                if !input.peek(LitBool) {
+                    return Err(input.error("`renew` takes `true` or `false`"));
+                }
+                set(&mut args.renew, input.parse()?, "renew", kw.span)?;
+            } else if lookahead.peek(kw::max_hold) {
+                let kw: kw::max_hold = input.parse()?;
+                input.parse::<Token![=]>()?;
+                let value = parse_duration(input, "max_hold")?;
+                set(&mut args.max_hold, value, "max_hold", kw.span)?;
+            } else if lookahead.peek(kw::hold_at_least) {
+                let kw: kw::hold_at_least = input.parse()?;
+                input.parse::<Token![=]>()?;
+                let value = parse_duration(input, "hold_at_least")?;
+                set(&mut args.hold_at_least, value, "hold_at_least", kw.span)?;
             } else if lookahead.peek(Token![crate]) {
                 let kw: Token![crate] = input.parse()?;
                 input.parse::<Token![=]>()?;
@@ -197,16 +227,21 @@ fn parse_duration(input: ParseStream<'_>, name: &str) -> syn::Result<DurationArg
     if input.peek(LitStr) {
         let lit: LitStr = input.parse()?;
         let nanos = duration::parse(&lit.value()).map_err(|e| syn::Error::new(lit.span(), e))?;
-        if name == "ttl" && nanos == 0 {
+        // `wait` may be zero (one attempt); every lock duration must be a valid TTL.
+        if name != "wait" && nanos == 0 {
+            let why = match name {
+                "ttl" => ": it is how long a crashed holder keeps the key",
+                _ => "",
+            };
             return Err(syn::Error::new(
                 lit.span(),
-                "`ttl` must be greater than zero: it is how long a crashed holder keeps the key",
+                format!("`{name}` must be greater than zero{why}"),
             ));
         }
-        if name == "ttl" && nanos > MAX_TTL_NANOS {
+        if name != "wait" && nanos > MAX_TTL_NANOS {
             return Err(syn::Error::new(
                 lit.span(),
-                "`ttl` is longer than the maximum of 30 days (cachelock::MAX_TTL)",
+                format!("`{name}` is longer than the maximum of 30 days (cachelock::MAX_TTL)"),
             ));
         }
         return Ok(DurationArg::Literal(nanos));

@@ -358,6 +358,20 @@ fn generate(function: &ItemFn, args: &Args, key_tokens: &TokenStream) -> TokenSt
         quote!(#private::Duration::ZERO),
     );
 
+    // `renew`, `max_hold`, `hold_at_least`: the `Lock` builder methods of the same names.
+    let mut lease_options = TokenStream::new();
+    if let Some(renew) = &args.renew {
+        lease_options.extend(quote!(.renew(#renew)));
+    }
+    if let Some(max_hold) = args.max_hold.as_ref() {
+        let max_hold = duration(args, &private, Some(max_hold), TokenStream::new());
+        lease_options.extend(quote!(.max_hold(#max_hold)));
+    }
+    if let Some(hold) = args.hold_at_least.as_ref() {
+        let hold = duration(args, &private, Some(hold), TokenStream::new());
+        lease_options.extend(quote!(.hold_at_least(#hold)));
+    }
+
     let raise = args.raise_if_locked.as_ref().is_some_and(|b| b.value);
     let on_error = if raise && ret_has_impl {
         quote_spanned!(ret_span=> #private::raise(__cachelock_error))
@@ -376,7 +390,7 @@ fn generate(function: &ItemFn, args: &Args, key_tokens: &TokenStream) -> TokenSt
         use #private::{ViaError as _, FailClosed as _};
         #key_tokens
         #cache_binding
-        let __cachelock_lock = #private::lock(__cachelock_key, #cache_arg, #ttl);
+        let __cachelock_lock = #private::lock(__cachelock_key, #cache_arg, #ttl) #lease_options;
     };
 
     let cancel = args.cancel_on_lost.as_ref().is_some_and(|(_, b)| b.value);

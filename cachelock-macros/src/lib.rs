@@ -46,12 +46,15 @@ use proc_macro::TokenStream;
 /// | `cache = <expr>` | the process default cache | the cache the lock lives in, evaluated on each call |
 /// | `cancel_on_lost = bool` | `false` | `async fn` only: drop the body's future when the lock is lost and return `Err(Error::LockLost { .. }.into())` |
 /// | `fence = name` | none | the body sees this hold's fencing token as `name: u64` |
+/// | `renew = bool` | `true` | renew the lock while the body runs (see [`Lock::renew`](../cachelock/struct.Lock.html#method.renew)) |
+/// | `max_hold = "1h"` | none | renewal never keeps the lock longer than this after acquiring ([`Lock::max_hold`](../cachelock/struct.Lock.html#method.max_hold)) |
+/// | `hold_at_least = "5m"` | none | keep the key this long after acquiring even if the body ends sooner: at most one run per window across all nodes ([`Lock::hold_at_least`](../cachelock/struct.Lock.html#method.hold_at_least)) |
 /// | `crate = "path"` | `"cachelock"` | where the `cachelock` crate is, if it was renamed |
 ///
 /// Each option can be given once; an unknown one is a compile error that lists the valid
 /// ones. Durations are parsed at compile time: a number and a unit (`ns`, `us`, `ms`, `s`,
 /// `m`, `h`, `d`), fractions and compounds allowed (`"250ms"`, `"1.5s"`, `"1h30m"`); an
-/// invalid one is a compile error on the literal. `ttl` and `wait` also accept any
+/// invalid one is a compile error on the literal. Every duration option also accepts any
 /// expression of type `Duration` (a `const`, `Duration::from_secs(n)`), checked at run time.
 ///
 /// ## `key`
@@ -218,6 +221,28 @@ use proc_macro::TokenStream;
 ///
 /// assert_eq!(export(), Some(Ok(())));
 /// assert_eq!(export(), Some(Ok(()))); // the next hold has a greater fence
+/// ```
+///
+/// ## `hold_at_least`, `max_hold`, `renew`
+///
+/// The lease settings of a [`Lock`](../cachelock/struct.Lock.html), for the lock the call
+/// takes. `hold_at_least` (ShedLock's `lockAtLeastFor`) keeps the key after a body that
+/// ends early, so a scheduled job that every node fires runs at most once per window;
+/// `max_hold` bounds how long renewal keeps the lock of a runaway body; `renew = false`
+/// lets the lock expire after its TTL whatever the body does.
+///
+/// ```
+/// use cachelock::{once, MemoryCache};
+///
+/// // However fast it runs, the digest goes out at most once per 5 minutes across all nodes.
+/// #[once(key = "digest", cache = cache, hold_at_least = "5m")]
+/// fn send_digest(cache: &MemoryCache) -> Option<()> {
+///     Some(())
+/// }
+///
+/// let cache = MemoryCache::new();
+/// assert_eq!(send_digest(&cache), Some(()));
+/// assert_eq!(send_digest(&cache), None); // inside the window: skipped
 /// ```
 ///
 /// ## `crate`

@@ -37,6 +37,10 @@
 //!   acquire + release.
 //! - [`tree`]: hierarchical locks ([`TreeLock`](tree::TreeLock)): a lock on `/a/b` also
 //!   excludes `/a` and `/a/b/c`, not `/a/x` (Locker's model), on memory and Redis.
+//! - Admin calls: [`Lock::holder`] (who holds a key, for how much longer),
+//!   [`held_locks`] (every lock under a prefix; Redis `SCAN`, on every primary of a
+//!   cluster), [`Lock::force_release`], and their async twins [`Lock::holder_async`],
+//!   [`held_locks_async`], [`Lock::force_release_async`].
 //! - [`Error`]: one error type; every message names the key.
 //!
 //! # Observability
