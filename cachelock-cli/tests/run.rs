@@ -188,6 +188,12 @@ fn the_conflict_exit_code_can_be_changed_and_the_command_does_not_run() {
             stderr(&output)
         );
     }
+    // -q: nothing on stderr (cron mails whatever a job prints).
+    let quiet = with_redis(
+        &redis.url(),
+        &["run", "-k", "cron", "-E", "0", "-q", "--", "true"],
+    );
+    assert_eq!((code(&quiet), stderr(&quiet)), (0, String::new()));
     assert!(
         !std::path::Path::new(&marker).exists(),
         "the command never ran"
