@@ -5,6 +5,10 @@
 //! so claims, releases and extends of one space are atomic with respect to each other.
 //! Expired entries count as free; they are dropped when a claim meets them, and by a sweep
 //! of the whole space whenever it has doubled in size since the last sweep.
+//!
+//! A released lock's entry is removed at once. The (empty) map of a lock space is kept for
+//! the life of the cache: removing it could let a claim that already looked it up insert
+//! into a map nobody else sees. That is one small entry per prefix ever used.
 
 use std::collections::{BTreeMap, HashMap};
 use std::ops::Bound;
