@@ -77,7 +77,7 @@ a terminal's Ctrl-C reaches CMD directly and is not sent twice.
 Examples:
   cachelock run -k nightly-backup --redis redis://redis.lan -- ./backup.sh
   CACHELOCK_REDIS_URL=redis://127.0.0.1 cachelock run -k deploy -w 5m -- make
-  cachelock run -k cron-sync -E 0 -- sync.sh   # held: exit 0, quiet in cron";
+  cachelock run -k cron-sync -E 0 -q -- sync.sh   # held: exit 0, say nothing";
 
 const SERVE_AFTER_HELP: &str = "\
 Endpoints (GET). Answers are JSON; errors are {\"ok\": false, \"error\": ...}
@@ -121,6 +121,10 @@ pub struct RunArgs {
     /// the backend was unreachable for a whole TTL). Without it, a warning is printed.
     #[arg(long)]
     pub kill_on_lost: bool,
+
+    /// Say nothing when the key is held (with `-E 0`, cron then mails nothing).
+    #[arg(short, long)]
+    pub quiet: bool,
 
     /// Exit code when the key is held.
     #[arg(short = 'E', long, default_value_t = crate::exit::TEMPFAIL, value_name = "CODE")]

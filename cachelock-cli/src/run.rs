@@ -24,7 +24,7 @@ pub fn run(args: &RunArgs, backend: &Backend) -> Result<u8, Failure> {
     // First of all: from here on a SIGTERM cannot kill cachelock while it holds the lock.
     let signals = signals::catch()
         .map_err(|e| Failure::internal(format!("cannot install signal handlers: {e}")))?;
-    if backend.redis().is_none() {
+    if backend.redis().is_none() && !args.quiet {
         eprintln!(
             "cachelock: warning: no --redis URL (or CACHELOCK_REDIS_URL): the lock on `{}` lives \
              in this process's memory and excludes no other process",
@@ -64,7 +64,9 @@ async fn hold_and_run(
     let guard = match acquired {
         Ok(guard) => guard,
         Err(Error::Locked { .. }) => {
-            eprintln!("cachelock: {}", held_message(&lock, &args.key));
+            if !args.quiet {
+                eprintln!("cachelock: {}", held_message(&lock, &args.key));
+            }
             return Ok(args.conflict_exit_code);
         }
         Err(error) => return Err(Failure::from_lock(&error)),

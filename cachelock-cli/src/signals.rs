@@ -21,8 +21,16 @@ pub struct Caught {
 }
 
 /// Installs the handlers and returns the receiving end; a background thread feeds it.
+///
+/// A signal that cachelock was started with ignored (`nohup cachelock run ..` ignores
+/// SIGHUP) is left ignored, so that the command inherits that too, as it would without
+/// cachelock in between.
 pub fn catch() -> std::io::Result<mpsc::UnboundedReceiver<Caught>> {
-    let mut signals = SignalsInfo::<WithOrigin>::new(FORWARDED)?;
+    let wanted: Vec<i32> = FORWARDED
+        .into_iter()
+        .filter(|&signal| !is_ignored(signal))
+        .collect();
+    let mut signals = SignalsInfo::<WithOrigin>::new(wanted)?;
     let (tx, rx) = mpsc::unbounded_channel();
     std::thread::Builder::new()
         .name("cachelock-signals".to_owned())
@@ -38,6 +46,17 @@ pub fn catch() -> std::io::Result<mpsc::UnboundedReceiver<Caught>> {
             }
         })?;
     Ok(rx)
+}
+
+/// Whether `signal` is set to SIG_IGN in this process.
+fn is_ignored(signal: i32) -> bool {
+    // SAFETY: sigaction with a null new action only reads the current one into `old`, a
+    // zeroed sigaction that it fully initialises.
+    unsafe {
+        let mut old: libc::sigaction = std::mem::zeroed();
+        libc::sigaction(signal, std::ptr::null(), &mut old) == 0
+            && old.sa_sigaction == libc::SIG_IGN
+    }
 }
 
 /// Sends `signal` to process `pid`; `false` if it is gone.

@@ -27,7 +27,12 @@ fn two_concurrent_runs_on_one_key_one_runs_and_the_other_exits_75() {
 
     // While the winner holds the key, the loser gives up at once: it needs no `stop`.
     let (mut first, mut second) = (Some(first), Some(second));
+    let deadline = std::time::Instant::now() + PATIENCE;
     let loser = loop {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "neither run exited within {PATIENCE:?}"
+        );
         if let Some(Some(_)) = first.as_mut().map(|c| c.try_wait().unwrap()) {
             break wait_exit(first.take().unwrap(), "the first run");
         }
@@ -183,6 +188,12 @@ fn the_conflict_exit_code_can_be_changed_and_the_command_does_not_run() {
             stderr(&output)
         );
     }
+    // -q: nothing on stderr (cron mails whatever a job prints).
+    let quiet = with_redis(
+        &redis.url(),
+        &["run", "-k", "cron", "-E", "0", "-q", "--", "true"],
+    );
+    assert_eq!((code(&quiet), stderr(&quiet)), (0, String::new()));
     assert!(
         !std::path::Path::new(&marker).exists(),
         "the command never ran"
@@ -389,4 +400,37 @@ fn without_redis_run_warns_that_the_lock_excludes_no_other_process() {
         "{}",
         stderr(&output)
     );
+}
+
+/// The signals a command starts with ignored: `(SigIgn & mask) != 0` for each signal.
+fn ignored_by_command(ignore_in_cachelock: &[i32]) -> Vec<bool> {
+    let mut command = cachelock();
+    with_signals(&mut command, libc::SIG_IGN, ignore_in_cachelock);
+    let output = command
+        .args([
+            "run",
+            "-k",
+            "nohup",
+            "--",
+            "sh",
+            "-c",
+            "grep SigIgn /proc/$$/status",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(code(&output), 0, "{}", stderr(&output));
+    let text = stdout(&output);
+    let mask = u64::from_str_radix(text.trim().trim_start_matches("SigIgn:").trim(), 16)
+        .unwrap_or_else(|e| panic!("{e}: {text}"));
+    [libc::SIGHUP, libc::SIGINT, libc::SIGTERM]
+        .iter()
+        .map(|&signal| mask & (1 << (signal - 1)) != 0)
+        .collect()
+}
+
+#[test]
+fn signals_ignored_at_start_stay_ignored_for_the_command_as_with_nohup() {
+    assert_eq!(ignored_by_command(&[]), [false, false, false]);
+    // `nohup cachelock run ..`: the command must not die when the terminal hangs up.
+    assert_eq!(ignored_by_command(&[libc::SIGHUP]), [true, false, false]);
 }

@@ -34,6 +34,16 @@ fn canhaz_grants_a_token_and_refuses_the_same_path_naming_the_holder() {
     server.lock("/this?id=timmy");
     assert_eq!(server.refused("/this?id=other")["lockedBy"], "timmy");
     assert_eq!(server.get("/dohaz/this").1["lockedBy"], "timmy");
+
+    // Paths and ids are percent-decoded; an id may hold any printable text.
+    let (_, body) = server.get("/canhaz/build%20farm/caf%C3%A9?id=job%7C42%20%C3%A9");
+    assert_eq!(
+        (&body["ok"], &body["path"]),
+        (&json!(true), &json!("/build farm/café"))
+    );
+    let refused = server.refused("/build%20farm");
+    assert_eq!(refused["lockedBy"], "job|42 é");
+    assert_eq!(refused["lockedPath"], "/build farm/café");
 }
 
 #[test]

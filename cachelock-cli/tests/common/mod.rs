@@ -12,14 +12,38 @@ use std::time::{Duration, Instant};
 /// the machine is shared; nothing asserts how fast anything is.
 pub const PATIENCE: Duration = Duration::from_secs(60);
 
-/// `cachelock` with a clean environment: no CACHELOCK_* variables from the caller.
+/// `cachelock` with a clean environment: no CACHELOCK_* variables from the caller, and
+/// SIGINT, SIGTERM and SIGHUP at their defaults (a test runner started in the background
+/// by a shell without job control may have SIGINT ignored, which cachelock and its command
+/// would rightly keep).
 pub fn cachelock() -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_cachelock"));
     command
         .env_remove("CACHELOCK_REDIS_URL")
         .env_remove("CACHELOCK_PREFIX")
+        .env_remove("CACHELOCK_SPACE")
         .stdin(Stdio::null());
+    with_signals(
+        &mut command,
+        libc::SIG_DFL,
+        &[libc::SIGINT, libc::SIGTERM, libc::SIGHUP],
+    );
     command
+}
+
+/// Sets `signals` to `disposition` (SIG_DFL or SIG_IGN) in the child before it execs.
+pub fn with_signals(command: &mut Command, disposition: libc::sighandler_t, signals: &[i32]) {
+    use std::os::unix::process::CommandExt;
+    let signals = signals.to_vec();
+    // SAFETY: runs between fork and exec; signal(2) is async-signal-safe.
+    unsafe {
+        command.pre_exec(move || {
+            for &signal in &signals {
+                libc::signal(signal, disposition);
+            }
+            Ok(())
+        });
+    }
 }
 
 /// `cachelock --redis URL ARGS..`, run to completion.
