@@ -432,3 +432,28 @@ fn a_tree_lock_costs_one_round_trip_to_take_and_one_to_release() {
         "holder"
     );
 }
+
+#[test]
+fn held_locks_lists_plain_locks_not_the_keys_of_a_tree_space_or_the_fence_counter() {
+    let server = RedisServer::start();
+    let cache = cache(&server);
+    // A tree lock in the default space (the same `cachelock:` prefix plain locks use) and a
+    // plain lock, which also creates the fencing counter.
+    let tree = lock(&cache, "/reports/daily", BOTH)
+        .try_acquire()
+        .expect("tree lock");
+    let plain = cachelock::Lock::new("nightly")
+        .cache(cache.clone())
+        .try_acquire()
+        .expect("plain lock");
+    for prefix in ["", "cachelock:"] {
+        let listed: Vec<String> = cachelock::held_locks(&cache, prefix)
+            .unwrap_or_else(|e| panic!("held_locks({prefix:?}) failed: {e}"))
+            .into_iter()
+            .map(|holder| holder.key)
+            .collect();
+        assert_eq!(listed, ["cachelock:nightly"], "prefix {prefix:?}");
+    }
+    drop(plain);
+    drop(tree);
+}

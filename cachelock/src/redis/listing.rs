@@ -32,13 +32,26 @@ pub(crate) fn pattern(prefix: &str) -> String {
 }
 
 /// The keys as the caller named them: the cache's own prefix taken off, sorted, each once
-/// (`SCAN` may return a key more than once, and a key may move between nodes mid-listing).
+/// (`SCAN` may return a key more than once, and a key may move between nodes mid-listing),
+/// without cachelock's own bookkeeping keys (see [`is_internal`]).
 pub(crate) fn without_own_prefix(keys: Vec<String>, own: &str) -> Vec<String> {
     keys.into_iter()
         .filter_map(|key| key.strip_prefix(own).map(str::to_owned))
+        .filter(|key| !is_internal(key))
         .collect::<BTreeSet<_>>()
         .into_iter()
         .collect()
+}
+
+/// Keys cachelock keeps for itself, which are not locks and must not be listed as such: the
+/// fencing counters (`cachelock-fence`, `cachelock-fence:{tag}`) and the hashes of a tree
+/// lock space (`<space>{cachelock-tree}:own|exp|up|fence`, listed by their own API).
+/// Without this, `held_locks` with an empty prefix, or with a prefix a tree lock space
+/// shares, would report them as locks of an unknown owner, or fail reading a hash as a string.
+pub(crate) fn is_internal(key: &str) -> bool {
+    key == "cachelock-fence"
+        || key.starts_with("cachelock-fence:{")
+        || key.contains(super::tree::TAG_SEPARATOR)
 }
 
 fn scan_cmd(cursor: u64, pattern: &str) -> Cmd {
@@ -192,6 +205,20 @@ pub(crate) fn scan_cluster_async<'a>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn bookkeeping_keys_are_not_listed() {
+        let keys = [
+            "p:job-1",
+            "p:cachelock-fence",
+            "p:cachelock-fence:{a}",
+            "p:cachelock:{cachelock-tree}:own",
+            "p:cachelock:{cachelock-tree}:fence",
+            "p:cachelock-fence-job",
+        ];
+        let listed = without_own_prefix(keys.iter().map(|k| k.to_string()).collect(), "p:");
+        assert_eq!(listed, ["cachelock-fence-job", "job-1"]);
+    }
 
     #[test]
     fn patterns_escape_glob_characters() {
