@@ -1,19 +1,23 @@
 //! Criterion benches for the workloads of WORKLOADS.md: W1 on Redis with its LIMIT rows, W3
-//! in memory with its moka LIMIT row, and `#[once]` next to the hand-written `Lock` on both.
+//! in memory with its moka LIMIT row, `#[once]` next to the hand-written `Lock` on both, and
+//! W2 (16 threads trying one key; the time is per attempt, won or refused, and a second
+//! occupant of the critical section fails the bench).
 //!
 //! ```text
 //! cargo bench --features redis                 # every case
 //! cargo bench --features redis -- W3           # only the in-memory group
+//! cargo bench --features redis -- W2           # only the contended group
 //! ```
 //!
 //! Starts its own `redis-server` on a free loopback port. `examples/bench.rs` runs the same
 //! cases (plus W2 and the memory section) as one table with the ratios to the targets.
 
 use std::hint::black_box;
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use cachelock::redis::RedisCache;
-use cachelock::{once, Lock, MemoryCache};
+use cachelock::{once, Cache, Lock, MemoryCache};
 use cachelock_testkit::RedisServer;
 use criterion::{criterion_group, criterion_main, Criterion};
 use moka::ops::compute::Op;
@@ -213,6 +217,54 @@ fn w1(c: &mut Criterion) {
     drop(server);
 }
 
+const W2_THREADS: u64 = 16;
+
+/// W2: `iters` attempts on one key, shared by 16 threads; returns the wall time of all of
+/// them. Panics on a second occupant of the critical section.
+fn w2_attempts<C: Cache + Clone + 'static>(cache: &C, key: &str, iters: u64) -> Duration {
+    let left = AtomicU64::new(iters);
+    let inside = AtomicU32::new(0);
+    let start = Instant::now();
+    std::thread::scope(|scope| {
+        for _ in 0..W2_THREADS {
+            scope.spawn(|| {
+                while left
+                    .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1))
+                    .is_ok()
+                {
+                    let lock = Lock::new(key).cache(cache.clone()).ttl(TTL);
+                    match lock.try_acquire() {
+                        Ok(guard) => {
+                            assert_eq!(inside.fetch_add(1, Ordering::SeqCst), 0, "violation");
+                            std::hint::spin_loop();
+                            inside.fetch_sub(1, Ordering::SeqCst);
+                            guard.release().expect("release");
+                        }
+                        Err(e) if e.is_locked() => {}
+                        Err(e) => panic!("W2 attempt failed: {e}"),
+                    }
+                }
+            });
+        }
+    });
+    start.elapsed()
+}
+
+fn w2(c: &mut Criterion) {
+    let server = RedisServer::start();
+    let redis = RedisCache::from_url(&server.url()).expect("url");
+    let memory = MemoryCache::new();
+    let mut group = c.benchmark_group("W2");
+    group.bench_function("Lock, MemoryCache, 16 threads, per attempt", |b| {
+        b.iter_custom(|iters| w2_attempts(&memory, "bench:w2:memory", iters))
+    });
+    group.bench_function("Lock sync, RedisCache, 16 threads, per attempt", |b| {
+        b.iter_custom(|iters| w2_attempts(&redis, "bench:w2:redis", iters))
+    });
+    group.finish();
+    drop(server);
+}
+
 fn config() -> Criterion {
     // Short: these run on a shared 2-core machine; the example gives the full table.
     Criterion::default()
@@ -224,6 +276,6 @@ fn config() -> Criterion {
 criterion_group! {
     name = benches;
     config = config();
-    targets = w3, w1
+    targets = w3, w1, w2
 }
 criterion_main!(benches);

@@ -325,13 +325,32 @@ fn w3(settings: &Settings) -> Vec<Row> {
 // W1 on Redis and its LIMIT rows, with the commands per op counted by the server.
 // ---------------------------------------------------------------------------------------
 
-/// `cmdstat_<name>` → `calls`, from `INFO commandstats`.
-fn command_calls(admin: &mut redis::Connection) -> BTreeMap<String, u64> {
+/// `cmdstat_<name>` → (`calls`, `usec`), from `INFO commandstats`.
+fn command_calls(admin: &mut redis::Connection) -> BTreeMap<String, (u64, u64)> {
     let info: String = redis::cmd("INFO")
         .arg("commandstats")
         .query(admin)
         .expect("INFO commandstats");
-    cachelock_testkit::parse_commandstats(&info)
+    let calls = cachelock_testkit::parse_commandstats(&info);
+    let usec: BTreeMap<&str, u64> = info
+        .lines()
+        .filter_map(|line| {
+            let (name, stats) = line.strip_prefix("cmdstat_")?.split_once(':')?;
+            let usec = stats
+                .split(',')
+                .find_map(|field| field.strip_prefix("usec="))?
+                .parse()
+                .ok()?;
+            Some((name, usec))
+        })
+        .collect();
+    calls
+        .into_iter()
+        .map(|(name, calls)| {
+            let usec = usec.get(name.as_str()).copied().unwrap_or(0);
+            (name, (calls, usec))
+        })
+        .collect()
 }
 
 /// The commands the raw LIMIT row's release script runs inside the server.
@@ -342,27 +361,36 @@ const LIMIT_INSIDE_SCRIPTS: &[&str] = &["get", "del"];
 const CACHELOCK_INSIDE_SCRIPTS: &[&str] = &["get", "set", "time", "del", "publish"];
 
 /// Commands sent by the client per op: everything but `INFO` (ours) and the commands the
-/// case's scripts run inside the server (`inside`): those are not round trips.
+/// case's scripts run inside the server (`inside`): those are not round trips. Then the
+/// server's time per op in those commands (`usec` of `INFO commandstats`; a script's time
+/// includes the commands it runs).
 fn commands_per_op(
-    before: &BTreeMap<String, u64>,
-    after: &BTreeMap<String, u64>,
+    before: &BTreeMap<String, (u64, u64)>,
+    after: &BTreeMap<String, (u64, u64)>,
     ops: u64,
     inside: &[&str],
 ) -> String {
     let mut total = 0.0;
+    let mut usec = 0;
     let mut parts = Vec::new();
-    for (name, &calls) in after {
+    for (name, &(calls, spent)) in after {
         if name == "info" || inside.contains(&name.as_str()) {
             continue;
         }
-        let diff = calls - before.get(name).copied().unwrap_or(0);
+        let (calls_before, spent_before) = before.get(name).copied().unwrap_or((0, 0));
+        let diff = calls - calls_before;
         if diff > 0 {
             let per_op = diff as f64 / ops as f64;
             total += per_op;
+            usec += spent - spent_before;
             parts.push(format!("{name} {per_op:.3}"));
         }
     }
-    format!("{total:.3} ({})", parts.join(", "))
+    format!(
+        "{total:.3} ({}); server time {:.2} us/op",
+        parts.join(", "),
+        usec as f64 / ops as f64
+    )
 }
 
 type BoxFut<'a> = Pin<Box<dyn Future<Output = ()> + 'a>>;
@@ -383,11 +411,16 @@ fn w1(
 ) -> (Vec<Row>, Vec<(&'static str, String)>) {
     let client = redis::Client::open(url).expect("url");
     let script = redis::Script::new(RELEASE_SCRIPT);
+    let fenced = FencedScripts {
+        claim: redis::Script::new(cachelock::redis::script_text::CLAIM),
+        release: redis::Script::new(cachelock::redis::script_text::RELEASE),
+    };
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .expect("runtime");
     let mut raw = client.get_connection().expect("connect");
+    let mut raw_fenced = client.get_connection().expect("connect");
     let raw_async = rt
         .block_on(client.get_multiplexed_async_connection())
         .expect("connect");
@@ -398,7 +431,7 @@ fn w1(
     let mut counted = Vec::new();
     if settings.profile.is_none() {
         let mut count = |name: &'static str, inside: &[&str], op: &mut dyn FnMut(u32)| {
-            let n = 200;
+            let n = 1000;
             op(0); // warm: connection, script cache
             let before = command_calls(admin);
             for i in 0..n {
@@ -412,6 +445,11 @@ fn w1(
         count("LIMIT redis-rs sync", LIMIT_INSIDE_SCRIPTS, &mut |i| {
             raw_limit_op(&mut raw, &script, &keys[(i % 1000) as usize])
         });
+        count(
+            "raw sync, cachelock's scripts",
+            CACHELOCK_INSIDE_SCRIPTS,
+            &mut |i| raw_fenced_op(&mut raw, &fenced, &keys[(i % 1000) as usize]),
+        );
         count("Lock sync", CACHELOCK_INSIDE_SCRIPTS, &mut |i| {
             lock_op(&cache, "bench:w1:", i % 1000)
         });
@@ -429,6 +467,9 @@ fn w1(
     let mut cases = [
         case("LIMIT redis-rs sync SET NX PX+EVALSHA", |i| {
             raw_limit_op(&mut raw, &script, &keys[(i % 1000) as usize]);
+        }),
+        case(RAW_FENCED_ROW, |i| {
+            raw_fenced_op(&mut raw_fenced, &fenced, &keys[(i % 1000) as usize]);
         }),
         case("Lock sync, RedisCache", |i| {
             lock_op(&cache, "bench:w1:", i % 1000)
@@ -476,6 +517,35 @@ fn w1(
     }
     let (rows, _) = sequential("W1", settings.redis_ops, settings.passes, &mut cases);
     (rows, counted)
+}
+
+/// A row that is not a target: the raw client sending cachelock's own two scripts (claim with
+/// its fence counter, release with its notification). Its distance to the LIMIT row is the
+/// scripts' server time; `Lock`'s distance to it is the client-side overhead.
+const RAW_FENCED_ROW: &str = "raw redis-rs sync, cachelock's 2 scripts";
+
+struct FencedScripts {
+    claim: redis::Script,
+    release: redis::Script,
+}
+
+fn raw_fenced_op(con: &mut redis::Connection, scripts: &FencedScripts, key: &str) {
+    let fence: Option<u64> = scripts
+        .claim
+        .key(key)
+        .key("cachelock-fence")
+        .arg(RAW_TOKEN)
+        .arg(TTL_MS)
+        .invoke(con)
+        .expect("claim script");
+    assert!(fence.is_some(), "uncontended claim");
+    let released: i64 = scripts
+        .release
+        .key(key)
+        .arg(RAW_TOKEN)
+        .invoke(con)
+        .expect("release script");
+    assert_eq!(released, 1);
 }
 
 fn raw_limit_op(con: &mut redis::Connection, script: &redis::Script, key: &str) {
@@ -986,6 +1056,18 @@ fn main() {
         find(&w1, "LIMIT redis-rs sync SET NX PX+EVALSHA"),
         0.95,
     );
+    let _ = ratio(
+        "W1 Lock sync / raw sync with cachelock's scripts (client overhead alone; not a target)",
+        find(&w1, "Lock sync, RedisCache"),
+        find(&w1, RAW_FENCED_ROW),
+        0.95,
+    );
+    let _ = ratio(
+        "W1 raw sync with cachelock's scripts / LIMIT sync (the scripts' server time; not a target)",
+        find(&w1, RAW_FENCED_ROW),
+        find(&w1, "LIMIT redis-rs sync SET NX PX+EVALSHA"),
+        0.95,
+    );
     met &= ratio(
         "W1 Lock async / LIMIT async",
         find(&w1, "Lock async, RedisCache"),
@@ -1022,7 +1104,7 @@ fn main() {
         if violations == 0 { "met" } else { "MISSED" }
     );
     met &= violations == 0;
-    println!("# commands per op sent by the client (INFO commandstats; commands run inside the scripts not counted; target 2):");
+    println!("# commands per op sent by the client (INFO commandstats; commands run inside the scripts not counted; target 2), and the server time they took:");
     for (name, per_op) in &counted {
         println!("#   {name}: {per_op}");
         met &= per_op.starts_with("2.000");

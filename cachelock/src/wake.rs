@@ -113,3 +113,61 @@ impl Board {
         let _ = tokio::time::timeout(pause, notified).await;
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::Ordering;
+    use std::time::{Duration, Instant};
+
+    /// Long enough that a waiter that was not woken cannot pass for one that was.
+    const LONG: Duration = Duration::from_secs(30);
+
+    fn until_registered(board: &Board, n: usize) {
+        while board.waiters.load(Ordering::SeqCst) < n {
+            std::thread::yield_now();
+        }
+    }
+
+    #[test]
+    fn a_release_wakes_a_registered_sync_waiter_and_the_count_returns_to_zero() {
+        let board = Board::new();
+        std::thread::scope(|scope| {
+            let waiter = scope.spawn(|| {
+                let started = Instant::now();
+                board.wait("k", LONG, || true);
+                started.elapsed()
+            });
+            until_registered(&board, 1);
+            board.released("k");
+            assert!(waiter.join().unwrap() < LONG, "woken, not timed out");
+        });
+        assert_eq!(board.waiters.load(Ordering::SeqCst), 0);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_release_wakes_a_registered_async_waiter_and_the_count_returns_to_zero() {
+        let board = std::sync::Arc::new(Board::new());
+        let waiter = {
+            let board = board.clone();
+            tokio::spawn(async move {
+                let started = Instant::now();
+                board.wait_async("k", LONG, || true).await;
+                started.elapsed()
+            })
+        };
+        until_registered(&board, 1);
+        board.released("k");
+        assert!(waiter.await.unwrap() < LONG, "woken, not timed out");
+        assert_eq!(board.waiters.load(Ordering::SeqCst), 0);
+    }
+
+    #[test]
+    fn a_waiter_that_finds_the_key_free_returns_at_once() {
+        let board = Board::new();
+        let started = Instant::now();
+        board.wait("k", LONG, || false);
+        assert!(started.elapsed() < LONG);
+        assert_eq!(board.waiters.load(Ordering::SeqCst), 0);
+    }
+}

@@ -105,6 +105,18 @@ pub use config::{
 };
 pub use standalone::{RedisCache, RedisCacheBuilder};
 
+/// The text of the claim and release scripts, for the benchmarks that send them without
+/// cachelock around them (to tell the scripts' server time from the client's overhead).
+/// Not a stable API.
+#[doc(hidden)]
+pub mod script_text {
+    /// The claim script: `KEYS[1]` the lock, `KEYS[2]` the fence counter, `ARGV[1]` the
+    /// owner value, `ARGV[2]` the TTL in ms.
+    pub const CLAIM: &str = super::scripts::CLAIM;
+    /// The release script: `KEYS[1]` the lock, `ARGV[1]` the owner token.
+    pub const RELEASE: &str = super::scripts::RELEASE;
+}
+
 /// Makes sure rustls has a crypto provider (ring) before a TLS connection needs one.
 ///
 /// rustls refuses to pick one by itself when none or several are compiled in; installing

@@ -105,20 +105,21 @@ fn extend_cmd(key: &str, token: &str, ttl: Duration) -> Cmd {
     cmd
 }
 
-/// The claim script answers the fence (a decimal string) when it stored the token, nil when
-/// the key is held.
+/// The claim script answers the fence (an integer) when it stored the token, nil when the
+/// key is held.
 fn claimed(reply: Value) -> RedisResult<Option<u64>> {
+    let not_a_fence = || {
+        RedisError::from((
+            redis::ErrorKind::UnexpectedReturnType,
+            "the claim script returned a fence that is not a positive number",
+        ))
+    };
     match reply {
         Value::Nil => Ok(None),
-        Value::Int(fence) => Ok(u64::try_from(fence).ok()),
+        Value::Int(fence) => u64::try_from(fence).map(Some).map_err(|_| not_a_fence()),
         other => {
             let text: String = redis::from_redis_value(other)?;
-            text.parse().map(Some).map_err(|_| {
-                RedisError::from((
-                    redis::ErrorKind::UnexpectedReturnType,
-                    "the claim script returned a fence that is not a number",
-                ))
-            })
+            text.parse().map(Some).map_err(|_| not_a_fence())
         }
     }
 }

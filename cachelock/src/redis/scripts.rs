@@ -20,7 +20,8 @@ use std::sync::OnceLock;
 use redis::Script;
 
 /// `SET KEYS[1] ARGV[1] NX PX ARGV[2]`; if it stored the token, bumps the fencing counter
-/// `KEYS[2]` and returns the new fence, else returns nil.
+/// `KEYS[2]` and returns the new fence (an integer reply: Redis converts the Lua number, exact
+/// below 2^53), else returns nil.
 ///
 /// The fence is `max(counter + 1, server time in µs)`: strictly greater than the counter, so
 /// strictly increasing per slot (scripts run one at a time), and, should the counter ever
@@ -29,7 +30,7 @@ use redis::Script;
 /// Lua numbers are doubles: exact for integers below 2^53, which µs since 1970 stay below
 /// until the year 2255. The counter is read before the `SET`, so a counter holding garbage
 /// fails the claim before anything is written.
-const CLAIM: &str = r"
+pub(crate) const CLAIM: &str = r"
 if redis.replicate_commands then redis.replicate_commands() end
 local last = redis.pcall('GET', KEYS[2])
 if last == false then
@@ -44,9 +45,8 @@ if not redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then
 end
 local now = redis.call('TIME')
 local fence = math.max(last + 1, tonumber(now[1]) * 1000000 + tonumber(now[2]))
-local text = string.format('%.0f', fence)
-redis.call('SET', KEYS[2], text)
-return text
+redis.call('SET', KEYS[2], string.format('%.0f', fence))
+return fence
 ";
 
 /// The value of `KEYS[1]` and its `PTTL` (-1: no TTL), or nil if absent or not a string.
@@ -61,7 +61,7 @@ return {value, redis.call('PTTL', KEYS[1])}
 /// `DEL KEYS[1]` if it holds `ARGV[1]`, then `PUBLISH cachelock:released KEYS[1]` (waiters
 /// subscribe to wake at once); returns 1 if deleted, 0 otherwise. `PUBLISH` goes through
 /// `pcall`: a user whose ACL forbids the channel still releases (its waiters poll).
-const RELEASE: &str = r"
+pub(crate) const RELEASE: &str = r"
 local value = redis.pcall('GET', KEYS[1])
 if type(value) == 'string' and (value == ARGV[1] or string.sub(value, 1, #ARGV[1] + 1) == ARGV[1] .. '|') then
     redis.call('DEL', KEYS[1])
