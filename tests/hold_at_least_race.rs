@@ -10,9 +10,10 @@
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::mpsc::{channel, Receiver, Sender};
 use std::sync::{Arc, Condvar, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use cachelock::{Cache, CacheResult, Lock, MemoryCache};
+use cachelock_testkit::eventually;
 
 struct Shared {
     /// Set once the first renewal has been stopped.
@@ -87,14 +88,6 @@ impl<C: Cache> Cache for Crossing<C> {
     }
     fn get_with_ttl(&self, key: &str) -> CacheResult<Option<(String, Option<Duration>)>> {
         self.inner.get_with_ttl(key)
-    }
-}
-
-fn eventually(what: &str, mut condition: impl FnMut() -> bool) {
-    let start = Instant::now();
-    while !condition() {
-        assert!(start.elapsed() < Duration::from_secs(30), "never: {what}");
-        std::thread::sleep(Duration::from_millis(5));
     }
 }
 

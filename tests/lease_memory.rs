@@ -8,6 +8,7 @@
 use std::time::{Duration, Instant};
 
 use cachelock::{once, Cache, Lock, MemoryCache};
+use cachelock_testkit::eventually;
 
 fn lock(cache: &MemoryCache, key: &str) -> Lock<MemoryCache> {
     Lock::new(key).cache(cache.clone())
@@ -18,15 +19,6 @@ fn held(cache: &MemoryCache, key: &str) -> bool {
         Ok(_) => false,
         Err(e) if e.is_locked() => true,
         Err(e) => panic!("{e}"),
-    }
-}
-
-/// Waits (bounded) until `condition` holds.
-fn eventually(what: &str, mut condition: impl FnMut() -> bool) {
-    let start = Instant::now();
-    while !condition() {
-        assert!(start.elapsed() < Duration::from_secs(30), "never: {what}");
-        std::thread::sleep(Duration::from_millis(20));
     }
 }
 

@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 
 use cachelock::redis::RedisCache;
 use cachelock::{Cache, Lock};
+use cachelock_testkit::eventually;
 use cachelock_testkit::RedisServer;
 
 fn cache(server: &RedisServer) -> RedisCache {
@@ -19,14 +20,6 @@ fn held_elsewhere(server: &RedisServer, key: &str) -> bool {
         Ok(_) => false,
         Err(e) if e.is_locked() => true,
         Err(e) => panic!("{e}"),
-    }
-}
-
-fn eventually(what: &str, mut condition: impl FnMut() -> bool) {
-    let start = Instant::now();
-    while !condition() {
-        assert!(start.elapsed() < Duration::from_secs(30), "never: {what}");
-        std::thread::sleep(Duration::from_millis(20));
     }
 }
 

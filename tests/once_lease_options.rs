@@ -5,20 +5,13 @@
 use std::time::{Duration, Instant};
 
 use cachelock::{once, Cache, Lock, MemoryCache};
+use cachelock_testkit::eventually;
 
 fn held<C: Cache + Clone + 'static>(cache: &C, key: &str) -> bool {
     match Lock::new(key).cache(cache.clone()).try_acquire() {
         Ok(_) => false,
         Err(e) if e.is_locked() => true,
         Err(e) => panic!("{e}"),
-    }
-}
-
-fn eventually(what: &str, mut condition: impl FnMut() -> bool) {
-    let start = Instant::now();
-    while !condition() {
-        assert!(start.elapsed() < Duration::from_secs(30), "never: {what}");
-        std::thread::sleep(Duration::from_millis(20));
     }
 }
 

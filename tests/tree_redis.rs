@@ -13,6 +13,7 @@ use cachelock_testkit::{RedisCluster, RedisServer};
 
 #[path = "common/tree_cases.rs"]
 mod tree_cases;
+use cachelock_testkit::eventually;
 use tree_cases::{Pick, BOTH, NEITHER, NO_CHILDREN, NO_PARENTS, TABLE};
 
 fn cache(server: &RedisServer) -> RedisCache {
@@ -30,14 +31,6 @@ fn lock(cache: &RedisCache, path: &str, scope: TreeScope) -> TreeLock<RedisCache
         .cache(cache.clone())
         .lock_parents(scope.lock_parents)
         .lock_children(scope.lock_children)
-}
-
-fn eventually(what: &str, mut condition: impl FnMut() -> bool) {
-    let start = Instant::now();
-    while !condition() {
-        assert!(start.elapsed() < Duration::from_secs(30), "never: {what}");
-        std::thread::sleep(Duration::from_millis(20));
-    }
 }
 
 #[test]

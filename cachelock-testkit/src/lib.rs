@@ -4,6 +4,8 @@
 //!   that can be stopped and restarted on the same port for fault tests.
 //! - [`RedisCluster`]: three `redis-server --cluster-enabled yes` nodes on free loopback
 //!   ports, joined with `redis-cli --cluster create`, killed on `Drop`.
+//! - [`eventually`]: waits, with a generous bound, until a condition holds (tests bound
+//!   time from the safe side only: never "by a deadline").
 //! - [`TracingCapture`]: a `tracing` subscriber that keeps every event and span field as
 //!   text, to check what a library logs.
 //!
@@ -573,4 +575,19 @@ pub fn parse_commandstats(info: &str) -> std::collections::BTreeMap<String, u64>
             Some((name.to_owned(), calls))
         })
         .collect()
+}
+
+/// Waits until `condition` holds, polling every 10 ms; panics with `never: {what}` after 30 s.
+///
+/// The bound is there so that a broken build fails instead of hanging, not to assert speed:
+/// tests in this workspace never assert that something happens by a deadline.
+pub fn eventually(what: &str, mut condition: impl FnMut() -> bool) {
+    let start = std::time::Instant::now();
+    while !condition() {
+        assert!(
+            start.elapsed() < std::time::Duration::from_secs(30),
+            "never: {what}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
 }
