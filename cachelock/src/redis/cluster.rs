@@ -6,7 +6,7 @@ use std::time::Duration;
 use redis::cluster::{ClusterClient, ClusterConfig};
 use redis::{IntoConnectionInfo, RedisResult};
 
-use super::config::{redact_url, ConfigError, Settings};
+use super::config::{redact_url, settings_setters, ConfigError, Settings};
 use super::core::{forward_to_core, Backend, Core};
 
 /// How many times the cluster client retries a command that hit a moved slot or a node
@@ -203,32 +203,9 @@ pub struct RedisClusterCacheBuilder {
     settings: Settings,
 }
 
+settings_setters!(RedisClusterCacheBuilder);
+
 impl RedisClusterCacheBuilder {
-    /// How long opening a connection to one node may take.
-    pub fn connect_timeout(mut self, timeout: Duration) -> Self {
-        self.settings.connect_timeout = timeout;
-        self
-    }
-
-    /// How long one command may wait for its reply (`claim` and `extend` also never wait
-    /// longer than the lock's TTL).
-    pub fn response_timeout(mut self, timeout: Duration) -> Self {
-        self.settings.response_timeout = timeout;
-        self
-    }
-
-    /// How many idle cluster connections the sync pool keeps between commands.
-    pub fn max_idle_connections(mut self, max: usize) -> Self {
-        self.settings.max_idle = max;
-        self
-    }
-
-    /// Puts `prefix` in front of every key this cache sends to Redis.
-    pub fn key_prefix(mut self, prefix: impl Into<String>) -> Self {
-        self.settings.key_prefix = prefix.into();
-        self
-    }
-
     /// Builds the cache. Connects nothing yet: the first operation does.
     pub fn build(self) -> Result<RedisClusterCache, ConfigError> {
         self.settings.check()?;
@@ -242,17 +219,5 @@ impl RedisClusterCacheBuilder {
         Ok(RedisClusterCache {
             core: Core::new(Cluster::new(client, nodes), self.settings, self.target),
         })
-    }
-}
-
-impl std::fmt::Debug for RedisClusterCacheBuilder {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("RedisClusterCacheBuilder")
-            .field("nodes", &self.target)
-            .field("connect_timeout", &self.settings.connect_timeout)
-            .field("response_timeout", &self.settings.response_timeout)
-            .field("max_idle_connections", &self.settings.max_idle)
-            .field("key_prefix", &self.settings.key_prefix)
-            .finish()
     }
 }

@@ -209,6 +209,57 @@ pub(crate) fn describe(info: &redis::ConnectionInfo) -> String {
     format!("{scheme}{user}{}/{}", info.addr(), settings.db())
 }
 
+/// The setters and `Debug` that [`RedisCacheBuilder`](super::RedisCacheBuilder) and
+/// [`RedisClusterCacheBuilder`](super::RedisClusterCacheBuilder) share: both keep a
+/// `target` (the URLs, password redacted) and the [`Settings`].
+macro_rules! settings_setters {
+    ($builder:ident) => {
+        impl $builder {
+            /// How long opening a connection (to one node, on a cluster) may take: TCP
+            /// connect, TLS, `AUTH`, `SELECT`.
+            pub fn connect_timeout(mut self, timeout: Duration) -> Self {
+                self.settings.connect_timeout = timeout;
+                self
+            }
+
+            /// How long one command may wait for its reply (`claim` and `extend` also never
+            /// wait longer than the lock's TTL).
+            pub fn response_timeout(mut self, timeout: Duration) -> Self {
+                self.settings.response_timeout = timeout;
+                self
+            }
+
+            /// How many idle connections (whole cluster connections, on a cluster) the sync
+            /// pool keeps between commands.
+            pub fn max_idle_connections(mut self, max: usize) -> Self {
+                self.settings.max_idle = max;
+                self
+            }
+
+            /// Puts `prefix` in front of every key this cache sends to Redis, to share one
+            /// server between applications. It comes before a [`Lock`](crate::Lock)'s own
+            /// prefix.
+            pub fn key_prefix(mut self, prefix: impl Into<String>) -> Self {
+                self.settings.key_prefix = prefix.into();
+                self
+            }
+        }
+
+        impl std::fmt::Debug for $builder {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.debug_struct(stringify!($builder))
+                    .field("target", &self.target)
+                    .field("connect_timeout", &self.settings.connect_timeout)
+                    .field("response_timeout", &self.settings.response_timeout)
+                    .field("max_idle_connections", &self.settings.max_idle)
+                    .field("key_prefix", &self.settings.key_prefix)
+                    .finish()
+            }
+        }
+    };
+}
+pub(crate) use settings_setters;
+
 #[cfg(test)]
 mod tests {
     use super::redact_url;

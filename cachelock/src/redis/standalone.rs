@@ -5,7 +5,7 @@ use std::time::Duration;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::RedisResult;
 
-use super::config::{describe, redact_url, ConfigError, Settings};
+use super::config::{describe, redact_url, settings_setters, ConfigError, Settings};
 use super::core::{forward_to_core, Backend, Core};
 
 pub(crate) struct Standalone {
@@ -190,33 +190,9 @@ pub struct RedisCacheBuilder {
     settings: Settings,
 }
 
+settings_setters!(RedisCacheBuilder);
+
 impl RedisCacheBuilder {
-    /// How long opening a connection may take: TCP connect, TLS, `AUTH`, `SELECT`.
-    pub fn connect_timeout(mut self, timeout: Duration) -> Self {
-        self.settings.connect_timeout = timeout;
-        self
-    }
-
-    /// How long one command may wait for its reply (`claim` and `extend` also never wait
-    /// longer than the lock's TTL).
-    pub fn response_timeout(mut self, timeout: Duration) -> Self {
-        self.settings.response_timeout = timeout;
-        self
-    }
-
-    /// How many idle connections the sync pool keeps between commands.
-    pub fn max_idle_connections(mut self, max: usize) -> Self {
-        self.settings.max_idle = max;
-        self
-    }
-
-    /// Puts `prefix` in front of every key this cache sends to Redis, to share one server
-    /// between applications. It comes before a [`Lock`](crate::Lock)'s own prefix.
-    pub fn key_prefix(mut self, prefix: impl Into<String>) -> Self {
-        self.settings.key_prefix = prefix.into();
-        self
-    }
-
     /// Builds the cache. Connects nothing yet: the first operation does.
     ///
     /// Fails if the URL did not parse or a timeout is zero.
@@ -226,17 +202,5 @@ impl RedisCacheBuilder {
         Ok(RedisCache {
             core: Core::new(Standalone { client }, self.settings, self.target),
         })
-    }
-}
-
-impl std::fmt::Debug for RedisCacheBuilder {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("RedisCacheBuilder")
-            .field("target", &self.target)
-            .field("connect_timeout", &self.settings.connect_timeout)
-            .field("response_timeout", &self.settings.response_timeout)
-            .field("max_idle_connections", &self.settings.max_idle)
-            .field("key_prefix", &self.settings.key_prefix)
-            .finish()
     }
 }
