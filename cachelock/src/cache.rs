@@ -69,6 +69,9 @@ pub type CacheResult<T> = Result<T, BoxError>;
 /// are given the bare token and compare it with the part of the stored value before the
 /// first `|` (or the whole value, if it has none).
 ///
+/// A fourth, [`claim_unfenced`](Cache::claim_unfenced), is `claim` without the fencing
+/// token, for [`Lock::fencing(false)`](crate::Lock::fencing); its default calls `claim`.
+///
 /// The built-in backends ([`MemoryCache`](crate::MemoryCache), and the Redis backend)
 /// implement them atomically, so a key has at most one owner at any time, however many
 /// threads, processes and machines share the store.
