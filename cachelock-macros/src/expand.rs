@@ -360,6 +360,11 @@ fn generate(function: &ItemFn, args: &Args, key_tokens: &TokenStream) -> TokenSt
 
     // `renew`, `max_hold`, `hold_at_least`: the `Lock` builder methods of the same names.
     let mut lease_options = TokenStream::new();
+    // Without `fence = name` the body cannot see the fence, so nobody can use it: the claim
+    // skips it (on Redis a plain `SET NX PX` instead of the fencing script).
+    if args.fence.is_none() {
+        lease_options.extend(quote!(.fencing(false)));
+    }
     if let Some(renew) = &args.renew {
         lease_options.extend(quote!(.renew(#renew)));
     }

@@ -45,7 +45,7 @@ use proc_macro::TokenStream;
 /// | `wait = "5s"` | no wait | how long to wait for a held key before giving up |
 /// | `cache = <expr>` | the process default cache | the cache the lock lives in, evaluated on each call |
 /// | `cancel_on_lost = bool` | `false` | `async fn` only: drop the body's future when the lock is lost and return `Err(Error::LockLost { .. }.into())` |
-/// | `fence = name` | none | the body sees this hold's fencing token as `name: u64` |
+/// | `fence = name` | none: the claim takes no fencing token | the body sees this hold's fencing token as `name: u64` |
 /// | `renew = bool` | `true` | renew the lock while the body runs (see [`Lock::renew`](../cachelock/struct.Lock.html#method.renew)) |
 /// | `max_hold = "1h"` | none | renewal never keeps the lock longer than this after acquiring ([`Lock::max_hold`](../cachelock/struct.Lock.html#method.max_hold)) |
 /// | `hold_at_least = "5m"` | none | keep the key this long after acquiring even if the body ends sooner: at most one run per window across all nodes ([`Lock::hold_at_least`](../cachelock/struct.Lock.html#method.hold_at_least)) |
@@ -197,6 +197,15 @@ use proc_macro::TokenStream;
 /// the key. Send it with every write to a store that refuses fences lower than the highest
 /// it has seen, and a call that was paused past its TTL can no longer overwrite the work of
 /// the call that took over.
+///
+/// **Without `fence = name` the call takes no fencing token**: the body could not see it, so
+/// nobody could use it, and the lock is taken as with
+/// [`Lock::fencing(false)`](../cachelock/struct.Lock.html#method.fencing). On Redis the claim
+/// is then a plain `SET key value NX PX ttl` (an uncontended call costs that plus the release
+/// `EVALSHA`, and never touches the fence counter) instead of the script that also bumps
+/// the counter. Exclusion, renewal and the other lease settings are the same either way.
+/// With `fence = name`, the claim is fenced, and every call's fence is strictly greater
+/// than the one before.
 ///
 /// ```
 /// use std::sync::Mutex;

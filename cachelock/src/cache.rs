@@ -69,6 +69,9 @@ pub type CacheResult<T> = Result<T, BoxError>;
 /// are given the bare token and compare it with the part of the stored value before the
 /// first `|` (or the whole value, if it has none).
 ///
+/// A fourth, [`claim_unfenced`](Cache::claim_unfenced), is `claim` without the fencing
+/// token, for [`Lock::fencing(false)`](crate::Lock::fencing); its default calls `claim`.
+///
 /// The built-in backends ([`MemoryCache`](crate::MemoryCache), and the Redis backend)
 /// implement them atomically, so a key has at most one owner at any time, however many
 /// threads, processes and machines share the store.
@@ -404,6 +407,42 @@ pub trait Cache: Send + Sync {
     ) -> BoxFuture<'a, CacheResult<Option<crate::tree::TreeEntry>>> {
         Box::pin(std::future::ready(self.tree_holder(space, path, scope)))
     }
+
+    // ----- Claims without a fencing token (`Lock::fencing(false)`) -----
+
+    /// Like [`claim`](Cache::claim), for a lock that does not want a fencing token
+    /// ([`Lock::fencing(false)`](crate::Lock::fencing), and `#[once]` without `fence = ...`).
+    ///
+    /// Stores `token` under `key` with `ttl` if the key is absent (or expired); returns `true`
+    /// if this call stored it, `false` if the key is held. Must be atomic, exactly like
+    /// `claim`: among concurrent claims of one key (fenced or not), exactly one wins. It need
+    /// not produce a fence, so a backend can make it cheaper than `claim`: the Redis backend
+    /// sends a plain `SET key token NX PX ttl` instead of the claim script that also bumps the
+    /// fence counter.
+    ///
+    /// The default calls [`claim`](Cache::claim) and discards the fence, which is always
+    /// correct.
+    fn claim_unfenced(&self, key: &str, token: &str, ttl: Duration) -> CacheResult<bool> {
+        self.claim(key, token, ttl).map(|fence| fence.is_some())
+    }
+
+    /// Async twin of [`claim_unfenced`](Cache::claim_unfenced). The default calls
+    /// [`claim_async`](Cache::claim_async) and discards the fence (not the sync
+    /// `claim_unfenced`: a network cache written before this method existed overrides
+    /// `claim_async` to stay off the runtime's threads, and keeps doing so). A cache that
+    /// overrides `claim_unfenced` should override this one too.
+    fn claim_unfenced_async<'a>(
+        &'a self,
+        key: &'a str,
+        token: &'a str,
+        ttl: Duration,
+    ) -> BoxFuture<'a, CacheResult<bool>> {
+        Box::pin(async move {
+            self.claim_async(key, token, ttl)
+                .await
+                .map(|fence| fence.is_some())
+        })
+    }
 }
 
 /// Forwards every method, including the async twins and overridden lock operations, so a
@@ -576,6 +615,17 @@ macro_rules! forward_cache {
                 scope: $crate::tree::TreeScope,
             ) -> BoxFuture<'a, CacheResult<Option<crate::tree::TreeEntry>>> {
                 (**self).tree_holder_async(space, path, scope)
+            }
+            fn claim_unfenced(&self, key: &str, token: &str, ttl: Duration) -> CacheResult<bool> {
+                (**self).claim_unfenced(key, token, ttl)
+            }
+            fn claim_unfenced_async<'a>(
+                &'a self,
+                key: &'a str,
+                token: &'a str,
+                ttl: Duration,
+            ) -> BoxFuture<'a, CacheResult<bool>> {
+                (**self).claim_unfenced_async(key, token, ttl)
             }
         }
     };

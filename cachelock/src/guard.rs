@@ -147,6 +147,20 @@ macro_rules! guard_common {
         /// # drop((paused, fresh));
         /// # Ok::<(), cachelock::Error>(())
         /// ```
+        ///
+        /// # 0: no fence
+        ///
+        /// A lock taken with [`fencing(false)`](crate::Lock::fencing) has no fence, and this
+        /// returns **0**: "no fence: this lock was taken with `fencing(false)`". Every real
+        /// fence is at least 1, so a store that refuses fences not greater than the last one
+        /// it accepted (like the one above, which starts at 0) refuses a write carrying 0:
+        /// passing the fence of an unfenced lock downstream fails safe, it never lets a stale
+        /// write through.
+        ///
+        /// Why a `u64` and not an `Option<u64>`: the fence is the value a downstream store
+        /// compares, and 0 is already below every fence it can accept, so it needs no special
+        /// case there; an `Option` would break every caller of this method for a case that
+        /// only arises when the lock was built to opt out of fencing.
         pub fn fence(&self) -> u64 {
             self.lease().fence
         }

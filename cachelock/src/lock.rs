@@ -39,6 +39,7 @@ use crate::{DEFAULT_TTL, MAX_KEY_LEN};
 /// | [`ttl`](Lock::ttl) | [`DEFAULT_TTL`] (60 s) | how long a holder that crashed keeps the key |
 /// | [`prefix`](Lock::prefix) | the process prefix ([`set_key_prefix`](crate::set_key_prefix)), `"cachelock:"` unless set | put in front of the key in the cache |
 /// | [`wait`](Lock::wait) | zero | how long [`run`](Lock::run) and [`run_async`](Lock::run_async) wait for a held key |
+/// | [`fencing`](Lock::fencing) | `true` | whether each claim yields a fencing token ([`Guard::fence`]) |
 ///
 /// The TTL is the longest a lock can outlive its holder: pick it longer than the work takes,
 /// or the lock may run out while the work goes on (a release then reports
@@ -57,6 +58,7 @@ pub struct Lock<C = DefaultCache> {
     wait: Duration,
     policy: Policy,
     label: Option<String>,
+    fencing: bool,
     cache: C,
 }
 
@@ -74,6 +76,7 @@ impl Lock {
                 hold_at_least: None,
             },
             label: None,
+            fencing: true,
             cache: DefaultCache,
         }
     }
@@ -95,6 +98,7 @@ impl<C: Cache> Lock<C> {
             wait: self.wait,
             policy: self.policy,
             label: self.label,
+            fencing: self.fencing,
             cache,
         }
     }
@@ -148,6 +152,44 @@ impl<C: Cache> Lock<C> {
     /// Default: none.
     pub fn hold_at_least(mut self, hold_at_least: Duration) -> Self {
         self.policy.hold_at_least = Some(hold_at_least);
+        self
+    }
+
+    /// Whether each claim yields a fencing token (default: yes).
+    ///
+    /// With fencing (the default), every hold gets a [fence](Guard::fence) strictly greater
+    /// than the fence of every earlier hold of the key, and a store downstream can refuse the
+    /// writes of a holder that was paused past its TTL. On Redis that costs a Lua script that
+    /// bumps a counter in the same call as the claim (one round trip, but several times the
+    /// server time of a plain `SET`).
+    ///
+    /// `fencing(false)` is for locks whose holders never pass a fence downstream: the claim
+    /// is then [`Cache::claim_unfenced`], on Redis a plain `SET key value NX PX ttl` (one
+    /// command, no script, the fence counter is never touched), so an uncontended
+    /// acquire-and-release costs exactly `SET` + `EVALSHA` (compare-and-delete). Exclusion,
+    /// owner-checked release and extend, renewal, `hold_at_least` and the lost-lock signal
+    /// are unchanged. [`MemoryCache`](crate::MemoryCache) keeps its in-process claim (and
+    /// counter: one atomic add) either way.
+    ///
+    /// The guard's [`fence`](Guard::fence) is then **0**, meaning "no fence: this lock was
+    /// taken with `fencing(false)`". Every real fence is at least 1, so a store that refuses
+    /// fences not greater than the last one it accepted refuses writes carrying 0: forgetting
+    /// that a lock is unfenced fails safe.
+    ///
+    /// ```
+    /// use cachelock::{Lock, MemoryCache};
+    ///
+    /// let cache = MemoryCache::new();
+    /// let guard = Lock::new("cleanup").cache(cache.clone()).fencing(false).try_acquire()?;
+    /// assert_eq!(guard.fence(), 0); // no fence
+    /// assert!(Lock::new("cleanup").cache(cache.clone()).try_acquire().unwrap_err().is_locked());
+    /// guard.release()?;
+    /// let fenced = Lock::new("cleanup").cache(cache).try_acquire()?;
+    /// assert!(fenced.fence() >= 1);
+    /// # Ok::<(), cachelock::Error>(())
+    /// ```
+    pub fn fencing(mut self, fencing: bool) -> Self {
+        self.fencing = fencing;
         self
     }
 
@@ -361,7 +403,7 @@ impl<C: Cache + Clone + 'static> Lock<C> {
         let started = Instant::now();
         tracing::trace!(key = %key, "lock attempt");
         let value = crate::holder::owner_value(token.as_str(), self.label.as_deref());
-        match self.cache.claim(&key, value.as_str(), self.ttl) {
+        match self.claim_value(&key, value.as_str()) {
             Ok(Some(fence)) => {
                 tracing::debug!(key = %key, fence, "lock acquired");
                 Attempt::Won(Guard::new(self.lease(key, token, fence, started)))
@@ -379,7 +421,15 @@ impl<C: Cache + Clone + 'static> Lock<C> {
         let started = Instant::now();
         tracing::trace!(key = %key, "lock attempt");
         let value = crate::holder::owner_value(token.as_str(), self.label.as_deref());
-        match self.cache.claim_async(&key, value.as_str(), self.ttl).await {
+        let claimed = if self.fencing {
+            self.cache.claim_async(&key, value.as_str(), self.ttl).await
+        } else {
+            self.cache
+                .claim_unfenced_async(&key, value.as_str(), self.ttl)
+                .await
+                .map(unfenced)
+        };
+        match claimed {
             Ok(Some(fence)) => {
                 tracing::debug!(key = %key, fence, "lock acquired");
                 Attempt::Won(AsyncGuard::new(self.lease(key, token, fence, started)))
@@ -389,6 +439,17 @@ impl<C: Cache + Clone + 'static> Lock<C> {
                 Attempt::Held(key)
             }
             Err(source) => Attempt::Failed(Error::backend(key, source)),
+        }
+    }
+
+    /// Stores the owner value: fenced, or with [`Cache::claim_unfenced`] (fence 0).
+    fn claim_value(&self, key: &str, value: &str) -> crate::CacheResult<Option<u64>> {
+        if self.fencing {
+            self.cache.claim(key, value, self.ttl)
+        } else {
+            self.cache
+                .claim_unfenced(key, value, self.ttl)
+                .map(unfenced)
         }
     }
 
@@ -409,6 +470,11 @@ impl<C: Cache + Clone + 'static> Lock<C> {
             self.policy,
         ))
     }
+}
+
+/// The fence of a hold taken with `fencing(false)`: 0, below every real fence.
+fn unfenced(won: bool) -> Option<u64> {
+    won.then_some(0)
 }
 
 /// The outcome of one claim attempt.
@@ -436,6 +502,7 @@ impl<C> std::fmt::Debug for Lock<C> {
             .field("prefix", &self.prefix)
             .field("ttl", &self.ttl)
             .field("wait", &self.wait)
+            .field("fencing", &self.fencing)
             .finish_non_exhaustive()
     }
 }

@@ -25,7 +25,9 @@
 //!    key, after releases, refused claims and expiry.
 //! 6. Owner metadata: a value `<token>|<metadata>` is released and extended by its bare
 //!    token, never by another token or a prefix of it.
-//! 7. All of the above again through a `Box<dyn Cache>`, so a wrapper never loses an
+//! 7. Unfenced claims ([`Cache::claim_unfenced`]): they exclude fenced and unfenced claims
+//!    alike, are released and extended by their owner only, and expire with their TTL.
+//! 8. All of the above again through a `Box<dyn Cache>`, so a wrapper never loses an
 //!    operation to a default.
 //!
 //! Tree locks ([`crate::tree`]) have their own suite, [`tree_conformance`] and
@@ -208,6 +210,19 @@ impl<'a, C: Cache + ?Sized> Suite<'a, C> {
         self.ok("claim", r)
     }
 
+    async fn claim_unfenced(
+        &self,
+        key: &str,
+        token: &str,
+        ttl: Duration,
+    ) -> Result<bool, ConformanceError> {
+        let r = match self.mode {
+            Mode::Sync => self.cache.claim_unfenced(key, token, ttl),
+            Mode::Async => self.cache.claim_unfenced_async(key, token, ttl).await,
+        };
+        self.ok("claim_unfenced", r)
+    }
+
     async fn release(&self, key: &str, token: &str) -> Result<bool, ConformanceError> {
         let r = match self.mode {
             Mode::Sync => self.cache.release(key, token),
@@ -250,7 +265,75 @@ impl<'a, C: Cache + ?Sized> Suite<'a, C> {
         self.check = "fences increase";
         self.fences().await?;
         self.check = "owner metadata";
-        self.owner_metadata().await
+        self.owner_metadata().await?;
+        self.check = "unfenced claims";
+        self.unfenced().await
+    }
+
+    /// `claim_unfenced` excludes like `claim`: refused while the key is held (fenced or not),
+    /// released and extended by its owner only, free after its TTL.
+    async fn unfenced(&self) -> Result<(), ConformanceError> {
+        let k = self.key("unfenced");
+        let (a, b) = (token(), token());
+        self.expect(
+            "unfenced claim of a free key",
+            self.claim_unfenced(&k, &a, LONG).await?,
+            true,
+        )?;
+        self.expect(
+            "unfenced claim of a held key",
+            self.claim_unfenced(&k, &b, LONG).await?,
+            false,
+        )?;
+        self.expect(
+            "fenced claim of a key held unfenced",
+            self.claim(&k, &b, LONG).await?,
+            false,
+        )?;
+        self.expect(
+            "release by another token",
+            self.release(&k, &b).await?,
+            false,
+        )?;
+        self.expect(
+            "extend by another token",
+            self.extend(&k, &b, LONG).await?,
+            false,
+        )?;
+        self.expect(
+            "extend by the owner",
+            self.extend(&k, &a, LONG).await?,
+            true,
+        )?;
+        self.expect("release by the owner", self.release(&k, &a).await?, true)?;
+        self.expect(
+            "fenced claim after release",
+            self.claim(&k, &b, LONG).await?,
+            true,
+        )?;
+        self.expect(
+            "unfenced claim of a key held fenced",
+            self.claim_unfenced(&k, &a, LONG).await?,
+            false,
+        )?;
+        self.expect("release", self.release(&k, &b).await?, true)?;
+        self.expect(
+            "unfenced claim with a short TTL",
+            self.claim_unfenced(&k, &a, SHORT).await?,
+            true,
+        )?;
+        self.sleep(PAST_SHORT).await;
+        self.expect(
+            "unfenced claim after expiry",
+            self.claim_unfenced(&k, &b, LONG).await?,
+            true,
+        )?;
+        self.expect(
+            "release after expiry by the old owner",
+            self.release(&k, &a).await?,
+            false,
+        )?;
+        self.expect("release", self.release(&k, &b).await?, true)
     }
 
     /// A claim stores the token with holder metadata (`<token>|...`); release and extend

@@ -679,6 +679,24 @@ impl<B: Backend> Cache for Core<B> {
             super::tree::holder(self.tree_run_async(space, op).await?)
         })
     }
+
+    /// `SET key token NX PX ttl`: one command, no script, no fence counter.
+    fn claim_unfenced(&self, key: &str, token: &str, ttl: Duration) -> CacheResult<bool> {
+        let op = Op::ClaimUnfenced(key, token, ttl);
+        Self::flag(op, self.run(op))
+    }
+
+    fn claim_unfenced_async<'a>(
+        &'a self,
+        key: &'a str,
+        token: &'a str,
+        ttl: Duration,
+    ) -> BoxFuture<'a, CacheResult<bool>> {
+        Box::pin(async move {
+            let op = Op::ClaimUnfenced(key, token, ttl);
+            Self::flag(op, self.run_async(op).await)
+        })
+    }
 }
 
 /// Implements [`Cache`] for a public wrapper by forwarding every method to its `core`.
@@ -883,6 +901,22 @@ macro_rules! forward_to_core {
                 $crate::cache::CacheResult<Option<$crate::tree::TreeEntry>>,
             > {
                 self.core.tree_holder_async(space, path, scope)
+            }
+            fn claim_unfenced(
+                &self,
+                key: &str,
+                token: &str,
+                ttl: std::time::Duration,
+            ) -> $crate::cache::CacheResult<bool> {
+                self.core.claim_unfenced(key, token, ttl)
+            }
+            fn claim_unfenced_async<'a>(
+                &'a self,
+                key: &'a str,
+                token: &'a str,
+                ttl: std::time::Duration,
+            ) -> $crate::cache::BoxFuture<'a, $crate::cache::CacheResult<bool>> {
+                self.core.claim_unfenced_async(key, token, ttl)
             }
         }
     };

@@ -34,6 +34,7 @@
 //! | operation | command |
 //! |---|---|
 //! | claim | `EVALSHA` of a claim script (`SET key token NX PX ttl`, then bump the fence counter) |
+//! | claim without a fence ([`Lock::fencing(false)`](crate::Lock::fencing), `#[once]` without `fence`) | `SET key token NX PX ttl` |
 //! | release | `EVALSHA` of a compare-and-delete script (`GET`, then `DEL` and `PUBLISH cachelock:released <key>` if it holds the token) |
 //! | extend | `EVALSHA` of a compare-and-`PEXPIRE` script |
 //! | get / set / delete | `GET` / `SET [PX]` / `DEL` |
@@ -72,6 +73,11 @@
 //! under an `allkeys-*` policy, a failover that lost the last writes), the server-time floor
 //! still keeps new fences above old ones, unless the server clock went back. Allow the
 //! counter keys in ACL key patterns (`~cachelock-fence*` or your prefix).
+//!
+//! The script costs server time: 8–11 µs per claim against ≈2 µs for a plain `SET NX PX`
+//! (see the README's "Performance"). A lock whose holders never use the fence can skip it
+//! with [`Lock::fencing(false)`](crate::Lock::fencing): the claim is then a plain
+//! `SET key token NX PX ttl`, the counter is not touched, and the guard's fence is 0.
 //!
 //! # Faults
 //!

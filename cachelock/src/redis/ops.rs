@@ -1,4 +1,4 @@
-//! The six operations as Redis commands, one round trip each, sync and async.
+//! The cache operations as Redis commands, one round trip each, sync and async.
 //!
 //! | operation | command |
 //! |---|---|
@@ -6,6 +6,7 @@
 //! | `set` | `SET key value [PX ms]` |
 //! | `delete` | `DEL key` |
 //! | `claim` | `EVALSHA <set-nx-px, then bump the fence counter> 2 key counter token ms` |
+//! | `claim_unfenced` | `SET key token NX PX ms` |
 //! | `release` | `EVALSHA <compare-and-delete> 1 key token` |
 //! | `extend` | `EVALSHA <compare-and-pexpire> 1 key token ms` |
 //!
@@ -31,6 +32,30 @@ fn set_cmd(key: &str, value: &str, ttl: Option<Duration>) -> Cmd {
         cmd.arg("PX").arg(ttl_ms(ttl));
     }
     cmd
+}
+
+/// `SET key token NX PX ms`: the claim of a lock taken without a fencing token.
+fn set_nx_cmd(key: &str, token: &str, ttl: Duration) -> Cmd {
+    let mut cmd = Cmd::with_capacity(6, 3 + key.len() + token.len() + 2 + 2 + 20);
+    cmd.arg("SET")
+        .arg(key)
+        .arg(token)
+        .arg("NX")
+        .arg("PX")
+        .arg(ttl_ms(ttl));
+    cmd
+}
+
+/// `SET ... NX` answers `OK` when it stored the value, nil when the key exists.
+fn set_nx_stored(reply: Value) -> RedisResult<bool> {
+    match reply {
+        Value::Nil => Ok(false),
+        Value::Okay => Ok(true),
+        other => {
+            let text: String = redis::from_redis_value(other)?;
+            Ok(text == "OK")
+        }
+    }
 }
 
 fn del_cmd(key: &str) -> Cmd {
@@ -245,6 +270,8 @@ pub(crate) enum Op<'a> {
     Delete(&'a str),
     /// Key, fence counter key (filled in by the core), token, TTL.
     Claim(&'a str, &'a str, &'a str, Duration),
+    /// Key, token, TTL: `SET NX PX`, no fence.
+    ClaimUnfenced(&'a str, &'a str, Duration),
     Release(&'a str, &'a str),
     Extend(&'a str, &'a str, Duration),
 }
@@ -257,6 +284,7 @@ impl<'a> Op<'a> {
             | Op::Set(key, ..)
             | Op::Delete(key)
             | Op::Claim(key, ..)
+            | Op::ClaimUnfenced(key, ..)
             | Op::Release(key, _)
             | Op::Extend(key, ..) => key,
         }
@@ -284,6 +312,7 @@ impl<'a> Op<'a> {
             Op::Set(_, value, ttl) => Op::Set(key, value, ttl),
             Op::Delete(_) => Op::Delete(key),
             Op::Claim(_, counter, token, ttl) => Op::Claim(key, counter, token, ttl),
+            Op::ClaimUnfenced(_, token, ttl) => Op::ClaimUnfenced(key, token, ttl),
             Op::Release(_, token) => Op::Release(key, token),
             Op::Extend(_, token, ttl) => Op::Extend(key, token, ttl),
         }
@@ -292,7 +321,9 @@ impl<'a> Op<'a> {
     /// The lock TTL that bounds how long the operation may wait (claim and extend only).
     pub(crate) fn lock_ttl(&self) -> Option<Duration> {
         match *self {
-            Op::Claim(_, _, _, ttl) | Op::Extend(_, _, ttl) => Some(ttl),
+            Op::Claim(_, _, _, ttl) | Op::ClaimUnfenced(_, _, ttl) | Op::Extend(_, _, ttl) => {
+                Some(ttl)
+            }
             _ => None,
         }
     }
@@ -305,6 +336,7 @@ impl<'a> Op<'a> {
             Op::Set(..) => "set",
             Op::Delete(_) => "delete",
             Op::Claim(..) => "claim",
+            Op::ClaimUnfenced(..) => "claim (unfenced)",
             Op::Release(..) => "release",
             Op::Extend(..) => "extend",
         }
@@ -334,6 +366,9 @@ pub(crate) fn exec(con: &mut dyn ConnectionLike, op: Op<'_>) -> RedisResult<Repl
             Reply::Done
         }
         Op::Claim(key, counter, token, ttl) => Reply::Fence(claim(con, key, counter, token, ttl)?),
+        Op::ClaimUnfenced(key, token, ttl) => {
+            Reply::Flag(set_nx_stored(set_nx_cmd(key, token, ttl).query(con)?)?)
+        }
         Op::Release(key, token) => Reply::Flag(release(con, key, token)?),
         Op::Extend(key, token, ttl) => Reply::Flag(extend(con, key, token, ttl)?),
     })
@@ -363,6 +398,9 @@ pub(crate) async fn exec_async<C: aio::ConnectionLike + Send>(
         Op::Claim(key, counter, token, ttl) => {
             Reply::Fence(claim_async(con, key, counter, token, ttl).await?)
         }
+        Op::ClaimUnfenced(key, token, ttl) => Reply::Flag(set_nx_stored(
+            set_nx_cmd(key, token, ttl).query_async(con).await?,
+        )?),
         Op::Release(key, token) => Reply::Flag(release_async(con, key, token).await?),
         Op::Extend(key, token, ttl) => Reply::Flag(extend_async(con, key, token, ttl).await?),
     })

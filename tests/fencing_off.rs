@@ -1,0 +1,442 @@
+//! `Lock::fencing(false)` and `#[once]` without `fence = ...`: the claim yields no fencing
+//! token (the guard's fence is 0), costs on Redis exactly `SET NX PX` + `EVALSHA`
+//! (compare-and-delete) and never touches the fence counter, and the lock is as exclusive
+//! as ever: a second claim is refused, release and extend are owner-checked, renewal keeps
+//! it. On memory, on a get/set/delete cache (the default `claim_unfenced`), and on a real
+//! redis-server.
+
+use std::collections::BTreeMap;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use cachelock::{once, Cache, CacheResult, Lock, MemoryCache};
+
+/// What a `fencing(false)` lock must still do on any cache: fence 0, a second claim
+/// (fenced or not) refused, owner-checked release, free again after.
+fn unfenced_lock_excludes<C: Cache + Clone + 'static>(cache: C, key: &str) {
+    let lock = Lock::new(key)
+        .cache(cache.clone())
+        .ttl(Duration::from_secs(30))
+        .fencing(false);
+    let guard = lock.try_acquire().expect("free");
+    assert_eq!(guard.fence(), 0, "no fence: taken with fencing(false)");
+    assert!(
+        lock.try_acquire().unwrap_err().is_locked(),
+        "unfenced second"
+    );
+    let fenced = Lock::new(key).cache(cache.clone());
+    assert!(
+        fenced.try_acquire().unwrap_err().is_locked(),
+        "fenced second"
+    );
+    guard.extend().expect("the owner extends");
+    guard.release().expect("the owner releases");
+    let next = fenced.try_acquire().expect("free after release");
+    assert!(next.fence() >= 1, "a fenced lock still gets a real fence");
+    next.release().unwrap();
+}
+
+/// Another value overwrites the key: the unfenced owner can neither extend nor release it,
+/// and its release deletes nothing.
+fn unfenced_release_is_owner_checked<C: Cache + Clone + 'static>(cache: C, key: &str) {
+    let lock = Lock::new(key)
+        .cache(cache.clone())
+        .ttl(Duration::from_secs(30))
+        .renew(false)
+        .fencing(false);
+    let guard = lock.try_acquire().expect("free");
+    let stored = lock.full_key();
+    cache
+        .set(&stored, "another owner", Some(Duration::from_secs(30)))
+        .unwrap();
+    assert!(guard.extend().unwrap_err().is_lost());
+    assert!(guard.release().unwrap_err().is_lost());
+    assert_eq!(
+        cache.get(&stored).unwrap().as_deref(),
+        Some("another owner"),
+        "the other owner's value is kept"
+    );
+}
+
+/// Renewal keeps an unfenced lock held for several TTLs.
+fn unfenced_lock_is_renewed<C: Cache + Clone + 'static>(cache: C, key: &str) {
+    let lock = Lock::new(key)
+        .cache(cache.clone())
+        .ttl(Duration::from_millis(600))
+        .fencing(false);
+    let guard = lock.try_acquire().expect("free");
+    std::thread::sleep(Duration::from_millis(2_000));
+    assert!(!guard.is_lost(), "renewed");
+    assert!(lock.try_acquire().unwrap_err().is_locked(), "still held");
+    guard.release().expect("still the owner");
+}
+
+#[test]
+fn memory_unfenced_lock_has_fence_zero_and_excludes() {
+    unfenced_lock_excludes(MemoryCache::new(), "unfenced");
+}
+
+#[test]
+fn memory_unfenced_release_is_owner_checked() {
+    unfenced_release_is_owner_checked(MemoryCache::new(), "unfenced-owner");
+}
+
+#[test]
+fn memory_unfenced_lock_is_renewed() {
+    unfenced_lock_is_renewed(MemoryCache::new(), "unfenced-renew");
+}
+
+#[tokio::test]
+async fn memory_unfenced_async_lock_has_fence_zero_and_excludes() {
+    let cache = MemoryCache::new();
+    let lock = Lock::new("unfenced-async")
+        .cache(cache.clone())
+        .fencing(false);
+    let guard = lock.try_acquire_async().await.expect("free");
+    assert_eq!(guard.fence(), 0);
+    assert!(lock.try_acquire_async().await.unwrap_err().is_locked());
+    guard.release().await.expect("the owner releases");
+    assert!(lock.try_acquire_async().await.is_ok());
+}
+
+/// A cache with only get/set/delete: the default `claim_unfenced` (claim, fence dropped).
+#[derive(Default)]
+struct PlainCache(Mutex<BTreeMap<String, String>>);
+
+impl Cache for PlainCache {
+    fn get(&self, key: &str) -> CacheResult<Option<String>> {
+        Ok(self.0.lock().unwrap().get(key).cloned())
+    }
+    fn set(&self, key: &str, value: &str, _ttl: Option<Duration>) -> CacheResult<()> {
+        self.0
+            .lock()
+            .unwrap()
+            .insert(key.to_owned(), value.to_owned());
+        Ok(())
+    }
+    fn delete(&self, key: &str) -> CacheResult<()> {
+        self.0.lock().unwrap().remove(key);
+        Ok(())
+    }
+}
+
+#[test]
+fn a_get_set_delete_cache_takes_unfenced_locks_through_the_default() {
+    let cache = std::sync::Arc::new(PlainCache::default());
+    unfenced_lock_excludes(cache.clone(), "plain-unfenced");
+    unfenced_release_is_owner_checked(cache, "plain-unfenced-owner");
+}
+
+/// Counts the claims of each kind, forwarding to a memory cache.
+#[derive(Clone, Default)]
+struct ClaimKinds {
+    inner: MemoryCache,
+    counts: std::sync::Arc<Mutex<(usize, usize)>>,
+}
+
+impl ClaimKinds {
+    /// (fenced claims, unfenced claims) so far.
+    fn counts(&self) -> (usize, usize) {
+        *self.counts.lock().unwrap()
+    }
+}
+
+impl Cache for ClaimKinds {
+    fn get(&self, key: &str) -> CacheResult<Option<String>> {
+        self.inner.get(key)
+    }
+    fn set(&self, key: &str, value: &str, ttl: Option<Duration>) -> CacheResult<()> {
+        self.inner.set(key, value, ttl)
+    }
+    fn delete(&self, key: &str) -> CacheResult<()> {
+        self.inner.delete(key)
+    }
+    fn claim(&self, key: &str, token: &str, ttl: Duration) -> CacheResult<Option<u64>> {
+        self.counts.lock().unwrap().0 += 1;
+        self.inner.claim(key, token, ttl)
+    }
+    fn release(&self, key: &str, token: &str) -> CacheResult<bool> {
+        self.inner.release(key, token)
+    }
+    fn extend(&self, key: &str, token: &str, ttl: Duration) -> CacheResult<bool> {
+        self.inner.extend(key, token, ttl)
+    }
+    fn claim_unfenced(&self, key: &str, token: &str, ttl: Duration) -> CacheResult<bool> {
+        self.counts.lock().unwrap().1 += 1;
+        self.inner.claim_unfenced(key, token, ttl)
+    }
+    fn claim_unfenced_async<'a>(
+        &'a self,
+        key: &'a str,
+        token: &'a str,
+        ttl: Duration,
+    ) -> cachelock::BoxFuture<'a, CacheResult<bool>> {
+        Box::pin(std::future::ready(self.claim_unfenced(key, token, ttl)))
+    }
+}
+
+#[once(key = "plain-once-<id>", cache = cache)]
+fn plain_once(cache: &ClaimKinds, id: u32) -> Option<u32> {
+    Some(id)
+}
+
+#[once(key = "fenced-once-<id>", cache = cache, fence = f)]
+fn fenced_once(cache: &ClaimKinds, id: u32) -> Option<u64> {
+    let _ = id;
+    Some(f)
+}
+
+#[once(key = "plain-once-async", cache = cache)]
+async fn plain_once_async(cache: &ClaimKinds) -> Option<()> {
+    tokio::task::yield_now().await;
+    Some(())
+}
+
+#[test]
+fn memory_once_without_fence_claims_unfenced_and_with_fence_claims_fenced() {
+    let cache = ClaimKinds::default();
+    assert_eq!(plain_once(&cache, 1), Some(1));
+    assert_eq!(cache.counts(), (0, 1), "without `fence`: claim_unfenced");
+    let a = fenced_once(&cache, 1).expect("runs");
+    let b = fenced_once(&cache, 1).expect("runs");
+    assert_eq!(cache.counts(), (2, 1), "with `fence`: claim");
+    assert!(a >= 1 && b > a, "{a} then {b}");
+}
+
+#[tokio::test]
+async fn memory_async_once_without_fence_claims_unfenced() {
+    let cache = ClaimKinds::default();
+    assert_eq!(plain_once_async(&cache).await, Some(()));
+    assert_eq!(cache.counts(), (0, 1));
+}
+
+#[cfg(feature = "redis")]
+mod redis_server {
+    use super::*;
+    use cachelock::redis::{RedisCache, RedisClusterCache};
+    use cachelock_testkit::{RedisCluster, RedisServer};
+
+    fn admin(server: &RedisServer) -> redis::Connection {
+        redis::Client::open(server.url())
+            .and_then(|c| c.get_connection())
+            .expect("admin connection")
+    }
+
+    /// `cmdstat_<name>` → `calls`, the `INFO` command itself left out.
+    fn command_calls(admin: &mut redis::Connection) -> BTreeMap<String, u64> {
+        let info: String = redis::cmd("INFO")
+            .arg("commandstats")
+            .query(admin)
+            .expect("INFO commandstats");
+        let mut calls = cachelock_testkit::parse_commandstats(&info);
+        calls.remove("info");
+        calls
+    }
+
+    fn delta(
+        before: &BTreeMap<String, u64>,
+        after: &BTreeMap<String, u64>,
+    ) -> BTreeMap<String, u64> {
+        after
+            .iter()
+            .filter_map(|(name, &calls)| {
+                let diff = calls - before.get(name).copied().unwrap_or(0);
+                (diff > 0).then(|| (name.clone(), diff))
+            })
+            .collect()
+    }
+
+    /// Every command an unfenced acquire + release makes the server run: `SET` (sent),
+    /// `EVALSHA` (sent), and inside the release script `GET`, `DEL`, `PUBLISH`. No `TIME`,
+    /// no second `SET`: the fence counter is not read or written.
+    fn set_and_evalsha() -> BTreeMap<String, u64> {
+        BTreeMap::from([
+            ("set".to_owned(), 1),
+            ("evalsha".to_owned(), 1),
+            ("get".to_owned(), 1),
+            ("del".to_owned(), 1),
+            ("publish".to_owned(), 1),
+        ])
+    }
+
+    fn db_size(admin: &mut redis::Connection) -> u64 {
+        redis::cmd("DBSIZE").query(admin).expect("DBSIZE")
+    }
+
+    #[test]
+    fn redis_unfenced_acquire_and_release_send_set_and_evalsha_only() {
+        let server = RedisServer::start();
+        let mut admin = admin(&server);
+        let cache = RedisCache::from_url(&server.url()).expect("valid url");
+        let lock = Lock::new("unfenced-count")
+            .cache(cache.clone())
+            .ttl(Duration::from_secs(10))
+            .fencing(false);
+        // Warm up: opens the pooled connection and loads the release script.
+        lock.try_acquire().unwrap().release().unwrap();
+
+        let before = command_calls(&mut admin);
+        let guard = lock.try_acquire().expect("free");
+        assert_eq!(guard.fence(), 0);
+        guard.release().expect("released");
+        let delta = delta(&before, &command_calls(&mut admin));
+
+        assert_eq!(delta, set_and_evalsha());
+        assert_eq!(db_size(&mut admin), 0, "no fence counter, no lock left");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn redis_unfenced_async_acquire_and_release_send_set_and_evalsha_only() {
+        let server = RedisServer::start();
+        let mut admin = admin(&server);
+        let cache = RedisCache::from_url(&server.url()).expect("valid url");
+        let lock = Lock::new("unfenced-count-async")
+            .cache(cache.clone())
+            .ttl(Duration::from_secs(10))
+            .fencing(false);
+        let warm = lock.try_acquire_async().await.unwrap();
+        warm.release().await.unwrap();
+
+        let before = command_calls(&mut admin);
+        let guard = lock.try_acquire_async().await.expect("free");
+        assert_eq!(guard.fence(), 0);
+        assert!(lock.try_acquire_async().await.unwrap_err().is_locked());
+        guard.release().await.expect("released");
+        let delta = delta(&before, &command_calls(&mut admin));
+
+        let mut expected = set_and_evalsha();
+        expected.insert("set".to_owned(), 2); // the refused second claim: one more SET NX
+        assert_eq!(delta, expected);
+        assert_eq!(db_size(&mut admin), 0, "no fence counter, no lock left");
+    }
+
+    #[test]
+    fn redis_unfenced_lock_has_fence_zero_and_excludes() {
+        let server = RedisServer::start();
+        unfenced_lock_excludes(
+            RedisCache::from_url(&server.url()).expect("valid url"),
+            "unfenced",
+        );
+    }
+
+    #[test]
+    fn redis_unfenced_release_is_owner_checked() {
+        let server = RedisServer::start();
+        unfenced_release_is_owner_checked(
+            RedisCache::from_url(&server.url()).expect("valid url"),
+            "unfenced-owner",
+        );
+    }
+
+    #[test]
+    fn redis_unfenced_lock_is_renewed() {
+        let server = RedisServer::start();
+        unfenced_lock_is_renewed(
+            RedisCache::from_url(&server.url()).expect("valid url"),
+            "unfenced-renew",
+        );
+    }
+
+    #[test]
+    fn redis_unfenced_claim_leaves_the_fence_counter_alone() {
+        let server = RedisServer::start();
+        let mut admin = admin(&server);
+        let cache = RedisCache::from_url(&server.url()).expect("valid url");
+        let fenced = Lock::new("counter").cache(cache.clone());
+        let first = fenced.try_acquire().unwrap();
+        let last = first.fence();
+        first.release().unwrap();
+        let mut counter = || -> String {
+            redis::cmd("GET")
+                .arg("cachelock-fence")
+                .query(&mut admin)
+                .expect("GET counter")
+        };
+        let before = counter();
+        assert_eq!(before, last.to_string());
+        let unfenced = Lock::new("counter").cache(cache.clone()).fencing(false);
+        for _ in 0..5 {
+            unfenced.try_acquire().unwrap().release().unwrap();
+        }
+        assert_eq!(counter(), before, "unfenced claims never bump the counter");
+        let next = fenced.try_acquire().unwrap();
+        assert!(next.fence() > last);
+    }
+
+    #[once(key = "unfenced-once-<id>", cache = cache, ttl = "10s")]
+    fn plain_job(cache: &RedisCache, id: u32) -> Option<u32> {
+        Some(id)
+    }
+
+    #[once(key = "fenced-once", cache = cache, ttl = "10s", fence = f)]
+    fn fenced_job(cache: &RedisCache) -> Option<u64> {
+        Some(f)
+    }
+
+    #[once(key = "unfenced-once-async-<id>", cache = cache, ttl = "10s")]
+    async fn plain_job_async(cache: &RedisCache, id: u32) -> Option<u32> {
+        Some(id)
+    }
+
+    #[test]
+    fn redis_once_without_fence_sends_set_and_evalsha() {
+        let server = RedisServer::start();
+        let mut admin = admin(&server);
+        let cache = RedisCache::from_url(&server.url()).expect("valid url");
+        assert_eq!(plain_job(&cache, 1), Some(1), "warm-up call runs");
+
+        let before = command_calls(&mut admin);
+        assert_eq!(plain_job(&cache, 2), Some(2), "the measured call runs");
+        let delta = delta(&before, &command_calls(&mut admin));
+
+        assert_eq!(delta, set_and_evalsha());
+        assert_eq!(db_size(&mut admin), 0, "no fence counter, no lock left");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn redis_async_once_without_fence_sends_set_and_evalsha() {
+        let server = RedisServer::start();
+        let mut admin = admin(&server);
+        let cache = RedisCache::from_url(&server.url()).expect("valid url");
+        assert_eq!(plain_job_async(&cache, 1).await, Some(1));
+
+        let before = command_calls(&mut admin);
+        assert_eq!(plain_job_async(&cache, 2).await, Some(2));
+        let delta = delta(&before, &command_calls(&mut admin));
+
+        assert_eq!(delta, set_and_evalsha());
+    }
+
+    #[test]
+    fn redis_once_with_fence_gets_a_strictly_increasing_fence() {
+        let server = RedisServer::start();
+        let mut admin = admin(&server);
+        let cache = RedisCache::from_url(&server.url()).expect("valid url");
+        let mut fences = Vec::new();
+        for _ in 0..5 {
+            fences.push(fenced_job(&cache).expect("runs"));
+        }
+        assert!(fences[0] >= 1);
+        for pair in fences.windows(2) {
+            assert!(pair[0] < pair[1], "{fences:?}");
+        }
+        let before = command_calls(&mut admin);
+        fenced_job(&cache).expect("runs");
+        let delta = delta(&before, &command_calls(&mut admin));
+        assert_eq!(delta.get("evalsha"), Some(&2), "claim script + release");
+        assert_eq!(
+            delta.get("time"),
+            Some(&1),
+            "the claim script bumped the fence"
+        );
+    }
+
+    #[test]
+    fn cluster_unfenced_lock_excludes() {
+        let cluster = RedisCluster::start();
+        let cache = RedisClusterCache::from_urls(cluster.urls()).expect("valid urls");
+        for key in ["plain", "{tenant}:job"] {
+            unfenced_lock_excludes(cache.clone(), key);
+        }
+    }
+}
