@@ -65,7 +65,7 @@ async fn hold_and_run(
         Ok(guard) => guard,
         Err(Error::Locked { .. }) => {
             if !args.quiet {
-                eprintln!("cachelock: {}", held_message(&lock, &args.key));
+                eprintln!("cachelock: {}", held_message(&lock, &args.key).await);
             }
             return Ok(args.conflict_exit_code);
         }
@@ -179,8 +179,8 @@ async fn release(guard: Guard, key: &str) {
 }
 
 /// The one line for a held key: who holds it.
-fn held_message(lock: &Lock<Arc<dyn Cache>>, key: &str) -> String {
-    match lock.holder() {
+async fn held_message(lock: &Lock<Arc<dyn Cache>>, key: &str) -> String {
+    match lock.holder_async().await {
         Ok(Some(holder)) => format!("`{key}` is held by {}", describe(&holder)),
         Ok(None) => format!("`{key}` was held by another owner (released just now)"),
         Err(_) => format!("`{key}` is held by another owner"),

@@ -99,6 +99,17 @@ pub(crate) fn owner_value(token: &str, label: Option<&str>) -> OwnerValue {
     }
 }
 
+/// Whether `key` (as a lock stores it, before any cache-level prefix) is one of the keys
+/// cachelock keeps for itself: the Redis fencing counters (`cachelock-fence`,
+/// `cachelock-fence:{tag}`) and the keys of a tree lock space (`<space>{cachelock-tree}:..`).
+/// [`Lock`](crate::Lock) refuses such keys (a plain lock or `force_release` on one would
+/// overwrite or delete the bookkeeping), and the admin listings skip them.
+pub(crate) fn is_reserved_key(key: &str) -> bool {
+    key.starts_with("cachelock-fence")
+        && (key.len() == "cachelock-fence".len() || key[15..].starts_with(":{"))
+        || (key.as_bytes().contains(&b'{') && key.contains("{cachelock-tree}:"))
+}
+
 /// The token part of a stored owner value.
 pub(crate) fn token_of(value: &str) -> &str {
     value.split_once('|').map_or(value, |(token, _)| token)

@@ -74,6 +74,7 @@ mod default_cache;
 mod error;
 mod guard;
 mod holder;
+mod in_flight;
 mod lease;
 mod lock;
 mod memory;

@@ -13,6 +13,7 @@ use crate::config::key_prefix;
 use crate::default_cache::DefaultCache;
 use crate::error::{check_ttl, Error};
 use crate::guard::{watched, AsyncGuard, Guard};
+use crate::in_flight::InFlight;
 use crate::lease::{Lease, Policy};
 use crate::token::Token;
 use crate::{DEFAULT_TTL, MAX_KEY_LEN};
@@ -278,6 +279,12 @@ impl<C: Cache> Lock<C> {
             });
         }
         let full = self.full_key();
+        if crate::holder::is_reserved_key(&full) {
+            return Err(Error::InvalidKey {
+                key: full,
+                reason: "the key is reserved for cachelock's own bookkeeping (a fence counter or a tree lock space)",
+            });
+        }
         check_ttl(&full, "ttl", self.ttl)?;
         if let Some(max_hold) = self.policy.max_hold {
             check_ttl(&full, "max_hold", max_hold)?;
@@ -404,6 +411,13 @@ impl<C: Cache + Clone + 'static> Lock<C> {
         tracing::trace!(key = %key, "lock attempt");
         let value = crate::holder::owner_value(token.as_str(), self.label.as_deref());
         match self.claim_value(&key, value.as_str()) {
+            Ok(Some(_)) if started.elapsed() >= self.ttl => {
+                // The grant came back after the whole TTL (retries, a reconnect, a stalled
+                // server): the key may already have run out, so the hold cannot be trusted.
+                // Give it back (owner-checked) rather than hand out a guard that is lost.
+                let _ = self.cache.release(&key, token.as_str());
+                Attempt::Failed(late_grant(key, self.ttl))
+            }
             Ok(Some(fence)) => {
                 tracing::debug!(key = %key, fence, "lock acquired");
                 Attempt::Won(Guard::new(self.lease(key, token, fence, started)))
@@ -421,6 +435,7 @@ impl<C: Cache + Clone + 'static> Lock<C> {
         let started = Instant::now();
         tracing::trace!(key = %key, "lock attempt");
         let value = crate::holder::owner_value(token.as_str(), self.label.as_deref());
+        let in_flight = InFlight::new(&self.cache, &key, token.as_str());
         let claimed = if self.fencing {
             self.cache.claim_async(&key, value.as_str(), self.ttl).await
         } else {
@@ -429,7 +444,13 @@ impl<C: Cache + Clone + 'static> Lock<C> {
                 .await
                 .map(unfenced)
         };
+        in_flight.disarm();
         match claimed {
+            Ok(Some(_)) if started.elapsed() >= self.ttl => {
+                // As in `claim`: a grant that came back after the whole TTL is given back.
+                let _ = self.cache.release_async(&key, token.as_str()).await;
+                Attempt::Failed(late_grant(key, self.ttl))
+            }
             Ok(Some(fence)) => {
                 tracing::debug!(key = %key, fence, "lock acquired");
                 Attempt::Won(AsyncGuard::new(self.lease(key, token, fence, started)))
@@ -470,6 +491,19 @@ impl<C: Cache + Clone + 'static> Lock<C> {
             self.policy,
         ))
     }
+}
+
+/// The error for a claim that the cache granted only after the lock's whole TTL had passed
+/// on this side: a timeout ([`Error::is_timeout`]), like a claim that never answered.
+fn late_grant(key: String, ttl: Duration) -> Error {
+    tracing::warn!(key = %key, ?ttl, "lock granted only after its TTL; released again");
+    let source = std::io::Error::new(
+        std::io::ErrorKind::TimedOut,
+        format!(
+            "the cache granted the lock only after its TTL ({ttl:?}) had passed; it was released again"
+        ),
+    );
+    Error::backend(key, source)
 }
 
 /// The fence of a hold taken with `fencing(false)`: 0, below every real fence.

@@ -49,9 +49,7 @@ pub(crate) fn without_own_prefix(keys: Vec<String>, own: &str) -> Vec<String> {
 /// Without this, `held_locks` with an empty prefix, or with a prefix a tree lock space
 /// shares, would report them as locks of an unknown owner, or fail reading a hash as a string.
 pub(crate) fn is_internal(key: &str) -> bool {
-    key == "cachelock-fence"
-        || key.starts_with("cachelock-fence:{")
-        || key.contains(super::tree::TAG_SEPARATOR)
+    crate::holder::is_reserved_key(key)
 }
 
 fn scan_cmd(cursor: u64, pattern: &str) -> Cmd {

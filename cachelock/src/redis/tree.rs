@@ -44,9 +44,6 @@ pub(crate) struct TreeKeys([String; 4]);
 /// The hash tag every key of every lock space carries.
 const TAG: &str = "{cachelock-tree}";
 
-/// What every key of a tree lock space contains: the hash tag and the separator after it.
-pub(crate) const TAG_SEPARATOR: &str = "{cachelock-tree}:";
-
 /// Builds the keys of `space` behind the cache prefix `prefix`; refuses a space whose keys
 /// would not share one Redis Cluster slot.
 pub(crate) fn keys(prefix: &str, space: &str) -> Result<TreeKeys, BoxError> {

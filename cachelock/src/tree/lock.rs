@@ -1,5 +1,6 @@
 //! [`TreeLock`]: the builder that names a path and takes it.
 
+use crate::in_flight::InFlight;
 use std::borrow::Cow;
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
@@ -370,7 +371,10 @@ impl<C: Cache + Clone + 'static> TreeLock<C> {
         let started = Instant::now();
         let value = crate::holder::owner_value(token.as_str(), self.label.as_deref());
         let target = self.target();
-        match target.claim_async(&key, value.as_str(), self.ttl).await {
+        let in_flight = InFlight::new(&target, &key, token.as_str());
+        let claimed = target.claim_async(&key, value.as_str(), self.ttl).await;
+        in_flight.disarm();
+        match claimed {
             Ok(Some(fence)) => {
                 tracing::debug!(key = %key, fence, "tree lock acquired");
                 let lease = self.lease(target, key, token, fence, started);

@@ -1,0 +1,83 @@
+//! Giving back a claim whose future was dropped while the claim was in flight.
+//!
+//! An async claim is one round trip: the cache may store the token and then the caller drops
+//! the future (`tokio::select!` with a shutdown signal, a request timeout, an aborted task)
+//! before the answer arrives. Nobody then holds a guard for a key that is held, and it would
+//! stay blocked for a whole TTL. [`InFlight`] is armed for the duration of the claim; dropped
+//! while armed, it sends an owner-checked release in the background. The release only deletes
+//! the key if it holds this claim's token, so it is harmless when the claim never landed. On
+//! Redis, inside a runtime it goes over the same multiplexed connection as the claim, so the
+//! server sees it after the claim.
+
+use crate::cache::Cache;
+
+/// Armed while an async claim is in flight; see the module docs.
+pub(crate) struct InFlight<'a, C: Cache + Clone + 'static> {
+    cache: &'a C,
+    key: &'a str,
+    token: &'a str,
+    armed: bool,
+}
+
+impl<'a, C: Cache + Clone + 'static> InFlight<'a, C> {
+    /// Arms the give-back for the claim of `key` with `token`.
+    pub(crate) fn new(cache: &'a C, key: &'a str, token: &'a str) -> Self {
+        InFlight {
+            cache,
+            key,
+            token,
+            armed: true,
+        }
+    }
+
+    /// The claim answered: nothing to give back.
+    pub(crate) fn disarm(mut self) {
+        self.armed = false;
+    }
+}
+
+impl<C: Cache + Clone + 'static> Drop for InFlight<'_, C> {
+    fn drop(&mut self) {
+        if !self.armed {
+            return;
+        }
+        #[cfg(not(feature = "redis"))]
+        self.cache.release_detached(self.key, self.token, None);
+        #[cfg(feature = "redis")]
+        self.give_back();
+    }
+}
+
+#[cfg(feature = "redis")]
+impl<C: Cache + Clone + 'static> InFlight<'_, C> {
+    /// Inside a tokio runtime (its `rt` feature comes with `redis`): an owner-checked release
+    /// on a task, logged by outcome (a claim that never landed is not a warning). Outside
+    /// one: the cache's own non-blocking release.
+    fn give_back(&self) {
+        let (cache, key, token) = (
+            self.cache.clone(),
+            self.key.to_owned(),
+            self.token.to_owned(),
+        );
+        match tokio::runtime::Handle::try_current() {
+            Ok(handle) => {
+                handle.spawn(async move {
+                    match cache.release_async(&key, &token).await {
+                        Ok(true) => {
+                            tracing::debug!(key = %key, "lock claim cancelled in flight; given back")
+                        }
+                        Ok(false) => {
+                            tracing::trace!(key = %key, "lock claim cancelled before it landed")
+                        }
+                        Err(error) => tracing::warn!(
+                            key = %key,
+                            %error,
+                            "lock claim cancelled in flight; giving it back failed, it stays until its TTL runs out"
+                        ),
+                    }
+                });
+            }
+            Err(_) => cache.release_detached(&key, &token, None),
+        }
+    }
+}
