@@ -194,6 +194,26 @@ mod redis_server {
     }
 
     #[test]
+    fn a_claim_resent_after_it_landed_is_its_own_grant_not_a_conflict() {
+        // The redis backend resends a command once when its connection turns out dead; a
+        // claim whose first send landed must then find its own value and win, not report
+        // the key held (which would leave it blocked by nobody for a whole TTL).
+        let server = RedisServer::start();
+        let cache = RedisCache::from_url(&server.url()).expect("valid url");
+        let value = "0123456789abcdef0123456789abcdef|1|host|";
+        let ttl = Duration::from_secs(30);
+        let first = cache.claim("resent", value, ttl).unwrap().expect("free");
+        let again = cache.claim("resent", value, ttl).unwrap();
+        assert!(again.is_some_and(|f| f >= first), "{again:?} after {first}");
+        // Another value (another claim's token) is still refused.
+        let other = "fedcba9876543210fedcba9876543210|1|host|";
+        assert_eq!(cache.claim("resent", other, ttl).unwrap(), None);
+        assert!(cache
+            .release("resent", "0123456789abcdef0123456789abcdef")
+            .unwrap());
+    }
+
+    #[test]
     fn cluster_fences_increase_and_counters_stay_bounded() {
         let cluster = RedisCluster::start();
         let cache = RedisClusterCache::from_urls(cluster.urls()).expect("valid urls");

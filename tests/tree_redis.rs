@@ -450,3 +450,35 @@ fn held_locks_lists_plain_locks_not_the_keys_of_a_tree_space_or_the_fence_counte
     drop(plain);
     drop(tree);
 }
+
+#[test]
+fn a_tree_claim_resent_after_it_landed_is_its_own_grant_not_a_conflict() {
+    use cachelock::Cache;
+    let server = RedisServer::start();
+    let cache = cache(&server);
+    let value = "0123456789abcdef0123456789abcdef|1|host|ci";
+    let ttl = Duration::from_secs(30);
+    let first = cache
+        .tree_claim("space:", "/a/b", value, ttl, BOTH)
+        .unwrap()
+        .expect("free");
+    let again = cache
+        .tree_claim("space:", "/a/b", value, ttl, BOTH)
+        .unwrap();
+    assert!(again.is_some_and(|f| f >= first), "{again:?} after {first}");
+    // Another claim (another token), on the path or an ancestor, is still refused.
+    let other = "fedcba9876543210fedcba9876543210|1|host|ci";
+    assert_eq!(
+        cache
+            .tree_claim("space:", "/a/b", other, ttl, BOTH)
+            .unwrap(),
+        None
+    );
+    assert_eq!(
+        cache.tree_claim("space:", "/a", other, ttl, BOTH).unwrap(),
+        None
+    );
+    assert!(cache
+        .tree_release("space:", "/a/b", "0123456789abcdef0123456789abcdef")
+        .unwrap());
+}

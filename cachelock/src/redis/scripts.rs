@@ -30,6 +30,13 @@ use redis::Script;
 /// Lua numbers are doubles: exact for integers below 2^53, which µs since 1970 stay below
 /// until the year 2255. The counter is read before the `SET`, so a counter holding garbage
 /// fails the claim before anything is written.
+///
+/// A claim resent after its connection died (the redis backend resends once when a
+/// connection turns out dead) may find the key already holding this very value, the first
+/// send having landed: that is this claim's own grant, answered with the current counter
+/// (never below the fence the first send handed out), not a conflict that would leave the
+/// key blocked by nobody for a whole TTL. Values carry a fresh random token, so no other
+/// claim can match.
 pub(crate) const CLAIM: &str = r"
 if redis.replicate_commands then redis.replicate_commands() end
 local last = redis.pcall('GET', KEYS[2])
@@ -41,6 +48,9 @@ else
     last = tonumber(last)
 end
 if not redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then
+    if last > 0 and redis.pcall('GET', KEYS[1]) == ARGV[1] then
+        return last
+    end
     return false
 end
 local now = redis.call('TIME')

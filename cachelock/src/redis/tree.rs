@@ -141,10 +141,19 @@ local function keep_until_last_deadline()
 end
 ";
 
-/// ARGV: path, flags, owner value, ttl ms. Returns the fence (decimal string) or nil.
+/// ARGV: path, flags, owner value, ttl ms. Returns the fence (decimal string) or nil. A
+/// claim resent after its connection died that finds its own value already stored (the
+/// first send landed; values carry a fresh random token) is answered with the current
+/// fence instead of a conflict with itself.
 const CLAIM: &str = r"
 local now = math.floor(now_us() / 1000)
 purge(now)
+if redis.call('HGET', KEYS[1], ARGV[1]) == ARGV[2] .. ARGV[3] then
+    local current = redis.pcall('GET', KEYS[4])
+    if type(current) == 'string' and tonumber(current) ~= nil then
+        return current
+    end
+end
 if conflict(ARGV[1], ARGV[2]) then
     return false
 end
