@@ -11,6 +11,10 @@ use std::time::Duration;
 
 use cachelock::{once, Cache, CacheResult, Lock, MemoryCache};
 
+#[cfg(feature = "redis")]
+#[path = "common/commands.rs"]
+mod commands;
+
 /// What a `fencing(false)` lock must still do on any cache: fence 0, a second claim
 /// (fenced or not) refused, owner-checked release, free again after.
 fn unfenced_lock_excludes<C: Cache + Clone + 'static>(cache: C, key: &str) {
@@ -212,39 +216,10 @@ async fn memory_async_once_without_fence_claims_unfenced() {
 
 #[cfg(feature = "redis")]
 mod redis_server {
+    use super::commands::{admin, command_calls, delta};
     use super::*;
     use cachelock::redis::{RedisCache, RedisClusterCache};
     use cachelock_testkit::{RedisCluster, RedisServer};
-
-    fn admin(server: &RedisServer) -> redis::Connection {
-        redis::Client::open(server.url())
-            .and_then(|c| c.get_connection())
-            .expect("admin connection")
-    }
-
-    /// `cmdstat_<name>` → `calls`, the `INFO` command itself left out.
-    fn command_calls(admin: &mut redis::Connection) -> BTreeMap<String, u64> {
-        let info: String = redis::cmd("INFO")
-            .arg("commandstats")
-            .query(admin)
-            .expect("INFO commandstats");
-        let mut calls = cachelock_testkit::parse_commandstats(&info);
-        calls.remove("info");
-        calls
-    }
-
-    fn delta(
-        before: &BTreeMap<String, u64>,
-        after: &BTreeMap<String, u64>,
-    ) -> BTreeMap<String, u64> {
-        after
-            .iter()
-            .filter_map(|(name, &calls)| {
-                let diff = calls - before.get(name).copied().unwrap_or(0);
-                (diff > 0).then(|| (name.clone(), diff))
-            })
-            .collect()
-    }
 
     /// Every command an unfenced acquire + release makes the server run: `SET` (sent),
     /// `EVALSHA` (sent), and inside the release script `GET`, `DEL`, `PUBLISH`. No `TIME`,

@@ -18,26 +18,9 @@ use cachelock::redis::RedisCache;
 use cachelock::{once, Lock};
 use cachelock_testkit::RedisServer;
 
-/// `cmdstat_<name>` → `calls`, from `INFO commandstats`, the `INFO` command itself left out.
-fn command_calls(admin: &mut redis::Connection) -> BTreeMap<String, u64> {
-    let info: String = redis::cmd("INFO")
-        .arg("commandstats")
-        .query(admin)
-        .expect("INFO commandstats");
-    let mut calls = cachelock_testkit::parse_commandstats(&info);
-    calls.remove("info");
-    calls
-}
-
-fn delta(before: &BTreeMap<String, u64>, after: &BTreeMap<String, u64>) -> BTreeMap<String, u64> {
-    after
-        .iter()
-        .filter_map(|(name, &calls)| {
-            let diff = calls - before.get(name).copied().unwrap_or(0);
-            (diff > 0).then(|| (name.clone(), diff))
-        })
-        .collect()
-}
+#[path = "common/commands.rs"]
+mod commands;
+use commands::{admin, command_calls, delta};
 
 /// Commands the scripts run inside the server: not sent by the client.
 const INSIDE_SCRIPTS: [&str; 5] = ["get", "set", "time", "del", "publish"];
@@ -64,12 +47,6 @@ fn expected_unfenced() -> BTreeMap<String, u64> {
         ("del".to_owned(), 1),
         ("publish".to_owned(), 1),
     ])
-}
-
-fn admin(server: &RedisServer) -> redis::Connection {
-    redis::Client::open(server.url())
-        .and_then(|c| c.get_connection())
-        .expect("admin connection")
 }
 
 #[test]

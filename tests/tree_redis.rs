@@ -11,6 +11,10 @@ use cachelock::tree::{conflicts, TreeLock, TreeScope};
 use cachelock::Error;
 use cachelock_testkit::{RedisCluster, RedisServer};
 
+#[path = "common/commands.rs"]
+mod commands;
+use commands::{command_calls, delta};
+
 #[path = "common/tree_cases.rs"]
 mod tree_cases;
 use cachelock_testkit::eventually;
@@ -349,17 +353,6 @@ async fn cluster_passes_the_async_tree_conformance_suite() {
         .expect("RedisClusterCache conforms (async)");
 }
 
-/// `cmdstat_<name>` → `calls`, the `INFO` command itself left out.
-fn command_calls(admin: &mut redis::Connection) -> std::collections::BTreeMap<String, u64> {
-    let info: String = redis::cmd("INFO")
-        .arg("commandstats")
-        .query(admin)
-        .expect("INFO commandstats");
-    let mut calls = cachelock_testkit::parse_commandstats(&info);
-    calls.remove("info");
-    calls
-}
-
 /// The commands the tree scripts run inside the server (not round trips).
 const INSIDE_TREE_SCRIPTS: [&str; 15] = [
     "time",
@@ -384,15 +377,9 @@ fn sent_during(server: &RedisServer, f: impl FnOnce()) -> std::collections::BTre
     let mut admin = raw(server);
     let before = command_calls(&mut admin);
     f();
-    let after = command_calls(&mut admin);
-    after
-        .into_iter()
-        .filter(|(name, _)| !INSIDE_TREE_SCRIPTS.contains(&name.as_str()))
-        .filter_map(|(name, calls)| {
-            let diff = calls - before.get(&name).copied().unwrap_or(0);
-            (diff > 0).then_some((name, diff))
-        })
-        .collect()
+    let mut sent = delta(&before, &command_calls(&mut admin));
+    sent.retain(|name, _| !INSIDE_TREE_SCRIPTS.contains(&name.as_str()));
+    sent
 }
 
 #[test]
