@@ -144,3 +144,123 @@ fn short_and_long_values_round_trip() {
         assert!(cache.release("k", &token).unwrap());
     }
 }
+
+#[test]
+fn a_released_key_keeps_its_empty_slot_until_a_sweep() {
+    let cache = MemoryCache::new();
+    let guard = Lock::new("reused")
+        .cache(cache.clone())
+        .try_acquire()
+        .unwrap();
+    guard.release().unwrap();
+    assert_eq!(cache.get("reused").unwrap(), None, "released means free");
+    assert_eq!(cache.stored_slots(), 1, "the empty slot stays for reuse");
+    // Taking it again reuses the slot.
+    let guard = Lock::new("reused")
+        .cache(cache.clone())
+        .try_acquire()
+        .unwrap();
+    assert_eq!(cache.stored_slots(), 1);
+    assert_eq!(cache.entry_count(), 1, "a held lock survives a full sweep");
+    guard.release().unwrap();
+    assert_eq!(cache.entry_count(), 0);
+    assert_eq!(
+        cache.stored_slots(),
+        0,
+        "the full sweep dropped the free slot"
+    );
+}
+
+/// Free slots are swept while new keys stream in: the store never grows with the number of
+/// keys ever used, only with the number held (4 * 4096 free slots at most, sweep.rs).
+#[test]
+fn stored_slots_stay_bounded_over_a_stream_of_new_keys() {
+    const BOUND: u64 = 4 * 4096 + 1024;
+    let cache = MemoryCache::new();
+    let mut largest = 0;
+    for i in 0..200_000u32 {
+        let guard = Lock::new(format!("stream-{i}"))
+            .cache(cache.clone())
+            .try_acquire()
+            .unwrap();
+        guard.release().unwrap();
+        if i % 10_000 == 9_999 {
+            largest = largest.max(cache.stored_slots());
+        }
+    }
+    assert!(
+        largest <= BOUND,
+        "{largest} slots stored for 200,000 keys used one after the other"
+    );
+    assert_eq!(cache.entry_count(), 0);
+}
+
+/// Sweeps (full ones from `entry_count`, and background ones started by a stream of new
+/// keys) run while threads claim and release a few keys: never two holders at once, and a
+/// lock held all along is never swept away.
+#[test]
+fn sweeps_never_remove_a_held_lock_or_let_two_holders_in() {
+    const THREADS: usize = 6;
+    const KEYS: usize = 3;
+    let cache = MemoryCache::new();
+    let long = Lock::new("held-all-along")
+        .cache(cache.clone())
+        .try_acquire()
+        .unwrap();
+    let inside: Vec<AtomicUsize> = (0..KEYS).map(|_| AtomicUsize::new(0)).collect();
+    let violations = AtomicUsize::new(0);
+    let wins = AtomicUsize::new(0);
+    let stop = std::sync::atomic::AtomicBool::new(false);
+    std::thread::scope(|s| {
+        for t in 0..THREADS {
+            let (cache, inside, violations, wins, stop) =
+                (&cache, &inside, &violations, &wins, &stop);
+            s.spawn(move || {
+                let mut i = t;
+                while !stop.load(Ordering::Relaxed) {
+                    i += 1;
+                    let k = i % KEYS;
+                    if let Ok(guard) = Lock::new(format!("contended-{k}"))
+                        .cache(cache.clone())
+                        .try_acquire()
+                    {
+                        if inside[k].fetch_add(1, Ordering::SeqCst) != 0 {
+                            violations.fetch_add(1, Ordering::SeqCst);
+                        }
+                        std::hint::spin_loop();
+                        inside[k].fetch_sub(1, Ordering::SeqCst);
+                        wins.fetch_add(1, Ordering::Relaxed);
+                        guard.release().unwrap();
+                    }
+                    assert!(Lock::new("held-all-along")
+                        .cache(cache.clone())
+                        .try_acquire()
+                        .unwrap_err()
+                        .is_locked());
+                }
+            });
+        }
+        // New keys, to start background sweeps.
+        s.spawn(|| {
+            for i in 0..60_000u32 {
+                let guard = Lock::new(format!("new-{i}"))
+                    .cache(cache.clone())
+                    .try_acquire()
+                    .unwrap();
+                guard.release().unwrap();
+            }
+        });
+        // Full sweeps.
+        for _ in 0..200 {
+            assert!(cache.entry_count() >= 1, "the long-held lock is counted");
+        }
+        std::thread::sleep(Duration::from_millis(300));
+        stop.store(true, Ordering::Relaxed);
+    });
+    assert_eq!(violations.load(Ordering::SeqCst), 0);
+    assert!(wins.load(Ordering::Relaxed) > 0);
+    let key = Lock::new("held-all-along").full_key();
+    assert!(cache.get(&key).unwrap().is_some(), "still held");
+    long.release().unwrap();
+    assert_eq!(cache.entry_count(), 0);
+}

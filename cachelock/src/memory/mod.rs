@@ -1,0 +1,341 @@
+//! [`MemoryCache`]: the in-process default, on moka.
+
+mod slot;
+mod sweep;
+mod value;
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use moka::ops::compute::Op;
+
+use crate::cache::{BoxFuture, Cache, CacheResult};
+use crate::wake::Board;
+
+use self::slot::{Slot, State};
+use self::sweep::{Sweep, Sweeper};
+
+/// The moka cache under a `MemoryCache`: one slot per key.
+type Moka = moka::sync::Cache<String, Arc<Slot>>;
+
+fn deadline_after(now: Instant, ttl: Duration) -> Instant {
+    // `MAX_TTL` keeps real TTLs far from overflow; saturate anyway rather than panic.
+    now.checked_add(ttl).unwrap_or_else(|| now + crate::MAX_TTL)
+}
+
+/// The fencing tokens of every `MemoryCache` of the process: one counter, so a fence never
+/// needs an entry of its own (memory still follows the live locks alone).
+static FENCE: AtomicU64 = AtomicU64::new(0);
+
+/// The in-memory cache: exclusion among the threads and tasks of one process.
+///
+/// This is the process default until [`set_default_cache`](crate::set_default_cache) says
+/// otherwise. Cloning it is cheap and the clones share one store.
+///
+/// - **Atomic, and cheap**: each key has one slot inside a moka value, guarded by its own
+///   mutex; `claim`, `release` and `extend` are a moka read and a compare-and-set in that
+///   slot (a new key is inserted with moka's per-key compute), so concurrent claims of one
+///   key have exactly one winner. Why a held lock can never be evicted, replaced or handed
+///   out twice is written out in `cachelock/src/memory/slot.rs`; the short form: a slot
+///   leaves moka only through a per-key compute that first checks, under the slot's mutex,
+///   that it holds no live value.
+/// - **Unbounded**: a capacity bound would let moka evict a held lock, silently releasing
+///   it, so there is none, and no moka expiry either. Memory follows the live locks instead:
+///   a released key keeps its (empty) slot, so taking it again costs no allocation, until a
+///   background sweep drops the slots that stayed free (see [`entry_count`](Self::entry_count)
+///   and [`stored_slots`](Self::stored_slots)).
+/// - **Fencing tokens**: every successful claim takes the next value of one process-wide
+///   counter, so fences strictly increase across claims, releases and expiry, for every key.
+/// - **Prompt wake-up**: a waiter in [`acquire_timeout`](crate::Lock::acquire_timeout) (or
+///   its async twin) is woken the moment the holder releases, instead of at its next
+///   backoff poll (`cargo run --release --example wake_latency`: tens of microseconds
+///   instead of milliseconds). An expiry wakes nobody; the backoff pause bounds that wait.
+/// - **TTL per entry**: every value carries its own deadline, checked on each operation, so
+///   an expired lock is free the moment its TTL runs out.
+///
+/// ```
+/// use cachelock::{Lock, MemoryCache};
+///
+/// let cache = MemoryCache::new();
+/// let guard = Lock::new("nightly-report").cache(cache.clone()).try_acquire()?;
+/// assert_eq!(cache.entry_count(), 1);
+/// guard.release()?;
+/// assert_eq!(cache.entry_count(), 0);
+/// # Ok::<(), cachelock::Error>(())
+/// ```
+#[derive(Clone)]
+pub struct MemoryCache {
+    /// One shared allocation: a clone (every guard takes one) is one reference count.
+    shared: Arc<Shared>,
+}
+
+/// What the clones of one `MemoryCache` share.
+struct Shared {
+    moka: Moka,
+    sweeper: Sweeper,
+    board: Board,
+    /// Tree locks (`cachelock::tree`), apart from the key/value store.
+    trees: crate::tree::MemoryTrees,
+}
+
+impl Drop for Shared {
+    fn drop(&mut self) {
+        self.sweeper.stop();
+    }
+}
+
+impl MemoryCache {
+    /// Creates an empty cache.
+    pub fn new() -> Self {
+        MemoryCache {
+            shared: Arc::new(Shared {
+                // No capacity, no expiry, no time-to-idle: moka never drops an entry on its
+                // own (slot.rs, point 1).
+                moka: Moka::builder().build(),
+                sweeper: Sweeper::new(),
+                board: Board::new(),
+                trees: crate::tree::MemoryTrees::default(),
+            }),
+        }
+    }
+
+    /// The number of keys holding a live value (locks held, plain values set and not
+    /// expired): 0 once every lock is released or expired.
+    ///
+    /// It first drops every free slot (a full sweep: it walks every stored key, so it costs
+    /// time in proportion to [`stored_slots`](Self::stored_slots)); use it for tests and
+    /// diagnostics, not on a hot path.
+    pub fn entry_count(&self) -> u64 {
+        self.shared.sweeper.sweep(&self.shared.moka, Sweep::Full);
+        self.shared.moka.run_pending_tasks();
+        self.shared.moka.entry_count()
+    }
+
+    /// The number of slots stored right now, without a sweep: live keys plus the free slots
+    /// that a sweep will drop (at most about `4 * max(4096, live keys)`).
+    pub fn stored_slots(&self) -> u64 {
+        self.shared.moka.run_pending_tasks();
+        self.shared.moka.entry_count()
+    }
+
+    /// Runs `f` on `key`'s slot, under its mutex. Without `create`, a key with no slot gives
+    /// `None` and `f` is not called; with it, a slot is inserted first.
+    fn with_slot<R>(&self, key: &str, create: bool, f: impl FnOnce(&mut State) -> R) -> Option<R> {
+        let moka = &self.shared.moka;
+        // Hot path: the key has a slot (a moka read, then the slot's mutex).
+        let mut f = Some(f);
+        if let Some(slot) = moka.get(key) {
+            let mut state = slot.lock();
+            if !state.dead {
+                return f.take().map(|f| f(&mut state));
+            }
+            // Removed by a sweep after `get` found it (slot.rs, point 3): go to the map.
+        } else if !create {
+            return None;
+        }
+        // Slow path: moka's per-key compute, serialized with the sweep's removal.
+        let mut out = None;
+        let mut inserted = false;
+        moka.entry_by_ref(key).and_compute_with(|current| {
+            if let Some(entry) = current {
+                let slot = entry.into_value();
+                let mut state = slot.lock();
+                if !state.dead {
+                    out = f.take().map(|f| f(&mut state));
+                    return Op::Nop;
+                }
+                // A dead slot is never in the map (the sweep removes what it marks in the
+                // same compute); were it there, it would be replaced like a missing one.
+            }
+            if !create {
+                return Op::Nop;
+            }
+            let slot = Arc::new(Slot::new());
+            out = f.take().map(|f| f(&mut slot.lock()));
+            inserted = true;
+            Op::Put(slot)
+        });
+        if inserted {
+            self.shared.sweeper.inserted(&self.shared);
+        }
+        out
+    }
+
+    fn is_live(&self, key: &str) -> bool {
+        let now = Instant::now();
+        self.with_slot(key, false, |state| state.live(now).is_some())
+            .unwrap_or(false)
+    }
+}
+// moka recovers from a panic inside a compute closure (it cleans up and resumes the panic),
+// and the closures here never panic, so a `MemoryCache` seen after a caught panic is intact.
+impl std::panic::UnwindSafe for MemoryCache {}
+impl std::panic::RefUnwindSafe for MemoryCache {}
+
+impl Default for MemoryCache {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl std::fmt::Debug for MemoryCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MemoryCache")
+            .field("entries", &self.shared.moka.entry_count())
+            .finish()
+    }
+}
+
+impl Cache for MemoryCache {
+    fn get(&self, key: &str) -> CacheResult<Option<String>> {
+        let now = Instant::now();
+        Ok(self
+            .with_slot(key, false, |state| {
+                state.live(now).map(|value| value.to_string_lossless())
+            })
+            .flatten())
+    }
+
+    fn set(&self, key: &str, value: &str, ttl: Option<Duration>) -> CacheResult<()> {
+        let now = Instant::now();
+        self.with_slot(key, true, |state| {
+            state.store(value, ttl.map(|ttl| deadline_after(now, ttl)));
+        });
+        Ok(())
+    }
+
+    fn delete(&self, key: &str) -> CacheResult<()> {
+        let generation = self.shared.sweeper.generation();
+        self.with_slot(key, false, |state| state.free(generation));
+        self.shared.board.released(key);
+        Ok(())
+    }
+
+    fn get_with_ttl(&self, key: &str) -> CacheResult<Option<(String, Option<Duration>)>> {
+        let now = Instant::now();
+        Ok(self
+            .with_slot(key, false, |state| {
+                let ttl = state.deadline.map(|d| d.saturating_duration_since(now));
+                state
+                    .live(now)
+                    .map(|value| (value.to_string_lossless(), ttl))
+            })
+            .flatten())
+    }
+
+    fn keys_with_prefix(&self, prefix: &str) -> CacheResult<Vec<String>> {
+        let now = Instant::now();
+        Ok(self
+            .shared
+            .moka
+            .iter()
+            .filter(|(key, slot)| {
+                key.starts_with(prefix) && {
+                    let state = slot.lock();
+                    !state.dead && state.live(now).is_some()
+                }
+            })
+            .map(|(key, _)| String::clone(&key))
+            .collect())
+    }
+
+    fn claim(&self, key: &str, token: &str, ttl: Duration) -> CacheResult<Option<u64>> {
+        let won = self.with_slot(key, true, |state| {
+            let now = Instant::now();
+            if state.live(now).is_some() {
+                return None;
+            }
+            state.store(token, Some(deadline_after(now, ttl)));
+            // Taken under the slot's mutex: claims of one key are serialized, so the fences
+            // of one key's holders increase in the order they held it.
+            Some(FENCE.fetch_add(1, Ordering::Relaxed) + 1)
+        });
+        Ok(won.flatten())
+    }
+
+    fn release(&self, key: &str, token: &str) -> CacheResult<bool> {
+        let generation = self.shared.sweeper.generation();
+        let released = self
+            .with_slot(key, false, |state| {
+                let owned = state
+                    .live(Instant::now())
+                    .is_some_and(|value| value.is_owned_by(token));
+                if owned {
+                    state.free(generation);
+                }
+                owned
+            })
+            .unwrap_or(false);
+        if released {
+            self.shared.board.released(key);
+        }
+        Ok(released)
+    }
+
+    /// Wakes the moment `key` is released (or deleted) in this cache; otherwise after
+    /// `pause` (an expiry wakes nobody: the pause bounds that wait).
+    fn wait_for_release(&self, key: &str, pause: Duration) {
+        // `is_live` is checked with the waiter registered: a release between the failed
+        // claim and here is seen now, one after it wakes this wait.
+        self.shared.board.wait(key, pause, || self.is_live(key));
+    }
+
+    fn wait_for_release_async<'a>(&'a self, key: &'a str, pause: Duration) -> BoxFuture<'a, ()> {
+        Box::pin(
+            self.shared
+                .board
+                .wait_async(key, pause, || self.is_live(key)),
+        )
+    }
+
+    fn extend(&self, key: &str, token: &str, ttl: Duration) -> CacheResult<bool> {
+        let extended = self
+            .with_slot(key, false, |state| {
+                let now = Instant::now();
+                let owned = state
+                    .live(now)
+                    .is_some_and(|value| value.is_owned_by(token));
+                if owned {
+                    state.deadline = Some(deadline_after(now, ttl));
+                }
+                owned
+            })
+            .unwrap_or(false);
+        Ok(extended)
+    }
+
+    fn tree_claim(
+        &self,
+        space: &str,
+        path: &str,
+        value: &str,
+        ttl: Duration,
+        scope: crate::tree::TreeScope,
+    ) -> CacheResult<Option<u64>> {
+        Ok(self.shared.trees.claim(space, path, value, ttl, scope))
+    }
+
+    fn tree_release(&self, space: &str, path: &str, token: &str) -> CacheResult<bool> {
+        Ok(self.shared.trees.release(space, path, token))
+    }
+
+    fn tree_extend(
+        &self,
+        space: &str,
+        path: &str,
+        token: &str,
+        ttl: Duration,
+    ) -> CacheResult<bool> {
+        Ok(self.shared.trees.extend(space, path, token, ttl))
+    }
+
+    fn tree_holder(
+        &self,
+        space: &str,
+        path: &str,
+        scope: crate::tree::TreeScope,
+    ) -> CacheResult<Option<crate::tree::TreeEntry>> {
+        Ok(self.shared.trees.holder(space, path, scope))
+    }
+}

@@ -1,0 +1,88 @@
+//! [`Slot`]: the per-key state the in-memory cache keeps inside a moka value.
+//!
+//! # Why a held lock is never handed out twice
+//!
+//! moka maps each key to an `Arc<Slot>`; the slot's mutex guards the key's value, deadline
+//! and a `dead` flag. Every operation on a key runs under that mutex.
+//!
+//! 1. A slot enters the map only through moka's per-key compute, and only when the key has no
+//!    entry (`MemoryCache::with_slot`). A slot leaves the map only through the sweep's
+//!    per-key compute, which first marks it `dead` under its mutex, and only if it holds no
+//!    live value (`sweep.rs`). Nothing else removes an entry: the moka cache has no capacity
+//!    bound, no expiry and no time-to-idle, and `invalidate`/`remove` are never called. So a
+//!    slot holding a live value stays the key's one entry until that value is released,
+//!    deleted or expired.
+//! 2. moka serializes the computes of one key, so the key has at most one slot that is not
+//!    dead: the one in the map.
+//! 3. A reader that fetched a slot just before the sweep removed it finds it `dead` under the
+//!    mutex and starts again (from the map); it never claims, writes or frees a dead slot.
+//! 4. A claim succeeds only under the slot's mutex, on a slot that is not dead and holds no
+//!    live value. So two claims of one key are serialized by one mutex, and the second one
+//!    sees the first one's value until it is released or its deadline passes.
+//!
+//! Hence one holder per key at any moment, exactly as with one atomic compute per claim, at
+//! the price of a moka read and an uncontended mutex on the hot path instead of two computes.
+
+use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::time::Instant;
+
+use super::value::Value;
+
+/// One key's state.
+pub(super) struct Slot {
+    state: Mutex<State>,
+}
+
+/// What a [`Slot`]'s mutex guards.
+pub(super) struct State {
+    /// The stored value, `None` once released or deleted.
+    pub(super) value: Option<Value>,
+    /// When the value stops being visible (`None`: never).
+    pub(super) deadline: Option<Instant>,
+    /// Removed from the map: never read or written again (point 3 above).
+    pub(super) dead: bool,
+    /// The sweep generation in which the slot last became free (see `sweep.rs`).
+    pub(super) freed_in: u64,
+}
+
+impl Slot {
+    pub(super) fn new() -> Self {
+        Slot {
+            state: Mutex::new(State {
+                value: None,
+                deadline: None,
+                dead: false,
+                freed_in: 0,
+            }),
+        }
+    }
+
+    pub(super) fn lock(&self) -> MutexGuard<'_, State> {
+        // Nothing panics while holding the mutex (only copies and comparisons), so a poisoned
+        // mutex still holds a consistent state.
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+impl State {
+    /// The value, if there is one and its deadline has not passed.
+    pub(super) fn live(&self, now: Instant) -> Option<&Value> {
+        match self.deadline {
+            Some(deadline) if now >= deadline => None,
+            _ => self.value.as_ref(),
+        }
+    }
+
+    /// Stores `value` until `deadline`.
+    pub(super) fn store(&mut self, value: &str, deadline: Option<Instant>) {
+        Value::assign(&mut self.value, value);
+        self.deadline = deadline;
+    }
+
+    /// Forgets the value; `generation` is the sweep generation it became free in.
+    pub(super) fn free(&mut self, generation: u64) {
+        self.value = None;
+        self.deadline = None;
+        self.freed_in = generation;
+    }
+}
