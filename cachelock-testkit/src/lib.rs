@@ -8,6 +8,8 @@
 //!   time from the safe side only: never "by a deadline").
 //! - [`TracingCapture`]: a `tracing` subscriber that keeps every event and span field as
 //!   text, to check what a library logs.
+//! - [`LostReplyProxy`]: a TCP proxy to a real server that lets one command run and loses
+//!   its reply (the connection is cut), the fault a resent command must survive.
 //!
 //! Only loopback addresses are ever used. The binaries are `redis-server` and `redis-cli`
 //! from `PATH`, or `REDIS_SERVER_BIN` / `REDIS_CLI_BIN`; when one is missing the helper
@@ -21,6 +23,9 @@ use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+
+mod lost_reply;
+pub use lost_reply::LostReplyProxy;
 
 /// How long a server or cluster may take to come up before the helper gives up.
 const START_TIMEOUT: Duration = Duration::from_secs(20);

@@ -420,6 +420,14 @@ pub trait Cache: Send + Sync {
     /// sends a plain `SET key token NX PX ttl` instead of the claim script that also bumps the
     /// fence counter.
     ///
+    /// A network cache that sends the claim again when a connection dies (the first send may
+    /// have run, only its reply lost) must count the key holding exactly `token` as this
+    /// claim's win, or the claim reports its own grant as someone else's and the key stays
+    /// blocked, by nobody, for a whole TTL. Tokens are fresh and random, so no other claim
+    /// matches. The Redis backend keeps its first send a plain `SET NX PX` and sends a script
+    /// that checks only when it sends again (on Redis Cluster, whose client resends by
+    /// itself, after a refusal).
+    ///
     /// The default calls [`claim`](Cache::claim) and discards the fence, which is always
     /// correct.
     fn claim_unfenced(&self, key: &str, token: &str, ttl: Duration) -> CacheResult<bool> {

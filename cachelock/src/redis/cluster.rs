@@ -36,6 +36,9 @@ impl Backend for Cluster {
     type Sync = redis::cluster::ClusterConnection;
     type Async = redis::cluster_async::ClusterConnection;
     const CLUSTER: bool = true;
+    /// Both cluster clients send a command again after a dropped connection (up to
+    /// [`CLUSTER_RETRIES`] times), without telling.
+    const RESENDS_BY_ITSELF: bool = true;
 
     fn connect(&self, _settings: &Settings) -> RedisResult<Self::Sync> {
         // The client carries the timeouts (see `build`).

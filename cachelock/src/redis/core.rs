@@ -30,6 +30,13 @@ pub(crate) trait Backend: Send + Sync + 'static {
     /// Whether keys are spread over Redis Cluster slots (one fence counter per slot).
     const CLUSTER: bool;
 
+    /// Whether the client sends a command again by itself when its connection died, without
+    /// telling (the cluster clients do, up to their retry count): a command whose first send
+    /// ran but whose reply was lost is then answered as the resend saw it. A refused plain
+    /// unfenced claim may be such an answer, so it is asked again in its resent form
+    /// ([`Op::resent`]).
+    const RESENDS_BY_ITSELF: bool;
+
     /// A connection for the release channel (`SUBSCRIBE`), if this backend has one.
     fn subscriber(&self, settings: &Settings) -> Option<RedisResult<redis::Connection>> {
         let _ = settings;
@@ -207,12 +214,34 @@ impl<B: Backend> Core<B> {
         let timeout = inner.settings.reply_timeout(op.lock_ttl());
         inner
             .pool
-            .run(
+            .run_resending(
                 || inner.backend.connect(&inner.settings),
                 timeout,
-                |con| ops::exec(con, op),
+                |con| Self::exec_first(con, op),
+                |con| ops::exec(con, op.resent()),
             )
             .map_err(boxed)
+    }
+
+    /// Sends `op` as it is; on a backend whose client resends by itself, a refused plain
+    /// unfenced claim is asked again in its resent form (see [`Backend::RESENDS_BY_ITSELF`]).
+    fn exec_first(con: &mut B::Sync, op: Op<'_>) -> RedisResult<Reply> {
+        match ops::exec(con, op)? {
+            Reply::Flag(false) if B::RESENDS_BY_ITSELF && op.refusal_may_be_own_resend() => {
+                ops::exec(con, op.resent())
+            }
+            reply => Ok(reply),
+        }
+    }
+
+    /// Async twin of [`exec_first`](Core::exec_first).
+    async fn exec_first_async(con: &mut B::Async, op: Op<'_>) -> RedisResult<Reply> {
+        match ops::exec_async(con, op).await? {
+            Reply::Flag(false) if B::RESENDS_BY_ITSELF && op.refusal_may_be_own_resend() => {
+                ops::exec_async(con, op.resent()).await
+            }
+            reply => Ok(reply),
+        }
     }
 
     /// The fence counter key of a claim of the (prefixed) `key`; empty for other operations.
@@ -243,13 +272,14 @@ impl<B: Backend> Core<B> {
         let limit = settings.operation_timeout(op.lock_ttl());
         let attempt = async {
             let mut con = self.async_con()?;
-            match ops::exec_async(&mut con, op).await {
-                // The connection was found dead (the server restarted): the async connection
-                // reconnects by itself; the command never reached a server, so send it again.
+            match Self::exec_first_async(&mut con, op).await {
+                // The connection was found dead (the server restarted, or the connection was
+                // cut): the async connection reconnects by itself. The command may have run
+                // with only its reply lost, so it is sent again in its resent form.
                 Err(error) if is_dead_connection(&error) => {
                     tracing::debug!(%error, "Redis connection is dead; retrying once");
                     let mut con = self.async_con()?;
-                    ops::exec_async(&mut con, op).await
+                    ops::exec_async(&mut con, op.resent()).await
                 }
                 outcome => outcome,
             }
@@ -680,7 +710,11 @@ impl<B: Backend> Cache for Core<B> {
         })
     }
 
-    /// `SET key token NX PX ttl`: one command, no script, no fence counter.
+    /// `SET key token NX PX ttl`: one command, no script, no fence counter. Sent again after
+    /// its connection died (its first send may have run, the reply lost), it is a script that
+    /// also takes the key holding exactly `token` as this claim's own win; on Redis Cluster,
+    /// whose client resends by itself, a refusal is asked again that way (one more round trip,
+    /// on refusals only).
     fn claim_unfenced(&self, key: &str, token: &str, ttl: Duration) -> CacheResult<bool> {
         let op = Op::ClaimUnfenced(key, token, ttl);
         Self::flag(op, self.run(op))

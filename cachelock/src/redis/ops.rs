@@ -7,6 +7,7 @@
 //! | `delete` | `DEL key` |
 //! | `claim` | `EVALSHA <set-nx-px, then bump the fence counter> 2 key counter token ms` |
 //! | `claim_unfenced` | `SET key token NX PX ms` |
+//! | `claim_unfenced`, sent again (see [`Op::resent`]) | `EVALSHA <set-nx-px, else compare> 1 key token ms` |
 //! | `release` | `EVALSHA <compare-and-delete> 1 key token` |
 //! | `extend` | `EVALSHA <compare-and-pexpire> 1 key token ms` |
 //!
@@ -115,6 +116,17 @@ fn claim_cmd(key: &str, counter: &str, token: &str, ttl: Duration) -> Cmd {
         key.len() + counter.len() + token.len() + 20,
     );
     cmd.arg(key).arg(counter).arg(token).arg(ttl_ms(ttl));
+    cmd
+}
+
+fn claim_unfenced_resent_cmd(key: &str, token: &str, ttl: Duration) -> Cmd {
+    let mut cmd = evalsha(
+        scripts::claim_unfenced_resent(),
+        1,
+        3,
+        key.len() + token.len() + 20,
+    );
+    cmd.arg(key).arg(token).arg(ttl_ms(ttl));
     cmd
 }
 
@@ -272,6 +284,9 @@ pub(crate) enum Op<'a> {
     Claim(&'a str, &'a str, &'a str, Duration),
     /// Key, token, TTL: `SET NX PX`, no fence.
     ClaimUnfenced(&'a str, &'a str, Duration),
+    /// The same claim sent again: a script that also wins when the key already holds exactly
+    /// this token (see [`Op::resent`]).
+    ClaimUnfencedResent(&'a str, &'a str, Duration),
     Release(&'a str, &'a str),
     Extend(&'a str, &'a str, Duration),
 }
@@ -285,6 +300,7 @@ impl<'a> Op<'a> {
             | Op::Delete(key)
             | Op::Claim(key, ..)
             | Op::ClaimUnfenced(key, ..)
+            | Op::ClaimUnfencedResent(key, ..)
             | Op::Release(key, _)
             | Op::Extend(key, ..) => key,
         }
@@ -313,6 +329,7 @@ impl<'a> Op<'a> {
             Op::Delete(_) => Op::Delete(key),
             Op::Claim(_, counter, token, ttl) => Op::Claim(key, counter, token, ttl),
             Op::ClaimUnfenced(_, token, ttl) => Op::ClaimUnfenced(key, token, ttl),
+            Op::ClaimUnfencedResent(_, token, ttl) => Op::ClaimUnfencedResent(key, token, ttl),
             Op::Release(_, token) => Op::Release(key, token),
             Op::Extend(_, token, ttl) => Op::Extend(key, token, ttl),
         }
@@ -321,11 +338,35 @@ impl<'a> Op<'a> {
     /// The lock TTL that bounds how long the operation may wait (claim and extend only).
     pub(crate) fn lock_ttl(&self) -> Option<Duration> {
         match *self {
-            Op::Claim(_, _, _, ttl) | Op::ClaimUnfenced(_, _, ttl) | Op::Extend(_, _, ttl) => {
-                Some(ttl)
-            }
+            Op::Claim(_, _, _, ttl)
+            | Op::ClaimUnfenced(_, _, ttl)
+            | Op::ClaimUnfencedResent(_, _, ttl)
+            | Op::Extend(_, _, ttl) => Some(ttl),
             _ => None,
         }
+    }
+
+    /// The form in which the operation is sent again when it may already have run: its
+    /// connection died after the command was written, so the server may have run it and
+    /// only the reply was lost.
+    ///
+    /// Every operation is its own resent form, except the unfenced claim: a plain
+    /// `SET NX PX` sent again after its first send landed finds the key holding its own value
+    /// and answers nil, which would report the key held (by nobody) for a whole TTL. Its
+    /// resent form is a script that takes its own value as a win. The first send stays the
+    /// plain `SET`, one command; only a resend pays for the script. (The fenced claim script
+    /// already recognises its own value; get, set, delete and extend can run twice.)
+    pub(crate) fn resent(self) -> Op<'a> {
+        match self {
+            Op::ClaimUnfenced(key, token, ttl) => Op::ClaimUnfencedResent(key, token, ttl),
+            other => other,
+        }
+    }
+
+    /// Whether a `Flag(false)` reply to this operation may be the answer of a resend the
+    /// client did not tell about: only a plain unfenced claim (see [`Op::resent`]).
+    pub(crate) fn refusal_may_be_own_resend(&self) -> bool {
+        matches!(self, Op::ClaimUnfenced(..))
     }
 
     /// A short name for logs and errors.
@@ -337,6 +378,7 @@ impl<'a> Op<'a> {
             Op::Delete(_) => "delete",
             Op::Claim(..) => "claim",
             Op::ClaimUnfenced(..) => "claim (unfenced)",
+            Op::ClaimUnfencedResent(..) => "claim (unfenced, resent)",
             Op::Release(..) => "release",
             Op::Extend(..) => "extend",
         }
@@ -369,6 +411,13 @@ pub(crate) fn exec(con: &mut dyn ConnectionLike, op: Op<'_>) -> RedisResult<Repl
         Op::ClaimUnfenced(key, token, ttl) => {
             Reply::Flag(set_nx_stored(set_nx_cmd(key, token, ttl).query(con)?)?)
         }
+        Op::ClaimUnfencedResent(key, token, ttl) => Reply::Flag(
+            invoke::<i64>(
+                con,
+                scripts::claim_unfenced_resent(),
+                &claim_unfenced_resent_cmd(key, token, ttl),
+            )? == 1,
+        ),
         Op::Release(key, token) => Reply::Flag(release(con, key, token)?),
         Op::Extend(key, token, ttl) => Reply::Flag(extend(con, key, token, ttl)?),
     })
@@ -401,6 +450,15 @@ pub(crate) async fn exec_async<C: aio::ConnectionLike + Send>(
         Op::ClaimUnfenced(key, token, ttl) => Reply::Flag(set_nx_stored(
             set_nx_cmd(key, token, ttl).query_async(con).await?,
         )?),
+        Op::ClaimUnfencedResent(key, token, ttl) => Reply::Flag(
+            invoke_async::<i64, _>(
+                con,
+                scripts::claim_unfenced_resent(),
+                &claim_unfenced_resent_cmd(key, token, ttl),
+            )
+            .await?
+                == 1,
+        ),
         Op::Release(key, token) => Reply::Flag(release_async(con, key, token).await?),
         Op::Extend(key, token, ttl) => Reply::Flag(extend_async(con, key, token, ttl).await?),
     })

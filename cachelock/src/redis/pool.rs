@@ -10,8 +10,10 @@
 //! the server (`WRONGTYPE`...), which leaves the connection in a clean state.
 //!
 //! When a connection taken from the pool turns out dead (the server restarted since it was
-//! last used), the pool is emptied and the command runs once more on a fresh connection: it
-//! never reached a server, so sending it again is safe.
+//! last used, or the connection was cut), the pool is emptied and the command is sent once
+//! more on a fresh connection. Usually the first send never reached a server, but it may
+//! have run there with only its reply lost: so the second send is the operation's resent
+//! form ([`Pool::run_resending`]), which must be safe to run twice.
 
 use std::sync::Mutex;
 use std::time::Duration;
@@ -108,12 +110,25 @@ impl<C: SyncConnection> Pool<C> {
         }
     }
 
-    /// Runs `op` on a pooled connection (see the module docs for failures and the retry).
+    /// Runs `op` on a pooled connection (see the module docs for failures and the retry);
+    /// for an `op` that is safe to send twice as it is.
     pub(crate) fn run<T>(
         &self,
         connect: impl Fn() -> RedisResult<C>,
         timeout: Duration,
         op: impl Fn(&mut C) -> RedisResult<T>,
+    ) -> RedisResult<T> {
+        self.run_resending(connect, timeout, &op, &op)
+    }
+
+    /// Runs `op` on a pooled connection; if the connection turns out dead, sends `resend`
+    /// on a fresh one (`op` may have run on the server, only its reply lost).
+    pub(crate) fn run_resending<T>(
+        &self,
+        connect: impl Fn() -> RedisResult<C>,
+        timeout: Duration,
+        op: impl Fn(&mut C) -> RedisResult<T>,
+        resend: impl Fn(&mut C) -> RedisResult<T>,
     ) -> RedisResult<T> {
         let taken = self.idle().pop();
         let (mut pooled, reused) = match taken {
@@ -137,7 +152,7 @@ impl<C: SyncConnection> Pool<C> {
                     con: connect()?,
                     timeout: None,
                 };
-                let outcome = fresh.call(timeout, &op);
+                let outcome = fresh.call(timeout, &resend);
                 self.finish(fresh, &outcome);
                 outcome
             }

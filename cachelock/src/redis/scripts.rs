@@ -1,5 +1,5 @@
-//! The three Lua scripts: claim (with its fencing token), compare-and-delete and
-//! compare-and-expire.
+//! The Lua scripts: claim (with its fencing token), compare-and-delete, compare-and-expire,
+//! and the resent form of the unfenced claim.
 //!
 //! Release and extend touch only `KEYS[1]`; claim touches the lock key and the fencing
 //! counter of its slot (see `fence.rs`), so every script runs on Redis Cluster (one slot). They are
@@ -108,4 +108,29 @@ pub(crate) fn release() -> &'static Script {
 pub(crate) fn extend() -> &'static Script {
     static SCRIPT: OnceLock<Script> = OnceLock::new();
     SCRIPT.get_or_init(|| Script::new(EXTEND))
+}
+
+/// The unfenced claim as it is sent again: `SET KEYS[1] ARGV[1] NX PX ARGV[2]`, and if the
+/// key is held, whether it holds exactly `ARGV[1]`; returns 1 (this claim holds the key) or 0.
+///
+/// The unfenced claim's first send is a plain `SET key value NX PX ttl`, one command. When
+/// its connection dies before the reply, the command may have run anyway: sent again as the
+/// same `SET NX`, it would find the key holding its own value and answer nil, and the key
+/// would stay blocked by nobody for a whole TTL. This form recognises that value (values
+/// carry a fresh random token, so no other claim can match) as its own grant, like the
+/// fenced [`CLAIM`] script. The TTL set by the first send is kept: it runs out no later than
+/// the caller expects.
+const CLAIM_UNFENCED_RESENT: &str = r"
+if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then
+    return 1
+end
+if redis.pcall('GET', KEYS[1]) == ARGV[1] then
+    return 1
+end
+return 0
+";
+
+pub(crate) fn claim_unfenced_resent() -> &'static Script {
+    static SCRIPT: OnceLock<Script> = OnceLock::new();
+    SCRIPT.get_or_init(|| Script::new(CLAIM_UNFENCED_RESENT))
 }

@@ -16,6 +16,9 @@ impl Backend for Standalone {
     type Sync = redis::Connection;
     type Async = ConnectionManager;
     const CLUSTER: bool = false;
+    /// Neither the sync connection nor the `ConnectionManager` sends a command again: only
+    /// the core does, once, in the operation's resent form.
+    const RESENDS_BY_ITSELF: bool = false;
 
     fn connect(&self, settings: &Settings) -> RedisResult<redis::Connection> {
         self.client

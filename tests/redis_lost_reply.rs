@@ -1,0 +1,226 @@
+//! An unfenced claim (`Lock::fencing(false)`, `#[once]` without `fence = ...`) whose first
+//! send ran on the server but whose reply was lost with its connection.
+//!
+//! The backend sends it again once; the plain `SET NX PX` sent again would find the key
+//! holding the claim's own value and report it held, by nobody, for a whole TTL. The resent
+//! claim must recognise its own value and win, and still never take another holder's key.
+//!
+//! Standalone: a [`LostReplyProxy`] in front of a real `redis-server` lets the `SET` run and
+//! cuts the connection before its reply. Redis Cluster: the cluster client resends by
+//! itself, so its resend is the same `SET NX` sent again; the tests send it again.
+#![cfg(feature = "redis")]
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use cachelock::redis::{RedisCache, RedisClusterCache};
+use cachelock::{once, Cache, Lock};
+use cachelock_testkit::{LostReplyProxy, RedisCluster, RedisServer};
+
+#[path = "common/commands.rs"]
+mod commands;
+use commands::{admin, command_calls, delta};
+
+const TTL: Duration = Duration::from_secs(10);
+
+/// A cache that reaches `server` through `proxy`; short timeouts, so a failure is quick.
+fn cache(proxy: &LostReplyProxy) -> RedisCache {
+    RedisCache::builder(&proxy.url())
+        .connect_timeout(Duration::from_secs(2))
+        .response_timeout(Duration::from_secs(2))
+        .build()
+        .expect("valid settings")
+}
+
+fn pttl(admin: &mut redis::Connection, key: &str) -> i64 {
+    redis::cmd("PTTL").arg(key).query(admin).expect("PTTL")
+}
+
+fn value(admin: &mut redis::Connection, key: &str) -> Option<String> {
+    redis::cmd("GET").arg(key).query(admin).expect("GET")
+}
+
+/// The server ran the plain `SET NX PX` (first send), then the resent form: a script whose
+/// own `SET NX` was refused and whose `GET` found the claim's value.
+fn assert_resent_as_script(delta: &BTreeMap<String, u64>) {
+    assert_eq!(delta.get("set"), Some(&2), "{delta:?}");
+    assert_eq!(delta.get("get"), Some(&1), "{delta:?}");
+    assert!(delta.contains_key("evalsha"), "{delta:?}");
+}
+
+#[test]
+fn an_unfenced_claim_whose_reply_was_lost_is_resent_and_wins_sync() {
+    let server = RedisServer::start();
+    let proxy = LostReplyProxy::start(server.port());
+    let mut admin = admin(&server);
+    let cache = cache(&proxy);
+    // Warm up: a pooled connection, which the claim takes (a reused connection found dead
+    // is what the backend resends on).
+    assert_eq!(cache.get("warm-up").expect("get"), None);
+
+    let lock = Lock::new("lost-reply-sync")
+        .cache(cache.clone())
+        .ttl(TTL)
+        .fencing(false);
+    proxy.arm("lost-reply-sync");
+    let before = command_calls(&mut admin);
+    let guard = lock
+        .try_acquire()
+        .expect("the resent claim finds its own value and wins");
+    let delta = delta(&before, &command_calls(&mut admin));
+    assert_eq!(proxy.lost(), 1, "the first reply was lost");
+    assert_resent_as_script(&delta);
+    assert_eq!(guard.fence(), 0);
+
+    // Held by this guard, with the TTL the first send set; others are refused.
+    let ttl = pttl(&mut admin, "cachelock:lost-reply-sync");
+    assert!(ttl > 0 && ttl <= 10_000, "PTTL {ttl}");
+    let other = Lock::new("lost-reply-sync")
+        .cache(cache.clone())
+        .fencing(false);
+    assert!(other.try_acquire().unwrap_err().is_locked());
+    guard.release().expect("owner-checked release succeeds");
+    assert_eq!(value(&mut admin, "cachelock:lost-reply-sync"), None);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unfenced_claim_whose_reply_was_lost_is_resent_and_wins_async() {
+    let server = RedisServer::start();
+    let proxy = LostReplyProxy::start(server.port());
+    let mut admin = admin(&server);
+    let cache = cache(&proxy);
+    // Warm up: the runtime's connection is made and connected.
+    assert_eq!(cache.get_async("warm-up").await.expect("get"), None);
+
+    let lock = Lock::new("lost-reply-async")
+        .cache(cache.clone())
+        .ttl(TTL)
+        .fencing(false);
+    proxy.arm("lost-reply-async");
+    let before = command_calls(&mut admin);
+    let guard = lock
+        .try_acquire_async()
+        .await
+        .expect("the resent claim finds its own value and wins");
+    let delta = delta(&before, &command_calls(&mut admin));
+    assert_eq!(proxy.lost(), 1, "the first reply was lost");
+    assert_resent_as_script(&delta);
+
+    let ttl = pttl(&mut admin, "cachelock:lost-reply-async");
+    assert!(ttl > 0 && ttl <= 10_000, "PTTL {ttl}");
+    let other = Lock::new("lost-reply-async")
+        .cache(cache.clone())
+        .fencing(false);
+    assert!(other.try_acquire_async().await.unwrap_err().is_locked());
+    guard
+        .release()
+        .await
+        .expect("owner-checked release succeeds");
+    assert_eq!(value(&mut admin, "cachelock:lost-reply-async"), None);
+}
+
+#[once(key = "lost-reply-once", cache = cache, ttl = "10s")]
+fn job(cache: &RedisCache) -> Option<u32> {
+    Some(7)
+}
+
+#[test]
+fn an_unfenced_once_whose_claim_reply_was_lost_still_runs() {
+    let server = RedisServer::start();
+    let proxy = LostReplyProxy::start(server.port());
+    let mut admin = admin(&server);
+    let cache = cache(&proxy);
+    assert_eq!(cache.get("warm-up").expect("get"), None);
+
+    proxy.arm("lost-reply-once");
+    assert_eq!(job(&cache), Some(7), "the call runs: its resent claim won");
+    assert_eq!(proxy.lost(), 1, "the first reply was lost");
+    assert_eq!(
+        value(&mut admin, "cachelock:lost-reply-once"),
+        None,
+        "released after the call"
+    );
+}
+
+/// The resent form wins only on the claim's own value: a claim that was refused, and whose
+/// refusal was lost, is refused again and leaves the holder's key and TTL alone.
+#[test]
+fn a_resent_unfenced_claim_never_takes_another_holders_key() {
+    let server = RedisServer::start();
+    let proxy = LostReplyProxy::start(server.port());
+    let mut admin = admin(&server);
+    let direct = RedisCache::from_url(&server.url()).expect("valid url");
+    let holder = "0123456789abcdef0123456789abcdef|1|holder|";
+    assert!(direct
+        .claim_unfenced("lost-reply-held", holder, TTL)
+        .unwrap());
+
+    let cache = cache(&proxy);
+    assert_eq!(cache.get("warm-up").expect("get"), None);
+    proxy.arm("lost-reply-held");
+    let mine = "fedcba9876543210fedcba9876543210|1|me|";
+    assert!(!cache
+        .claim_unfenced("lost-reply-held", mine, Duration::from_secs(60))
+        .expect("answers"));
+    assert_eq!(proxy.lost(), 1, "the first reply was lost");
+    assert_eq!(
+        value(&mut admin, "lost-reply-held").as_deref(),
+        Some(holder)
+    );
+    let ttl = pttl(&mut admin, "lost-reply-held");
+    assert!(
+        ttl > 0 && ttl <= 10_000,
+        "the holder's TTL is untouched: {ttl}"
+    );
+}
+
+// --- Redis Cluster ---------------------------------------------------------------------------
+
+/// The cluster client resends a command by itself after a dropped connection, without
+/// telling: the resend is the same `SET NX PX` again. Sending it again by hand is that
+/// resend: it must win on its own value, and only on it.
+#[test]
+fn on_a_cluster_an_unfenced_claim_that_finds_its_own_value_wins_sync() {
+    let cluster = RedisCluster::start();
+    let cache = RedisClusterCache::from_urls(cluster.urls()).expect("valid urls");
+    let mine = "0123456789abcdef0123456789abcdef|1|me|";
+    let other = "fedcba9876543210fedcba9876543210|1|other|";
+    for key in ["resent-a", "resent-b", "resent-c", "resent-d"] {
+        assert!(cache.claim_unfenced(key, mine, TTL).unwrap(), "{key} free");
+        assert!(
+            cache.claim_unfenced(key, mine, TTL).unwrap(),
+            "{key}: the resend finds its own value"
+        );
+        assert!(
+            !cache.claim_unfenced(key, other, TTL).unwrap(),
+            "{key} held"
+        );
+        assert!(
+            cache.claim(key, other, TTL).unwrap().is_none(),
+            "{key} held"
+        );
+        assert!(cache
+            .release(key, "0123456789abcdef0123456789abcdef")
+            .unwrap());
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_a_cluster_an_unfenced_claim_that_finds_its_own_value_wins_async() {
+    let cluster = RedisCluster::start();
+    let cache = RedisClusterCache::from_urls(cluster.urls()).expect("valid urls");
+    let mine = "0123456789abcdef0123456789abcdef|1|me|";
+    let other = "fedcba9876543210fedcba9876543210|1|other|";
+    for key in ["resent-a", "resent-b", "resent-c", "resent-d"] {
+        assert!(cache.claim_unfenced_async(key, mine, TTL).await.unwrap());
+        assert!(
+            cache.claim_unfenced_async(key, mine, TTL).await.unwrap(),
+            "{key}: the resend finds its own value"
+        );
+        assert!(!cache.claim_unfenced_async(key, other, TTL).await.unwrap());
+        assert!(cache
+            .release_async(key, "0123456789abcdef0123456789abcdef")
+            .await
+            .unwrap());
+    }
+}
