@@ -170,7 +170,9 @@ impl<C: Cache> Lock<C> {
     /// acquire-and-release costs exactly `SET` + `EVALSHA` (compare-and-delete). Exclusion,
     /// owner-checked release and extend, renewal, `hold_at_least` and the lost-lock signal
     /// are unchanged. [`MemoryCache`](crate::MemoryCache) keeps its in-process claim (and
-    /// counter: one atomic add) either way.
+    /// counter: one atomic add) either way. On Redis, a claim whose reply was lost with its
+    /// connection is sent again as a script that recognises its own value, so it wins
+    /// instead of blocking the key for a TTL (the first send stays the plain `SET`).
     ///
     /// The guard's [`fence`](Guard::fence) is then **0**, meaning "no fence: this lock was
     /// taken with `fencing(false)`". Every real fence is at least 1, so a store that refuses
