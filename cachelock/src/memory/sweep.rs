@@ -1,22 +1,27 @@
 //! Dropping free slots: how the in-memory cache's memory follows the live locks.
 //!
 //! A release only empties its key's slot (under the slot's mutex, no moka compute), so the
-//! next claim of that key is one moka read. Free slots are removed in sweeps:
+//! next claim of that key is one moka read. Free slots are removed in two steps:
 //!
-//! - A sweep runs once `max(SWEEP_MIN, live slots at the last sweep)` new keys have been
-//!   inserted since the last one, on a background thread (`cachelock-sweep`, one per
-//!   cache, started by the first sweep, gone once the cache is dropped), so callers do not
-//!   pay for it. A cache whose keys are reused (the common case: a job's lock) never
-//!   inserts, so it never sweeps. If twice that many new keys arrive before a sweep starts
-//!   (the thread starved or still busy), the inserting caller sweeps or waits for the
-//!   running sweep: memory stays bounded however fast new keys come.
-//! - A sweep removes the slots that have stayed free since the sweep before it (a
-//!   generation count): a key released and taken again in between keeps its slot. Slots
-//!   whose value expired count as freed when a sweep first sees them.
-//! - [`MemoryCache::entry_count`](super::MemoryCache::entry_count) runs a full sweep first
-//!   (every free slot goes), so it counts live keys.
+//! - A **scan** walks the stored slots and lists those that have stayed free since the scan
+//!   before it (a generation count: a key released and taken again in between keeps its
+//!   slot; a slot whose value expired counts as freed when a scan first sees it). It runs
+//!   once `max(SWEEP_MIN, live slots at the last scan)` new keys have been inserted since the
+//!   last one, on a background thread (`cachelock-sweep`, one per cache, started by the
+//!   first scan, gone once the cache is dropped). A scan only reads: it changes nothing a
+//!   claim could see.
+//! - **Removal** is done by the callers that insert new keys: each insertion (already a moka
+//!   compute) removes up to `REMOVE_PER_INSERT` listed slots, each with a per-key compute that
+//!   checks again, under the slot's mutex, that the slot is still free. So the removal work
+//!   stays on the threads that create the work, a few microseconds per new key at most, and
+//!   never a pause for one unlucky caller. A cache whose keys are reused (the common case: a
+//!   job's lock) inserts nothing, so it neither scans nor removes.
+//! - If twice the scan threshold of new keys arrive before a scan starts (the thread starved
+//!   or busy), the inserting caller scans itself: memory stays bounded however fast new keys
+//!   come. [`MemoryCache::entry_count`](super::MemoryCache::entry_count) scans and removes
+//!   every free slot at once, so it counts live keys.
 //!
-//! So a cache holds its live keys plus at most about `4 * max(SWEEP_MIN, live keys)` free
+//! So a cache holds its live keys plus at most a few times `max(SWEEP_MIN, live keys)` free
 //! slots (each a key string and about 150 bytes); one that stops inserting keeps them until
 //! new keys come or `entry_count` is called.
 
@@ -26,11 +31,23 @@ use std::time::Instant;
 
 use moka::ops::compute::Op;
 
-use super::slot::State;
+use super::slot::{Slot, State};
 use super::{Moka, Shared};
 
-/// New keys inserted between two sweeps, at least.
+/// New keys inserted between two scans, at least.
 pub(super) const SWEEP_MIN: usize = 4096;
+
+/// Listed free slots each insertion removes, at most: more than one, so the list drains
+/// faster than a stream of new keys fills it.
+const REMOVE_PER_INSERT: usize = 2;
+
+/// A slot a scan found free, waiting for removal.
+struct Stale {
+    key: Arc<String>,
+    slot: Arc<Slot>,
+    /// The scan's generation: the slot goes only if it is still free since before it.
+    generation: u64,
+}
 
 /// The sweep bookkeeping of one cache.
 pub(super) struct Sweeper {
@@ -44,6 +61,8 @@ pub(super) struct Sweeper {
     running: Mutex<()>,
     /// Wakes the background thread.
     signal: Arc<Signal>,
+    /// What the last scan found free, removed a few per insertion.
+    stale: Mutex<Vec<Stale>>,
 }
 
 /// Shared by a cache and its sweep thread; the thread holds only this and a `Weak`, so the
@@ -77,6 +96,7 @@ impl Sweeper {
                 state: Mutex::new(SignalState::default()),
                 condvar: Condvar::new(),
             }),
+            stale: Mutex::new(Vec::new()),
         }
     }
 
@@ -90,6 +110,7 @@ impl Sweeper {
     /// long sweep), the caller sweeps (or waits for the running sweep): memory stays bounded
     /// however fast new keys arrive.
     pub(super) fn inserted(&self, shared: &Arc<Shared>) {
+        self.remove_listed(&shared.moka);
         let inserted = self.inserted.fetch_add(1, Ordering::Relaxed) + 1;
         let threshold = self.threshold.load(Ordering::Relaxed);
         if inserted < threshold {
@@ -131,12 +152,29 @@ impl Sweeper {
         self.signal.condvar.notify_one();
     }
 
-    /// Removes free slots, as `how` says.
+    /// Removes up to `REMOVE_PER_INSERT` of the slots the last scan listed.
+    fn remove_listed(&self, moka: &Moka) {
+        let mut batch: [Option<Stale>; REMOVE_PER_INSERT] = Default::default();
+        {
+            // Another caller removing at the same moment is enough.
+            let Ok(mut stale) = self.stale.try_lock() else {
+                return;
+            };
+            for item in &mut batch {
+                *item = stale.pop();
+            }
+        }
+        for item in batch.into_iter().flatten() {
+            remove(moka, &item, false);
+        }
+    }
+
+    /// Scans (and with `Sweep::Full` removes every free slot at once), as `how` says.
     pub(super) fn sweep(&self, moka: &Moka, how: Sweep) {
         let _running = self.running.lock().unwrap_or_else(PoisonError::into_inner);
         if let Sweep::IfBehind(behind) = how {
             if self.inserted.load(Ordering::Relaxed) < behind {
-                // A sweep ran while this caller waited for `running`.
+                // A scan ran while this caller waited for `running`.
                 return;
             }
         }
@@ -147,35 +185,52 @@ impl Sweeper {
         // later deadline, so it looks live here (an early `now` only keeps more slots).
         let now = Instant::now();
         let mut live = 0usize;
+        let mut found = Vec::new();
         for (key, slot) in moka.iter() {
-            {
-                let mut state = slot.lock();
-                if state.live(now).is_some() {
-                    live += 1;
-                }
-                if !stale(&mut state, generation, full, now) {
-                    continue;
-                }
+            let mut state = slot.lock();
+            if state.live(now).is_some() {
+                live += 1;
             }
-            moka.entry_by_ref(key.as_str())
-                .and_compute_with(|current| match current {
-                    Some(entry) if Arc::ptr_eq(entry.value(), &slot) => {
-                        let mut state = slot.lock();
-                        // Checked again: a claim may have filled the slot since.
-                        if stale(&mut state, generation, full, now) {
-                            state.dead = true;
-                            Op::Remove
-                        } else {
-                            Op::Nop
-                        }
-                    }
-                    _ => Op::Nop,
+            if stale(&mut state, generation, full, now) {
+                drop(state);
+                found.push(Stale {
+                    key,
+                    slot,
+                    generation,
                 });
+            }
         }
-        // The next sweep walks the live slots again: waiting for at least as many new keys
-        // keeps a sweep's cost per new key constant.
+        if full {
+            for item in &found {
+                remove(moka, item, true);
+            }
+            found.clear();
+        }
+        // The list is replaced: what the previous scan listed and is still free was found
+        // again.
+        *self.stale.lock().unwrap_or_else(PoisonError::into_inner) = found;
+        // The next scan walks the live slots again: waiting for at least as many new keys
+        // keeps a scan's cost per new key constant.
         self.threshold.store(live.max(SWEEP_MIN), Ordering::Relaxed);
     }
+}
+
+/// Removes a listed slot if it is still the key's slot and still free (checked under its
+/// mutex, inside the key's compute): then it is marked dead and dropped from moka.
+fn remove(moka: &Moka, item: &Stale, full: bool) {
+    moka.entry_by_ref(item.key.as_str())
+        .and_compute_with(|current| match current {
+            Some(entry) if Arc::ptr_eq(entry.value(), &item.slot) => {
+                let mut state = item.slot.lock();
+                if stale(&mut state, item.generation, full, Instant::now()) {
+                    state.dead = true;
+                    Op::Remove
+                } else {
+                    Op::Nop
+                }
+            }
+            _ => Op::Nop,
+        });
 }
 
 /// What a sweep removes.
