@@ -354,8 +354,9 @@ async fn cluster_passes_the_async_tree_conformance_suite() {
 }
 
 /// The commands the tree scripts run inside the server (not round trips).
-const INSIDE_TREE_SCRIPTS: [&str; 15] = [
+const INSIDE_TREE_SCRIPTS: [&str; 16] = [
     "time",
+    "publish",
     "zrangebyscore",
     "zremrangebyscore",
     "hdel",
