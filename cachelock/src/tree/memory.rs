@@ -10,9 +10,9 @@
 //! space (a [`Board`] of the trees' own, keyed by the space name): they try their claim
 //! again. An expiry wakes nobody; the waiter's backoff pause bounds that wait.
 //!
-//! The (empty) map of a lock space is kept for
-//! the life of the cache: removing it could let a claim that already looked it up insert
-//! into a map nobody else sees. That is one small entry per prefix ever used.
+//! The (empty) map of a lock space is kept for the life of the cache: removing it could let
+//! a claim that already looked it up insert into a map nobody else sees. That is one small
+//! entry per prefix ever used.
 
 use std::collections::{BTreeMap, HashMap};
 use std::ops::Bound;
