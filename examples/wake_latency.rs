@@ -1,6 +1,8 @@
 //! Wake-up latency: how long after the holder releases does a waiter in `acquire_timeout`
 //! hold the lock? `MemoryCache` wakes its waiters on release; a cache with only the default
-//! `wait_for_release` polls with backoff (2 ms doubling to 100 ms).
+//! `wait_for_release` polls with backoff (2 ms doubling to 100 ms). The "tree" rows do the
+//! same with a `TreeLock` waiter on `/<round>/child` while `/<round>` is held (woken by
+//! `tree_wait_for_release`, or polling with its default).
 //!
 //! With `--features redis` it also measures a `RedisCache` (a redis-server started on a
 //! loopback port by `cachelock-testkit`), whose release script publishes the key and whose
@@ -11,6 +13,7 @@
 use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant};
 
+use cachelock::tree::{TreeLock, TreeScope};
 use cachelock::{Cache, CacheResult, Lock, MemoryCache};
 
 /// A cache without its release notification: waiters poll with backoff.
@@ -36,6 +39,73 @@ impl<C: Cache> Cache for Polling<C> {
     fn extend(&self, key: &str, token: &str, ttl: Duration) -> CacheResult<bool> {
         self.0.extend(key, token, ttl)
     }
+    fn tree_claim(
+        &self,
+        space: &str,
+        path: &str,
+        value: &str,
+        ttl: Duration,
+        scope: TreeScope,
+    ) -> CacheResult<Option<u64>> {
+        self.0.tree_claim(space, path, value, ttl, scope)
+    }
+    fn tree_release(&self, space: &str, path: &str, token: &str) -> CacheResult<bool> {
+        self.0.tree_release(space, path, token)
+    }
+    fn tree_extend(
+        &self,
+        space: &str,
+        path: &str,
+        token: &str,
+        ttl: Duration,
+    ) -> CacheResult<bool> {
+        self.0.tree_extend(space, path, token, ttl)
+    }
+}
+
+/// Plain locks on `wake-<round>`, or tree locks: held `/<round>`, waited for `/<round>/child`.
+#[derive(Clone, Copy)]
+enum Kind {
+    Plain,
+    Tree,
+}
+
+/// Takes the holder's lock (`waiter`: waits up to 30 s for the waiter's); returns its release.
+fn take<C: Cache + Clone + 'static>(
+    cache: &C,
+    kind: Kind,
+    round: usize,
+    waiter: bool,
+) -> Box<dyn FnOnce() + Send> {
+    match kind {
+        Kind::Plain => {
+            let lock = Lock::new(format!("wake-{round}")).cache(cache.clone());
+            let guard = if waiter {
+                lock.acquire_timeout(Duration::from_secs(30))
+            } else {
+                lock.try_acquire()
+            }
+            .expect("acquired");
+            Box::new(move || guard.release().expect("released"))
+        }
+        Kind::Tree => {
+            let path = if waiter {
+                format!("/{round}/child")
+            } else {
+                format!("/{round}")
+            };
+            let lock = TreeLock::new(path)
+                .cache(cache.clone())
+                .prefix("wake-tree:");
+            let guard = if waiter {
+                lock.acquire_timeout(Duration::from_secs(30))
+            } else {
+                lock.try_acquire()
+            }
+            .expect("acquired");
+            Box::new(move || guard.release().expect("released"))
+        }
+    }
 }
 
 const ROUNDS: usize = 40;
@@ -43,31 +113,32 @@ const ROUNDS: usize = 40;
 /// Release → acquired, over `ROUNDS` rounds: the holder keeps the lock `hold`, a waiter
 /// started right after it waits in `acquire_timeout`.
 fn measure<C: Cache + Clone + Send + 'static>(cache: C, hold: Duration) -> Vec<Duration> {
+    measure_kind(cache, hold, Kind::Plain)
+}
+
+fn measure_kind<C: Cache + Clone + Send + 'static>(
+    cache: C,
+    hold: Duration,
+    kind: Kind,
+) -> Vec<Duration> {
     let mut latencies = Vec::with_capacity(ROUNDS);
     for round in 0..ROUNDS {
-        let key = format!("wake-{round}");
-        let guard = Lock::new(key.as_str())
-            .cache(cache.clone())
-            .try_acquire()
-            .expect("free");
+        let release = take(&cache, kind, round, false);
         let ready = Arc::new(Barrier::new(2));
         let waiter = {
-            let (cache, key, ready) = (cache.clone(), key.clone(), ready.clone());
+            let (cache, ready) = (cache.clone(), ready.clone());
             std::thread::spawn(move || {
                 ready.wait();
-                let guard = Lock::new(key)
-                    .cache(cache)
-                    .acquire_timeout(Duration::from_secs(30))
-                    .expect("acquired after the release");
+                let release = take(&cache, kind, round, true);
                 let acquired = Instant::now();
-                drop(guard);
+                release();
                 acquired
             })
         };
         ready.wait();
         std::thread::sleep(hold);
         let released = Instant::now();
-        guard.release().expect("released");
+        release();
         let acquired = waiter.join().expect("waiter");
         latencies.push(acquired.saturating_duration_since(released));
     }
@@ -99,6 +170,16 @@ fn main() {
             hold,
             &measure(Polling(MemoryCache::new()), hold),
         );
+        row(
+            "MemoryCache tree (notified)",
+            hold,
+            &measure_kind(MemoryCache::new(), hold, Kind::Tree),
+        );
+        row(
+            "tree polling with backoff",
+            hold,
+            &measure_kind(Polling(MemoryCache::new()), hold, Kind::Tree),
+        );
     }
     #[cfg(feature = "redis")]
     {
@@ -117,6 +198,16 @@ fn main() {
                 hold,
                 &measure(Polling(cache.clone()), hold),
             );
+            row(
+                "RedisCache tree (published)",
+                hold,
+                &measure_kind(cache.clone(), hold, Kind::Tree),
+            );
+            row(
+                "RedisCache tree polling with backoff",
+                hold,
+                &measure_kind(Polling(cache.clone()), hold, Kind::Tree),
+            );
         }
         drop(server);
         let cluster = cachelock_testkit::RedisCluster::start();
@@ -133,6 +224,16 @@ fn main() {
                 "RedisClusterCache polling with backoff",
                 hold,
                 &measure(Polling(cache.clone()), hold),
+            );
+            row(
+                "RedisClusterCache tree (published)",
+                hold,
+                &measure_kind(cache.clone(), hold, Kind::Tree),
+            );
+            row(
+                "RedisClusterCache tree polling with backoff",
+                hold,
+                &measure_kind(Polling(cache.clone()), hold, Kind::Tree),
             );
         }
     }

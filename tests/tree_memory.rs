@@ -360,3 +360,21 @@ fn eight_threads_on_a_small_tree_never_hold_conflicting_paths() {
     });
     assert!(granted.into_inner() > 100, "the threads did get locks");
 }
+
+#[path = "common/tree_wake.rs"]
+mod tree_wake;
+
+#[test]
+fn a_tree_waiter_gets_the_lock_on_the_release_not_after_a_pause() {
+    tree_wake::a_waiter_gets_the_lock_on_the_release(MemoryCache::new());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_async_tree_waiter_gets_the_lock_on_the_release_not_after_a_pause() {
+    tree_wake::an_async_waiter_gets_the_lock_on_the_release(MemoryCache::new()).await;
+}
+
+#[test]
+fn any_tree_release_in_the_space_wakes_a_memory_waiter() {
+    tree_wake::any_release_in_the_space_wakes_a_waiter(MemoryCache::new());
+}

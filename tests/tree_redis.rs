@@ -354,8 +354,9 @@ async fn cluster_passes_the_async_tree_conformance_suite() {
 }
 
 /// The commands the tree scripts run inside the server (not round trips).
-const INSIDE_TREE_SCRIPTS: [&str; 15] = [
+const INSIDE_TREE_SCRIPTS: [&str; 16] = [
     "time",
+    "publish",
     "zrangebyscore",
     "zremrangebyscore",
     "hdel",
@@ -468,4 +469,70 @@ fn a_tree_claim_resent_after_it_landed_is_its_own_grant_not_a_conflict() {
     assert!(cache
         .tree_release("space:", "/a/b", "0123456789abcdef0123456789abcdef")
         .unwrap());
+}
+
+#[path = "common/tree_wake.rs"]
+mod tree_wake;
+
+#[test]
+fn a_tree_waiter_gets_the_lock_on_the_published_release() {
+    let server = RedisServer::start();
+    tree_wake::a_waiter_gets_the_lock_on_the_release(cache(&server));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_async_tree_waiter_gets_the_lock_on_the_published_release() {
+    let server = RedisServer::start();
+    tree_wake::an_async_waiter_gets_the_lock_on_the_release(cache(&server)).await;
+}
+
+#[test]
+fn any_tree_release_in_the_space_wakes_a_redis_waiter() {
+    let server = RedisServer::start();
+    tree_wake::any_release_in_the_space_wakes_a_waiter(cache(&server));
+}
+
+/// The release script publishes the space's owner hash key, never a token or a path.
+#[test]
+fn a_tree_release_is_published_under_the_space_key() {
+    let server = RedisServer::start();
+    let mut con = raw(&server);
+    con.set_read_timeout(Some(tree_wake::LONG)).unwrap();
+    let mut pubsub = con.as_pubsub();
+    pubsub.subscribe("cachelock:released").unwrap();
+    let cache = cache(&server);
+    let guard = lock(&cache, "/published/x", BOTH).try_acquire().unwrap();
+    guard.release().unwrap();
+    let message = pubsub.get_message().expect("the release is published");
+    assert_eq!(
+        message.get_payload::<String>().unwrap(),
+        "cachelock:{cachelock-tree}:own"
+    );
+    // A release that finds nothing to delete publishes nothing: the next message is the
+    // next real release.
+    assert!(!lock(&cache, "/published/x", BOTH)
+        .release_token("not-the-owner")
+        .unwrap());
+    TreeLock::new("/published/y")
+        .cache(cache.clone())
+        .prefix("other:")
+        .try_acquire()
+        .unwrap()
+        .release()
+        .unwrap();
+    let message = pubsub
+        .get_message()
+        .expect("the second release is published");
+    assert_eq!(
+        message.get_payload::<String>().unwrap(),
+        "other:{cachelock-tree}:own"
+    );
+}
+
+#[test]
+fn a_tree_waiter_on_a_cluster_gets_the_lock_on_the_published_release() {
+    let cluster = RedisCluster::start();
+    let cache = RedisClusterCache::from_urls(cluster.urls()).expect("valid urls");
+    tree_wake::a_waiter_gets_the_lock_on_the_release(cache.clone());
+    tree_wake::any_release_in_the_space_wakes_a_waiter(cache);
 }

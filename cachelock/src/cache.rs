@@ -105,7 +105,9 @@ pub type CacheResult<T> = Result<T, BoxError>;
 /// lock space. The defaults fail with "this cache does not support tree locks": checking a
 /// whole subtree cannot be built from get/set/delete. [`MemoryCache`](crate::MemoryCache)
 /// and the Redis backend implement them; [`testing::tree_conformance`](crate::testing::tree_conformance)
-/// checks an implementation of your own.
+/// checks an implementation of your own. [`tree_wait_for_release`](Cache::tree_wait_for_release)
+/// (and its async twin) lets tree lock waiters wake on a release; its default sleeps the
+/// backoff pause.
 ///
 /// # Sync and async
 ///
@@ -361,6 +363,38 @@ pub trait Cache: Send + Sync {
         crate::tree::log_release(space, path, self.tree_release(space, path, token));
     }
 
+    /// Waits until a tree lock of `space` may have been released (one that may have
+    /// conflicted with `path` and `scope`), or `pause` has passed, whichever comes first.
+    /// [`TreeLock::acquire_timeout`](crate::tree::TreeLock::acquire_timeout) calls it
+    /// between two attempts, with the backoff pause as `pause`; it tries again either way.
+    ///
+    /// The default sleeps `pause` (pure polling with backoff), so a cache that only
+    /// implements the tree operations keeps working. [`MemoryCache`](crate::MemoryCache)
+    /// and the Redis backend wake their waiters on any release in the space.
+    fn tree_wait_for_release(
+        &self,
+        space: &str,
+        path: &str,
+        scope: crate::tree::TreeScope,
+        pause: Duration,
+    ) {
+        let _ = (space, path, scope);
+        std::thread::sleep(pause);
+    }
+
+    /// Async twin of [`tree_wait_for_release`](Cache::tree_wait_for_release); the default
+    /// sleeps with tokio's timer.
+    fn tree_wait_for_release_async<'a>(
+        &'a self,
+        space: &'a str,
+        path: &'a str,
+        scope: crate::tree::TreeScope,
+        pause: Duration,
+    ) -> BoxFuture<'a, ()> {
+        let _ = (space, path, scope);
+        Box::pin(tokio::time::sleep(pause))
+    }
+
     /// Async twin of [`tree_claim`](Cache::tree_claim).
     fn tree_claim_async<'a>(
         &'a self,
@@ -588,6 +622,24 @@ macro_rules! forward_cache {
             }
             fn tree_release_detached(&self, space: &str, path: &str, token: &str) {
                 (**self).tree_release_detached(space, path, token)
+            }
+            fn tree_wait_for_release(
+                &self,
+                space: &str,
+                path: &str,
+                scope: $crate::tree::TreeScope,
+                pause: Duration,
+            ) {
+                (**self).tree_wait_for_release(space, path, scope, pause)
+            }
+            fn tree_wait_for_release_async<'a>(
+                &'a self,
+                space: &'a str,
+                path: &'a str,
+                scope: $crate::tree::TreeScope,
+                pause: Duration,
+            ) -> BoxFuture<'a, ()> {
+                (**self).tree_wait_for_release_async(space, path, scope, pause)
             }
             fn tree_claim_async<'a>(
                 &'a self,

@@ -60,6 +60,12 @@ impl Board {
         }
     }
 
+    /// Waiters registered right now (for tests).
+    #[cfg(test)]
+    pub(crate) fn waiting(&self) -> usize {
+        self.waiters.load(Ordering::SeqCst)
+    }
+
     fn stripe(&self, key: &str) -> &Stripe {
         &self.stripes[(self.hasher.hash_one(key) % STRIPES as u64) as usize]
     }

@@ -338,4 +338,25 @@ impl Cache for MemoryCache {
     ) -> CacheResult<Option<crate::tree::TreeEntry>> {
         Ok(self.shared.trees.holder(space, path, scope))
     }
+
+    /// Wakes on any release in `space` (or after `pause`), like `wait_for_release`.
+    fn tree_wait_for_release(
+        &self,
+        space: &str,
+        path: &str,
+        scope: crate::tree::TreeScope,
+        pause: Duration,
+    ) {
+        self.shared.trees.wait(space, path, scope, pause);
+    }
+
+    fn tree_wait_for_release_async<'a>(
+        &'a self,
+        space: &'a str,
+        path: &'a str,
+        scope: crate::tree::TreeScope,
+        pause: Duration,
+    ) -> BoxFuture<'a, ()> {
+        Box::pin(self.shared.trees.wait_async(space, path, scope, pause))
+    }
 }

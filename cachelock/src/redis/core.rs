@@ -483,6 +483,45 @@ impl<B: Backend> Cache for Core<B> {
         })
     }
 
+    /// Like `wait_for_release`, for any release in the tree lock space `space`: the tree
+    /// release script publishes the space's owner hash key on the same channel.
+    fn tree_wait_for_release(
+        &self,
+        space: &str,
+        _path: &str,
+        _scope: crate::tree::TreeScope,
+        pause: Duration,
+    ) {
+        let keys = super::tree::keys(&self.inner.settings.key_prefix, space);
+        match keys {
+            Ok(keys) if self.inner.backend.subscribes() => {
+                self.ensure_subscriber();
+                self.inner.board.wait(keys.released_key(), pause, || true);
+            }
+            _ => std::thread::sleep(pause),
+        }
+    }
+
+    fn tree_wait_for_release_async<'a>(
+        &'a self,
+        space: &'a str,
+        _path: &'a str,
+        _scope: crate::tree::TreeScope,
+        pause: Duration,
+    ) -> BoxFuture<'a, ()> {
+        Box::pin(async move {
+            let keys = super::tree::keys(&self.inner.settings.key_prefix, space);
+            match keys {
+                Ok(keys) if self.inner.backend.subscribes() => {
+                    self.ensure_subscriber();
+                    let key = keys.released_key();
+                    self.inner.board.wait_async(key, pause, || true).await;
+                }
+                _ => tokio::time::sleep(pause).await,
+            }
+        })
+    }
+
     /// Never blocks: spawned on the current tokio runtime, or on a short-lived thread
     /// outside one; the outcome is logged through `tracing`.
     fn release_detached(&self, key: &str, token: &str, keep_for: Option<Duration>) {
@@ -788,6 +827,25 @@ macro_rules! forward_to_core {
                 pause: Duration,
             ) -> $crate::cache::BoxFuture<'a, ()> {
                 self.core.wait_for_release_async(key, pause)
+            }
+            fn tree_wait_for_release(
+                &self,
+                space: &str,
+                path: &str,
+                scope: $crate::tree::TreeScope,
+                pause: Duration,
+            ) {
+                self.core.tree_wait_for_release(space, path, scope, pause)
+            }
+            fn tree_wait_for_release_async<'a>(
+                &'a self,
+                space: &'a str,
+                path: &'a str,
+                scope: $crate::tree::TreeScope,
+                pause: Duration,
+            ) -> $crate::cache::BoxFuture<'a, ()> {
+                self.core
+                    .tree_wait_for_release_async(space, path, scope, pause)
             }
             fn release_detached(&self, key: &str, token: &str, keep_for: Option<Duration>) {
                 self.core.release_detached(key, token, keep_for)

@@ -38,7 +38,7 @@
 //! | release | `EVALSHA` of a compare-and-delete script (`GET`, then `DEL` and `PUBLISH cachelock:released <key>` if it holds the token) |
 //! | extend | `EVALSHA` of a compare-and-`PEXPIRE` script |
 //! | get / set / delete | `GET` / `SET [PX]` / `DEL` |
-//! | tree lock claim / release / extend / holder | one `EVALSHA` each (see [`crate::tree`]; the keys of a lock space share the hash tag `{cachelock-tree}`) |
+//! | tree lock claim / release / extend / holder | one `EVALSHA` each (see [`crate::tree`]; the keys of a lock space share the hash tag `{cachelock-tree}`; a release that deletes also `PUBLISH`es the space on `cachelock:released`) |
 //!
 //! An uncontended acquire + release is two commands, one round trip each: the minimum for a
 //! lock with an owner check. A refused attempt is one (an unfenced one on Redis Cluster: two,
@@ -59,6 +59,10 @@
 //! [`RedisClusterCache`] the same: Redis Cluster relays a `PUBLISH` to every node, so the
 //! cache subscribes on one of the nodes it was given (not with `from_client`, whose waiters
 //! poll).
+//!
+//! Tree lock waiters ([`TreeLock::acquire_timeout`](crate::tree::TreeLock::acquire_timeout))
+//! use the same channel and subscriber: the tree release script publishes the space's owner
+//! hash key (`<prefix><space>{cachelock-tree}:own`), which wakes every waiter of the space.
 //!
 //! # Fencing tokens
 //!

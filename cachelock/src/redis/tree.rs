@@ -28,6 +28,11 @@
 //! (the value before the first `|`). A claim checks the path, then each ancestor (one
 //! `HGET` each), then the descendants that lock their parents (one `ZRANGEBYLEX ... LIMIT
 //! 0 2` on `:up`): O(depth + log n).
+//!
+//! A release that deleted a lock publishes the space's owner hash key on
+//! `cachelock:released`, the channel of plain lock releases: the cache's one subscriber
+//! wakes every waiter of the space, which tries its claim again. On Redis Cluster the
+//! `PUBLISH` reaches every node, as for plain locks.
 
 use std::sync::OnceLock;
 use std::time::Duration;
@@ -64,6 +69,14 @@ pub(crate) fn keys(prefix: &str, space: &str) -> Result<TreeKeys, BoxError> {
         return Err(format!("the keys of tree lock space {space:?} do not share one slot").into());
     }
     Ok(TreeKeys(keys))
+}
+
+impl TreeKeys {
+    /// The key a release of the space is published under (on `cachelock:released`): the
+    /// owner hash. `Lock` refuses the keys of tree spaces, so no plain lock shares it.
+    pub(crate) fn released_key(&self) -> &str {
+        &self.0[0]
+    }
 }
 
 /// Shared Lua: server time, purge of expired entries, owner check, conflict search,
@@ -176,7 +189,10 @@ redis.call('SET', KEYS[4], fence)
 return fence
 ";
 
-/// ARGV: path, token. Returns 1 if it deleted the path's lock, 0 otherwise.
+/// ARGV: path, token. Returns 1 if it deleted the path's lock, 0 otherwise. After a
+/// deletion, `PUBLISH cachelock:released KEYS[1]` (the space's owner hash): the channel and
+/// subscriber of plain locks, which wakes every waiter of the space. `pcall`, as in the plain
+/// release: a user whose ACL forbids the channel still releases (its waiters poll).
 const RELEASE: &str = r"
 local now = math.floor(now_us() / 1000)
 local stored = redis.call('HGET', KEYS[1], ARGV[1])
@@ -186,6 +202,7 @@ end
 redis.call('HDEL', KEYS[1], ARGV[1])
 redis.call('ZREM', KEYS[2], ARGV[1])
 redis.call('ZREM', KEYS[3], ARGV[1])
+redis.pcall('PUBLISH', 'cachelock:released', KEYS[1])
 return 1
 ";
 

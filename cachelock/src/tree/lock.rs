@@ -269,8 +269,14 @@ impl<C: Cache + Clone + 'static> TreeLock<C> {
         self.claim(self.checked()?).into_result()
     }
 
-    /// Takes the lock, waiting up to `timeout` for conflicting holders to let go (polling
-    /// with jittered backoff, 2 ms doubling to 100 ms); then [`Error::Locked`].
+    /// Takes the lock, waiting up to `timeout` for conflicting holders to let go; then
+    /// [`Error::Locked`]. A backend error ends the wait at once.
+    ///
+    /// Between attempts it waits with [`Cache::tree_wait_for_release`], at most a jittered
+    /// backoff pause (2 ms doubling to 100 ms): on a [`MemoryCache`](crate::MemoryCache) or a
+    /// Redis cache any release in the lock space wakes it to try again at once; an expiry
+    /// (a holder that crashed) is noticed when the pause ends. A cache with the default
+    /// `tree_wait_for_release` polls.
     pub fn acquire_timeout(&self, timeout: Duration) -> Result<TreeGuard<C>, Error> {
         let mut backoff = Backoff::until(Instant::now() + timeout.min(crate::MAX_TTL));
         let key = self.checked()?;
@@ -278,7 +284,15 @@ impl<C: Cache + Clone + 'static> TreeLock<C> {
             match self.claim(key.clone()) {
                 Attempt::Won(guard) => return Ok(guard),
                 Attempt::Held(_) => match backoff.next_pause() {
-                    Some(pause) => std::thread::sleep(pause),
+                    Some(pause) => {
+                        tracing::trace!(key = %key, ?pause, "tree lock held; waiting");
+                        self.cache.tree_wait_for_release(
+                            self.space(),
+                            &self.path,
+                            self.scope,
+                            pause,
+                        );
+                    }
                     None => return Err(Error::Locked { key }),
                 },
                 Attempt::Failed(error) => return Err(error),
@@ -291,8 +305,9 @@ impl<C: Cache + Clone + 'static> TreeLock<C> {
         self.claim_async(self.checked()?).await.into_result()
     }
 
-    /// Async twin of [`acquire_timeout`](TreeLock::acquire_timeout); sleeps with tokio's
-    /// timer, never blocking a runtime thread.
+    /// Async twin of [`acquire_timeout`](TreeLock::acquire_timeout); waits with
+    /// [`Cache::tree_wait_for_release_async`] (tokio's timer), never blocking a runtime
+    /// thread.
     pub async fn acquire_timeout_async(
         &self,
         timeout: Duration,
@@ -303,7 +318,17 @@ impl<C: Cache + Clone + 'static> TreeLock<C> {
             match self.claim_async(key.clone()).await {
                 Attempt::Won(guard) => return Ok(guard),
                 Attempt::Held(_) => match backoff.next_pause() {
-                    Some(pause) => tokio::time::sleep(pause).await,
+                    Some(pause) => {
+                        tracing::trace!(key = %key, ?pause, "tree lock held; waiting");
+                        self.cache
+                            .tree_wait_for_release_async(
+                                self.space(),
+                                &self.path,
+                                self.scope,
+                                pause,
+                            )
+                            .await;
+                    }
                     None => return Err(Error::Locked { key }),
                 },
                 Attempt::Failed(error) => return Err(error),

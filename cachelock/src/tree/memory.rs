@@ -6,9 +6,13 @@
 //! Expired entries count as free; they are dropped when a claim meets them, and by a sweep
 //! of the whole space whenever it has doubled in size since the last sweep.
 //!
-//! A released lock's entry is removed at once. The (empty) map of a lock space is kept for
-//! the life of the cache: removing it could let a claim that already looked it up insert
-//! into a map nobody else sees. That is one small entry per prefix ever used.
+//! A released lock's entry is removed at once, and the release wakes the waiters of its
+//! space (a [`Board`] of the trees' own, keyed by the space name): they try their claim
+//! again. An expiry wakes nobody; the waiter's backoff pause bounds that wait.
+//!
+//! The (empty) map of a lock space is kept for the life of the cache: removing it could let
+//! a claim that already looked it up insert into a map nobody else sees. That is one small
+//! entry per prefix ever used.
 
 use std::collections::{BTreeMap, HashMap};
 use std::ops::Bound;
@@ -17,6 +21,7 @@ use std::time::{Duration, Instant};
 
 use super::path::{ancestors, child_prefix, conflicts, TreeScope};
 use crate::holder::token_of;
+use crate::wake::Board;
 
 const MIN_SWEEP: usize = 64;
 
@@ -84,9 +89,19 @@ impl Space {
 }
 
 /// Every lock space of one [`MemoryCache`](crate::MemoryCache) (its clones share it).
-#[derive(Default)]
 pub(crate) struct MemoryTrees {
     spaces: Mutex<HashMap<String, Arc<Mutex<Space>>>>,
+    /// Waiters for a release, by space name.
+    board: Board,
+}
+
+impl Default for MemoryTrees {
+    fn default() -> Self {
+        MemoryTrees {
+            spaces: Mutex::default(),
+            board: Board::new(),
+        }
+    }
 }
 
 fn locked<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -142,14 +157,19 @@ impl MemoryTrees {
         let Some(shared) = self.space(space) else {
             return false;
         };
-        let mut space = locked(&shared);
+        let mut entries = locked(&shared);
         let now = Instant::now();
-        let mine = space
+        let mine = entries
             .paths
             .get(path)
             .is_some_and(|e| e.live(now) && e.owned_by(token));
         if mine {
-            space.paths.remove(path);
+            entries.paths.remove(path);
+        }
+        // Wake after letting go of the space: a waiter checks the space while registered.
+        drop(entries);
+        if mine {
+            self.board.released(space);
         }
         mine
     }
@@ -169,6 +189,36 @@ impl MemoryTrees {
         }
     }
 
+    /// Whether a live lock of `space` conflicts with `path`/`scope` right now.
+    fn blocked(&self, space: &str, path: &str, scope: TreeScope) -> bool {
+        self.space(space).is_some_and(|shared| {
+            locked(&shared)
+                .conflict(path, scope, Instant::now())
+                .is_some()
+        })
+    }
+
+    /// Waits until a lock of `space` is released or `pause` has passed. A release between
+    /// the waiter's failed claim and its registration is seen by the check that follows
+    /// the registration; one after it wakes the wait.
+    pub(crate) fn wait(&self, space: &str, path: &str, scope: TreeScope, pause: Duration) {
+        self.board
+            .wait(space, pause, || self.blocked(space, path, scope));
+    }
+
+    /// Async twin of [`MemoryTrees::wait`].
+    pub(crate) async fn wait_async(
+        &self,
+        space: &str,
+        path: &str,
+        scope: TreeScope,
+        pause: Duration,
+    ) {
+        self.board
+            .wait_async(space, pause, || self.blocked(space, path, scope))
+            .await;
+    }
+
     pub(crate) fn holder(
         &self,
         space: &str,
@@ -185,5 +235,78 @@ impl MemoryTrees {
                 value: e.value.clone(),
                 ttl: Some(e.deadline.saturating_duration_since(now)),
             })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Long enough that a waiter that was not woken cannot pass for one that was.
+    const LONG: Duration = Duration::from_secs(30);
+    const BOTH: TreeScope = TreeScope {
+        lock_parents: true,
+        lock_children: true,
+    };
+
+    fn until_registered(trees: &MemoryTrees, n: usize) {
+        while trees.board.waiting() < n {
+            std::thread::yield_now();
+        }
+    }
+
+    #[test]
+    fn a_release_wakes_a_registered_waiter_of_its_space_only_if_it_owned_the_path() {
+        let trees = MemoryTrees::default();
+        let ttl = Duration::from_secs(60);
+        assert!(trees.claim("s:", "/a", "t1|x", ttl, BOTH).is_some());
+        std::thread::scope(|scope| {
+            let waiter = scope.spawn(|| {
+                let started = Instant::now();
+                trees.wait("s:", "/a/b", BOTH, LONG);
+                started.elapsed()
+            });
+            until_registered(&trees, 1);
+            // A release by a token that does not own the path changes nothing and wakes
+            // nobody: the waiter stays registered.
+            assert!(!trees.release("s:", "/a", "t2"));
+            assert_eq!(trees.board.waiting(), 1);
+            assert!(trees.release("s:", "/a", "t1"));
+            assert!(waiter.join().unwrap() < LONG, "woken, not timed out");
+        });
+        assert_eq!(trees.board.waiting(), 0);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_release_wakes_a_registered_async_waiter() {
+        let trees = Arc::new(MemoryTrees::default());
+        let ttl = Duration::from_secs(60);
+        assert!(trees.claim("s:", "/a/b", "t1", ttl, BOTH).is_some());
+        let waiter = {
+            let trees = trees.clone();
+            tokio::spawn(async move {
+                let started = Instant::now();
+                trees.wait_async("s:", "/a", BOTH, LONG).await;
+                started.elapsed()
+            })
+        };
+        until_registered(&trees, 1);
+        assert!(trees.release("s:", "/a/b", "t1"));
+        assert!(waiter.await.unwrap() < LONG, "woken, not timed out");
+        assert_eq!(trees.board.waiting(), 0);
+    }
+
+    #[test]
+    fn a_waiter_that_finds_nothing_in_its_way_returns_at_once() {
+        let trees = MemoryTrees::default();
+        let ttl = Duration::from_secs(60);
+        // A sibling is no conflict; neither is a lock of another space.
+        assert!(trees.claim("s:", "/a/c", "t1", ttl, BOTH).is_some());
+        assert!(trees.claim("other:", "/a", "t1", ttl, BOTH).is_some());
+        let started = Instant::now();
+        trees.wait("s:", "/a/b", BOTH, LONG);
+        trees.wait("never-used:", "/a/b", BOTH, LONG);
+        assert!(started.elapsed() < LONG);
+        assert_eq!(trees.board.waiting(), 0);
     }
 }

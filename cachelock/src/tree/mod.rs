@@ -57,8 +57,19 @@
 //! [`prefix`](TreeLock::prefix) that names the lock space (trees under different prefixes are
 //! independent). [`TreeGuard`] and [`AsyncTreeGuard`] release on drop;
 //! [`into_claim`](TreeGuard::into_claim) keeps the lock held past the guard (for a lock
-//! service), to be released by its token with [`TreeLock::release_token`]. Waiting
-//! ([`acquire_timeout`](TreeLock::acquire_timeout)) polls with jittered backoff.
+//! service), to be released by its token with [`TreeLock::release_token`].
+//!
+//! # Waiting
+//!
+//! [`acquire_timeout`](TreeLock::acquire_timeout) (and [`run`](TreeLock::run) with a
+//! [`wait`](TreeLock::wait)) tries again the moment a lock of its space is released, as
+//! [`Lock::acquire_timeout`](crate::Lock::acquire_timeout) does for its key: any release
+//! in the space wakes every waiter of the space, which tries its claim again (a waiter that
+//! still conflicts waits again). A jittered backoff pause (2 ms doubling to 100 ms) bounds
+//! each wait: an expired holder is noticed when it ends, and a cache with the default
+//! [`Cache::tree_wait_for_release`](crate::Cache::tree_wait_for_release) polls with it.
+//! [`MemoryCache`](crate::MemoryCache) wakes its waiters in process; the Redis backend
+//! publishes the release on the channel and subscriber of plain locks.
 //!
 //! # Backends
 //!
