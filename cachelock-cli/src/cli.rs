@@ -10,7 +10,8 @@ use crate::duration::{parse_duration, parse_ttl};
 use crate::exit::EXIT_CODES_HELP;
 
 /// Distributed locks from the shell: run a command while holding a lock (a `flock` that
-/// works across machines through Redis), inspect and free locks, or serve them over HTTP.
+/// works across machines through Redis or Redis Cluster), inspect and free locks, or serve
+/// them over HTTP.
 #[derive(Debug, Parser)]
 #[command(name = "cachelock", version, after_help = EXIT_CODES_HELP)]
 pub struct Cli {
@@ -26,9 +27,9 @@ pub struct Cli {
 /// The lock backend, shared by every command.
 #[derive(Debug, Clone, Args)]
 pub struct BackendArgs {
-    /// Redis server holding the locks, e.g. redis://127.0.0.1:6379/0 (rediss:// with the
-    /// `redis-tls` feature). Without it, locks live in this process's memory and exclude no
-    /// other process.
+    /// One Redis server holding the locks, e.g. redis://127.0.0.1:6379/0 (rediss:// with
+    /// the `redis-tls` feature). Without it or --redis-cluster, locks live in this process's
+    /// memory and exclude no other process.
     #[arg(
         long,
         global = true,
@@ -37,6 +38,28 @@ pub struct BackendArgs {
         value_name = "URL"
     )]
     pub redis: Option<String>,
+
+    /// A Redis Cluster holding the locks: node URLs, comma-separated or the option repeated,
+    /// e.g. redis://10.0.0.1:7000,redis://10.0.0.2:7000. Instead of --redis, never with it.
+    ///
+    /// Any reachable subset of the nodes will do (the others are discovered); give more than
+    /// one so that cachelock starts while a node is down. A comma inside a password is
+    /// written %2C.
+    ///
+    /// A separate option, not detected from the URL: a cluster and one server are different
+    /// stores (a lock on a cluster is only as safe as the node that holds its slot, see the
+    /// README), and cachelock does not guess which one holds your locks. Both options at once
+    /// (on the command line or in the environment) is an error (exit 64), never a silent
+    /// pick: every process sharing a key must use the same store.
+    #[arg(
+        long,
+        global = true,
+        env = "CACHELOCK_REDIS_CLUSTER_URLS",
+        hide_env_values = true,
+        value_name = "URL[,URL...]",
+        value_delimiter = ','
+    )]
+    pub redis_cluster: Vec<String>,
 
     /// Put in front of every key of `run`, `status`, `list` and `release` in the store
     /// (`serve` uses --space).
@@ -49,6 +72,20 @@ pub struct BackendArgs {
         value_name = "PREFIX"
     )]
     pub prefix: String,
+
+    /// Which of the store options came from the environment (for error messages); set by
+    /// `main` from clap's value sources.
+    #[arg(skip)]
+    pub from_env: FromEnv,
+}
+
+/// Whether `--redis` and `--redis-cluster` were given by their environment variables.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct FromEnv {
+    /// `CACHELOCK_REDIS_URL` gave `--redis`.
+    pub redis: bool,
+    /// `CACHELOCK_REDIS_CLUSTER_URLS` gave `--redis-cluster`.
+    pub redis_cluster: bool,
 }
 
 /// The commands.
@@ -57,11 +94,13 @@ pub enum Command {
     /// Run a command while holding a lock; exit with its status (75 if the key is held).
     #[command(after_help = RUN_AFTER_HELP)]
     Run(RunArgs),
-    /// Tell who holds a key (exit 0 if held, 1 if free). Needs --redis.
+    /// Tell who holds a key (exit 0 if held, 1 if free). Needs --redis or --redis-cluster.
     Status(StatusArgs),
-    /// List the held locks, optionally only keys starting with PREFIX. Needs --redis.
+    /// List the held locks, optionally only keys starting with PREFIX (on a cluster: of
+    /// every node). Needs --redis or --redis-cluster.
     List(ListArgs),
-    /// Delete a lock whoever holds it (admin override; needs --force and --redis).
+    /// Delete a lock whoever holds it (admin override; needs --force, and --redis or
+    /// --redis-cluster).
     Release(ReleaseArgs),
     /// Serve hierarchical locks over HTTP with Locker's API (/canhaz, /nowant, /dohaz).
     #[command(after_help = SERVE_AFTER_HELP)]
@@ -77,6 +116,8 @@ a terminal's Ctrl-C reaches CMD directly and is not sent twice.
 Examples:
   cachelock run -k nightly-backup --redis redis://redis.lan -- ./backup.sh
   CACHELOCK_REDIS_URL=redis://127.0.0.1 cachelock run -k deploy -w 5m -- make
+  cachelock run -k nightly-backup \
+      --redis-cluster redis://10.0.0.1:7000,redis://10.0.0.2:7000 -- ./backup.sh
   cachelock run -k cron-sync -E 0 -q -- sync.sh   # held: exit 0, say nothing";
 
 const SERVE_AFTER_HELP: &str = "\
@@ -95,6 +136,7 @@ or its TTL (/stillwant extends it).
 
 Example:
   cachelock serve --listen 127.0.0.1:8765 --redis redis://127.0.0.1:6379
+  cachelock serve --redis-cluster redis://10.0.0.1:7000,redis://10.0.0.2:7000
   curl 'http://127.0.0.1:8765/canhaz/ci/runner-3?id=job-42&ttl=30m'";
 
 /// `cachelock run`.
@@ -185,8 +227,9 @@ pub struct ServeArgs {
     #[arg(long, default_value = "24h", value_parser = parse_ttl, value_name = "DURATION")]
     pub max_ttl: Duration,
 
-    /// The lock space of the HTTP locks: serve processes with the same --redis and --space
-    /// share their locks. Kept apart from the keys of `run` (--prefix).
+    /// The lock space of the HTTP locks: serve processes on the same Redis (or Redis
+    /// Cluster) with the same --space share their locks. Kept apart from the keys of `run`
+    /// (--prefix).
     #[arg(
         long,
         env = "CACHELOCK_SPACE",

@@ -11,9 +11,10 @@ pub const OK: u8 = 0;
 /// `status`: the key is free; `release --force`: the key was not held.
 pub const NOT_HELD: u8 = 1;
 /// EX_USAGE: bad arguments (an invalid key, duration or Redis URL; a command that needs
-/// `--redis`; `release` without `--force`).
+/// `--redis` or `--redis-cluster`; both of them; `release` without `--force`).
 pub const USAGE: u8 = 64;
-/// EX_UNAVAILABLE: the lock backend failed (Redis unreachable, timed out, refused).
+/// EX_UNAVAILABLE: the lock backend failed (Redis or Redis Cluster unreachable, timed out,
+/// refused).
 pub const UNAVAILABLE: u8 = 69;
 /// EX_SOFTWARE: an internal failure (no runtime, no signal handlers, no socket).
 pub const SOFTWARE: u8 = 70;
@@ -35,8 +36,9 @@ Exit codes:
   0        success (run: the command exited 0; status: held; release: freed)
   1        status: the key is free; release: the key was not held
   N        run: the command's own exit status
-  64       bad arguments (EX_USAGE), e.g. a bad duration or a missing --redis
-  69       the lock backend failed (EX_UNAVAILABLE), e.g. Redis unreachable
+  64       bad arguments (EX_USAGE), e.g. a bad duration, a missing --redis,
+           or both --redis and --redis-cluster
+  69       the lock backend failed (EX_UNAVAILABLE), e.g. Redis (Cluster) unreachable
   70       internal error (EX_SOFTWARE)
   71       serve: cannot listen on the address (EX_OSERR)
   75       run: the key is held by someone else (EX_TEMPFAIL; change with -E)

@@ -1,6 +1,7 @@
 //! `cachelock`: distributed locks from the shell.
 //!
-//! - `cachelock run --key K -- CMD ARGS..`: a `flock` that works across machines (Redis).
+//! - `cachelock run --key K -- CMD ARGS..`: a `flock` that works across machines (Redis or
+//!   Redis Cluster, see [`backend`]).
 //! - `cachelock status K`, `cachelock list [PREFIX]`, `cachelock release K --force`.
 //! - `cachelock serve`: hierarchical locks over HTTP with Locker's API.
 //!
@@ -19,14 +20,15 @@ mod signals;
 
 use std::process::ExitCode;
 
-use clap::Parser;
+use clap::parser::ValueSource;
+use clap::{ArgMatches, CommandFactory, FromArgMatches};
 
 use crate::backend::Backend;
-use crate::cli::{Cli, Command};
+use crate::cli::{Cli, Command, FromEnv};
 use crate::exit::{Failure, UNAVAILABLE, USAGE};
 
 fn main() -> ExitCode {
-    let cli = match Cli::try_parse() {
+    let cli = match parse() {
         Ok(cli) => cli,
         Err(error) => {
             let _ = error.print();
@@ -36,9 +38,11 @@ fn main() -> ExitCode {
     };
     let outcome = Backend::from_args(&cli.backend).and_then(|backend| {
         dispatch(&cli, &backend).map_err(|mut failure| {
-            if failure.code == UNAVAILABLE {
-                if let Some(url) = backend.redis() {
-                    failure.message.push_str(&format!(" (Redis at {url})"));
+            if failure.code == UNAVAILABLE && backend.is_shared() {
+                let hint = backend.hint(&failure.message);
+                failure.message.push_str(&format!(" ({})", backend.store()));
+                if let Some(hint) = hint {
+                    failure.message.push_str(&format!("; {hint}"));
                 }
             }
             failure
@@ -51,6 +55,20 @@ fn main() -> ExitCode {
             ExitCode::from(code)
         }
     }
+}
+
+/// The command line, and which store options came from the environment.
+fn parse() -> Result<Cli, clap::Error> {
+    let mut matches = Cli::command().try_get_matches()?;
+    let from_env =
+        |matches: &ArgMatches, id: &str| matches.value_source(id) == Some(ValueSource::EnvVariable);
+    let env = FromEnv {
+        redis: from_env(&matches, "redis"),
+        redis_cluster: from_env(&matches, "redis_cluster"),
+    };
+    let mut cli = Cli::from_arg_matches_mut(&mut matches)?;
+    cli.backend.from_env = env;
+    Ok(cli)
 }
 
 fn dispatch(cli: &Cli, backend: &Backend) -> Result<u8, Failure> {

@@ -24,10 +24,11 @@ pub fn run(args: &RunArgs, backend: &Backend) -> Result<u8, Failure> {
     // First of all: from here on a SIGTERM cannot kill cachelock while it holds the lock.
     let signals = signals::catch()
         .map_err(|e| Failure::internal(format!("cannot install signal handlers: {e}")))?;
-    if backend.redis().is_none() && !args.quiet {
+    if !backend.is_shared() && !args.quiet {
         eprintln!(
-            "cachelock: warning: no --redis URL (or CACHELOCK_REDIS_URL): the lock on `{}` lives \
-             in this process's memory and excludes no other process",
+            "cachelock: warning: no --redis URL (or CACHELOCK_REDIS_URL) nor --redis-cluster \
+             (or CACHELOCK_REDIS_CLUSTER_URLS): the lock on `{}` lives in this process's memory \
+             and excludes no other process",
             args.key
         );
     }

@@ -1,9 +1,10 @@
 //! `cachelock serve`: a Locker-compatible HTTP lock service on hierarchical locks
 //! ([`cachelock::tree::TreeLock`]).
 //!
-//! Locks live in the backend (memory by default; with `--redis`, every `serve` process on
-//! the same server shares them); a granted lock is handed to the client by its token and is
-//! not renewed: it ends with `/nowant` or its TTL.
+//! Locks live in the backend (memory by default; with `--redis` or `--redis-cluster`, every
+//! `serve` process on the same server or cluster shares them: a lock space's keys share one
+//! hash tag, so they live on one node of a cluster); a granted lock is handed to the client
+//! by its token and is not renewed: it ends with `/nowant` or its TTL.
 
 mod api;
 mod params;
@@ -53,9 +54,11 @@ pub fn serve(args: &ServeArgs, backend: &Backend) -> Result<u8, Failure> {
         let address = listener
             .local_addr()
             .map_err(|e| Failure::new(CANNOT_LISTEN, format!("no local address: {e}")))?;
-        let store = match backend.redis() {
-            Some(url) => format!("locks in Redis at {url}"),
-            None => "locks in this process's memory (--redis URL to share them)".to_owned(),
+        let store = if backend.is_shared() {
+            format!("locks in {}", backend.store())
+        } else {
+            "locks in this process's memory (--redis URL or --redis-cluster URL,.. to share them)"
+                .to_owned()
         };
         println!("cachelock: serving on http://{address} ({store})");
         let _ = std::io::stdout().flush();

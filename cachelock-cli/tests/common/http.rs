@@ -18,19 +18,22 @@ pub struct Server {
 impl Server {
     /// A server on the in-memory store.
     pub fn memory(args: &[&str]) -> Server {
-        Server::start(None, args)
+        Server::start(&[], args)
     }
 
     /// A server on this Redis.
     pub fn redis(url: &str, args: &[&str]) -> Server {
-        Server::start(Some(url), args)
+        Server::start(&["--redis", url], args)
     }
 
-    fn start(redis: Option<&str>, args: &[&str]) -> Server {
+    /// A server on the Redis Cluster reachable through these nodes.
+    pub fn cluster(nodes: &[String], args: &[&str]) -> Server {
+        Server::start(&["--redis-cluster", &nodes.join(",")], args)
+    }
+
+    fn start(store: &[&str], args: &[&str]) -> Server {
         let mut command = cachelock();
-        if let Some(url) = redis {
-            command.args(["--redis", url]);
-        }
+        command.args(store);
         let mut child = command
             .args(["serve", "--listen", "127.0.0.1:0"])
             .args(args)

@@ -20,6 +20,7 @@ pub fn cachelock() -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_cachelock"));
     command
         .env_remove("CACHELOCK_REDIS_URL")
+        .env_remove("CACHELOCK_REDIS_CLUSTER_URLS")
         .env_remove("CACHELOCK_PREFIX")
         .env_remove("CACHELOCK_SPACE")
         .stdin(Stdio::null());
@@ -61,6 +62,29 @@ pub fn spawn_with_redis(url: &str, args: &[&str]) -> Child {
     cachelock()
         .arg("--redis")
         .arg(url)
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn cachelock")
+}
+
+/// `cachelock --redis-cluster NODE,NODE.. ARGS..`, run to completion.
+pub fn with_cluster(nodes: &[String], args: &[&str]) -> Output {
+    cachelock()
+        .arg("--redis-cluster")
+        .arg(nodes.join(","))
+        .args(args)
+        .output()
+        .expect("run cachelock")
+}
+
+/// Starts `cachelock --redis-cluster NODE,NODE.. ARGS..` in the background, stdout and
+/// stderr piped.
+pub fn spawn_with_cluster(nodes: &[String], args: &[&str]) -> Child {
+    cachelock()
+        .arg("--redis-cluster")
+        .arg(nodes.join(","))
         .args(args)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
