@@ -113,7 +113,7 @@ impl MemoryCache {
     }
 
     /// The number of slots stored right now, without a sweep: live keys plus the free slots
-    /// that a sweep will drop (at most about `4 * max(4096, live keys)`).
+    /// that a sweep will drop (a few times `max(1024, live keys)` at most; see `memory/sweep.rs`).
     pub fn stored_slots(&self) -> u64 {
         self.shared.moka.run_pending_tasks();
         self.shared.moka.entry_count()
@@ -182,7 +182,7 @@ impl Default for MemoryCache {
 impl std::fmt::Debug for MemoryCache {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("MemoryCache")
-            .field("entries", &self.shared.moka.entry_count())
+            .field("stored_slots", &self.shared.moka.entry_count())
             .finish()
     }
 }

@@ -35,7 +35,7 @@ use super::slot::{Slot, State};
 use super::{Moka, Shared};
 
 /// New keys inserted between two scans, at least.
-pub(super) const SWEEP_MIN: usize = 4096;
+pub(super) const SWEEP_MIN: usize = 1024;
 
 /// Listed free slots each insertion removes, at most: more than one, so the list drains
 /// faster than a stream of new keys fills it.
