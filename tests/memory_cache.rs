@@ -264,3 +264,33 @@ fn sweeps_never_remove_a_held_lock_or_let_two_holders_in() {
     long.release().unwrap();
     assert_eq!(cache.entry_count(), 0);
 }
+
+/// Many locks held at once and then released, with no new key afterwards: the background
+/// thread's idle pass drops the free slots (no caller inserts, so no caller would).
+#[test]
+fn free_slots_go_after_a_mass_release_without_new_keys() {
+    let cache = MemoryCache::new();
+    let guards: Vec<_> = (0..5_000)
+        .map(|i| {
+            Lock::new(format!("mass-{i}"))
+                .cache(cache.clone())
+                .try_acquire()
+                .unwrap()
+        })
+        .collect();
+    drop(guards);
+    let _hot = Lock::new("mass-0")
+        .cache(cache.clone())
+        .try_acquire()
+        .unwrap();
+    cachelock_testkit::eventually("the free slots are dropped", || {
+        cache.stored_slots() <= 1024
+    });
+    assert!(
+        cache
+            .get(&Lock::new("mass-0").full_key())
+            .unwrap()
+            .is_some(),
+        "the held one stays"
+    );
+}

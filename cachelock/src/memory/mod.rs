@@ -208,6 +208,7 @@ impl Cache for MemoryCache {
     fn delete(&self, key: &str) -> CacheResult<()> {
         let generation = self.shared.sweeper.generation();
         self.with_slot(key, false, |state| state.free(generation));
+        self.shared.sweeper.freed();
         self.shared.board.released(key);
         Ok(())
     }
@@ -268,6 +269,7 @@ impl Cache for MemoryCache {
             })
             .unwrap_or(false);
         if released {
+            self.shared.sweeper.freed();
             self.shared.board.released(key);
         }
         Ok(released)

@@ -13,21 +13,27 @@
 //! - **Removal** is done by the callers that insert new keys: each insertion (already a moka
 //!   compute) removes up to `REMOVE_PER_INSERT` listed slots, each with a per-key compute that
 //!   checks again, under the slot's mutex, that the slot is still free. So the removal work
-//!   stays on the threads that create the work, a few microseconds per new key at most, and
-//!   never a pause for one unlucky caller. A cache whose keys are reused (the common case: a
-//!   job's lock) inserts nothing, so it neither scans nor removes.
+//!   stays on the threads that create the work, a few microseconds per new key at most. A
+//!   cache whose keys are reused (the common case: a job's lock) inserts nothing, so it
+//!   neither scans nor removes.
 //! - If twice the scan threshold of new keys arrive before a scan starts (the thread starved
-//!   or busy), the inserting caller scans itself: memory stays bounded however fast new keys
-//!   come. [`MemoryCache::entry_count`](super::MemoryCache::entry_count) scans and removes
-//!   every free slot at once, so it counts live keys.
+//!   or busy), the inserting caller scans itself (or waits for the running scan): memory
+//!   stays bounded however fast new keys come, at the price of that one caller's pause
+//!   (a walk over the stored slots, about 0.1 µs each).
+//! - **Idle pass**: when no new key has come for `IDLE_PASS` (5 s) but at least `SWEEP_MIN`
+//!   slots were freed since the last scan (many locks held at once, then released), the
+//!   background thread scans and removes every slot free at that moment itself.
+//!   [`MemoryCache::entry_count`](super::MemoryCache::entry_count) scans and removes every
+//!   free slot at once, so it counts live keys.
 //!
-//! So a cache holds its live keys plus at most a few times `max(SWEEP_MIN, live keys)` free
-//! slots (each a key string and about 150 bytes); one that stops inserting keeps them until
-//! new keys come or `entry_count` is called.
+//! So a cache holds its live keys plus at most a few times `max(SWEEP_MIN, live keys at the
+//! last scan)` free slots (each a key string and about 150 bytes) while new keys come, and
+//! drops them within about 10 s once they stop (if it ever inserted `SWEEP_MIN` keys: the
+//! thread starts then; a smaller cache keeps at most about that many free slots).
 
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, PoisonError, Weak};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use moka::ops::compute::Op;
 
@@ -36,6 +42,9 @@ use super::{Moka, Shared};
 
 /// New keys inserted between two scans, at least.
 pub(super) const SWEEP_MIN: usize = 1024;
+
+/// How long the background thread waits for new keys before an idle pass.
+const IDLE_PASS: Duration = Duration::from_secs(5);
 
 /// Listed free slots each insertion removes, at most: more than one, so the list drains
 /// faster than a stream of new keys fills it.
@@ -55,6 +64,8 @@ pub(super) struct Sweeper {
     generation: AtomicU64,
     /// New keys inserted since the last sweep.
     inserted: AtomicUsize,
+    /// Slots freed (released or deleted) since the last sweep.
+    freed: AtomicUsize,
     /// How many insertions start the next sweep.
     threshold: AtomicUsize,
     /// Serializes sweeps (the background one and `entry_count`'s).
@@ -90,6 +101,7 @@ impl Sweeper {
         Sweeper {
             generation: AtomicU64::new(0),
             inserted: AtomicUsize::new(0),
+            freed: AtomicUsize::new(0),
             threshold: AtomicUsize::new(SWEEP_MIN),
             running: Mutex::new(()),
             signal: Arc::new(Signal {
@@ -103,6 +115,11 @@ impl Sweeper {
     /// The generation a slot freed now belongs to.
     pub(super) fn generation(&self) -> u64 {
         self.generation.load(Ordering::Relaxed)
+    }
+
+    /// Counts a freed slot (for the idle pass).
+    pub(super) fn freed(&self) {
+        self.freed.fetch_add(1, Ordering::Relaxed);
     }
 
     /// Counts a new key; starts a background sweep when enough have come in. When twice that
@@ -156,10 +173,9 @@ impl Sweeper {
     fn remove_listed(&self, moka: &Moka) {
         let mut batch: [Option<Stale>; REMOVE_PER_INSERT] = Default::default();
         {
-            // Another caller removing at the same moment is enough.
-            let Ok(mut stale) = self.stale.try_lock() else {
-                return;
-            };
+            // Blocking, and held for two pops only: a removal skipped here would never be
+            // made up, and the list would stop draining.
+            let mut stale = self.stale.lock().unwrap_or_else(PoisonError::into_inner);
             for item in &mut batch {
                 *item = stale.pop();
             }
@@ -179,7 +195,9 @@ impl Sweeper {
             }
         }
         let full = matches!(how, Sweep::Full);
+        let idle = matches!(how, Sweep::Idle);
         self.inserted.store(0, Ordering::Relaxed);
+        self.freed.store(0, Ordering::Relaxed);
         let generation = self.generation.fetch_add(1, Ordering::Relaxed);
         // Taken once, before any slot is looked at: a value stored after this instant has a
         // later deadline, so it looks live here (an early `now` only keeps more slots).
@@ -191,12 +209,14 @@ impl Sweeper {
             if state.live(now).is_some() {
                 live += 1;
             }
-            if stale(&mut state, generation, full, now) {
+            // An idle pass also takes the slots freed since the last scan (before this one).
+            let since = if idle { generation + 1 } else { generation };
+            if stale(&mut state, since, full, now) {
                 drop(state);
                 found.push(Stale {
                     key,
                     slot,
-                    generation,
+                    generation: since,
                 });
             }
         }
@@ -206,9 +226,20 @@ impl Sweeper {
             }
             found.clear();
         }
+        if idle {
+            // Nobody inserts (that is why the pass runs), so nobody would remove: do it here.
+            for item in &found {
+                remove(moka, item, false);
+            }
+            found.clear();
+        }
         // The list is replaced: what the previous scan listed and is still free was found
-        // again.
-        *self.stale.lock().unwrap_or_else(PoisonError::into_inner) = found;
+        // again. The old list is dropped outside the lock.
+        let old = std::mem::replace(
+            &mut *self.stale.lock().unwrap_or_else(PoisonError::into_inner),
+            found,
+        );
+        drop(old);
         // The next scan walks the live slots again: waiting for at least as many new keys
         // keeps a scan's cost per new key constant.
         self.threshold.store(live.max(SWEEP_MIN), Ordering::Relaxed);
@@ -242,6 +273,9 @@ pub(super) enum Sweep {
     Generation,
     /// As `Generation`, unless fewer than this many keys came in since the last sweep.
     IfBehind(usize),
+    /// The background thread's pass when no new key came for `IDLE_PASS` but many were
+    /// released: every slot free before it goes, removed by the thread itself.
+    Idle,
 }
 
 /// Whether a slot may go: not live, and (unless `full`) free since before `generation`.
@@ -259,22 +293,31 @@ fn stale(state: &mut State, generation: u64, full: bool, now: Instant) -> bool {
 /// The sweep thread: waits for a signal, sweeps, until the cache is gone.
 fn background(signal: &Signal, cache: &Weak<Shared>) {
     loop {
-        {
+        let idle = {
             let mut state = signal.locked();
-            while !state.pending && !state.stop {
-                state = signal
+            let mut idle = false;
+            while !state.pending && !state.stop && !idle {
+                let (next, wait) = signal
                     .condvar
-                    .wait(state)
+                    .wait_timeout(state, IDLE_PASS)
                     .unwrap_or_else(PoisonError::into_inner);
+                state = next;
+                idle = wait.timed_out();
             }
             if state.stop {
                 return;
             }
-        }
+            !state.pending
+        };
         let Some(shared) = cache.upgrade() else {
             return;
         };
-        shared.sweeper.sweep(&shared.moka, Sweep::Generation);
+        let sweeper = &shared.sweeper;
+        if !idle {
+            sweeper.sweep(&shared.moka, Sweep::Generation);
+        } else if sweeper.freed.load(Ordering::Relaxed) >= SWEEP_MIN {
+            sweeper.sweep(&shared.moka, Sweep::Idle);
+        }
         signal.locked().pending = false;
         // Dropped here, outside the signal's mutex: if this was the last reference, the
         // cache's drop calls `stop`, which takes that mutex.
