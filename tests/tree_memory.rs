@@ -1,13 +1,15 @@
 //! Hierarchical locks (`cachelock::tree`) on the in-memory cache: the rule, both options in
-//! both directions, the root, invalid paths, owner tokens, expiry, holders, contention.
+//! both directions, the root, invalid paths, owner tokens, expiry, holders, contention,
+//! `hold_at_least` and the listing of held paths.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use cachelock::testing::{tree_conformance, tree_conformance_async};
-use cachelock::tree::{conflicts, TreeLock, TreeScope};
+use cachelock::tree::{self, conflicts, TreeLock, TreeScope};
 use cachelock::{Cache, CacheResult, Error, MemoryCache, NoopCache};
+use cachelock_testkit::eventually;
 
 #[path = "common/tree_cases.rs"]
 mod tree_cases;
@@ -377,4 +379,199 @@ async fn an_async_tree_waiter_gets_the_lock_on_the_release_not_after_a_pause() {
 #[test]
 fn any_tree_release_in_the_space_wakes_a_memory_waiter() {
     tree_wake::any_release_in_the_space_wakes_a_waiter(MemoryCache::new());
+}
+
+// ----- hold_at_least -----
+
+#[test]
+fn hold_at_least_keeps_a_path_released_early_then_frees_it() {
+    let cache = MemoryCache::new();
+    let hold = Duration::from_millis(300);
+    // The default TTL (60 s) is far longer than the polling bound (30 s): a path freed
+    // within the bound was freed by the hold window, not by the TTL.
+    let job = lock(&cache, "/reports/daily", BOTH).hold_at_least(hold);
+    assert_eq!(job.run(|| 7).unwrap(), 7);
+    // Kept, with its scope: the path, a parent and a child are all refused.
+    for path in ["/reports/daily", "/reports", "/reports/daily/part"] {
+        let error = lock(&cache, path, BOTH).try_acquire().unwrap_err();
+        assert!(error.is_locked(), "{path}: {error:?}");
+    }
+    assert!(
+        job.run(|| ()).unwrap_err().is_locked(),
+        "not run again at once"
+    );
+    let kept = lock(&cache, "/reports", BOTH)
+        .holder()
+        .unwrap()
+        .expect("kept");
+    assert_eq!(kept.key, "/reports/daily");
+    assert!(kept.ttl.is_some_and(|t| t <= hold), "{:?}", kept.ttl);
+    // A sibling was never in the way.
+    assert!(lock(&cache, "/reports/weekly", BOTH).try_acquire().is_ok());
+    eventually("the hold window ends", || {
+        lock(&cache, "/reports", BOTH).try_acquire().is_ok()
+    });
+}
+
+#[test]
+fn a_release_after_the_hold_window_frees_the_path_at_once() {
+    let cache = MemoryCache::new();
+    let guard = lock(&cache, "/late", BOTH)
+        .hold_at_least(Duration::from_millis(50))
+        .try_acquire()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(150));
+    guard.release().unwrap();
+    assert!(lock(&cache, "/", BOTH).try_acquire().is_ok());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hold_at_least_keeps_a_released_or_dropped_async_guard() {
+    let cache = MemoryCache::new();
+    let job = lock(&cache, "/async/job", BOTH).hold_at_least(Duration::from_millis(300));
+    let parent = lock(&cache, "/async", BOTH);
+    job.try_acquire_async()
+        .await
+        .unwrap()
+        .release()
+        .await
+        .unwrap();
+    assert!(parent.try_acquire_async().await.unwrap_err().is_locked());
+    let start = std::time::Instant::now();
+    let retake = || async {
+        loop {
+            match lock(&cache, "/async/job", BOTH).try_acquire_async().await {
+                Ok(guard) => return guard.release().await.unwrap(),
+                Err(e) if e.is_locked() && start.elapsed() < Duration::from_secs(30) => {
+                    tokio::time::sleep(Duration::from_millis(10)).await
+                }
+                Err(e) => panic!("{e}"),
+            }
+        }
+    };
+    retake().await;
+    // Dropped instead of released: kept as well.
+    drop(job.try_acquire_async().await.unwrap());
+    assert!(parent.try_acquire_async().await.unwrap_err().is_locked());
+    let start = std::time::Instant::now();
+    loop {
+        match parent.try_acquire_async().await {
+            Ok(guard) => break guard.release().await.unwrap(),
+            Err(e) if e.is_locked() && start.elapsed() < Duration::from_secs(30) => {
+                tokio::time::sleep(Duration::from_millis(10)).await
+            }
+            Err(e) => panic!("{e}"),
+        }
+    }
+}
+
+#[test]
+fn a_bad_hold_at_least_is_an_invalid_setting() {
+    let cache = MemoryCache::new();
+    for hold in [Duration::ZERO, cachelock::MAX_TTL + Duration::from_secs(1)] {
+        let job = lock(&cache, "/a", BOTH).hold_at_least(hold);
+        for error in [
+            job.try_acquire().map(drop).unwrap_err(),
+            job.run(|| ()).unwrap_err(),
+        ] {
+            match &error {
+                Error::InvalidSetting { .. } => {
+                    assert!(error.to_string().contains("hold_at_least"), "{error}")
+                }
+                other => panic!("{hold:?}: expected InvalidSetting, got {other:?}"),
+            }
+        }
+    }
+    assert!(lock(&cache, "/a", BOTH)
+        .hold_at_least(cachelock::MAX_TTL)
+        .try_acquire()
+        .is_ok());
+}
+
+// ----- listing: tree::held_locks -----
+
+#[test]
+fn held_locks_lists_each_held_path_with_its_holder_never_its_token() {
+    let cache = MemoryCache::new();
+    let space = |path: &str| lock(&cache, path, BOTH).prefix("printers:");
+    let a = space("/floor-2/a")
+        .label("ci-job-17")
+        .try_acquire()
+        .unwrap();
+    let b = space("/floor-1").try_acquire().unwrap();
+    let gone = space("/floor-3").try_acquire().unwrap();
+    gone.release().unwrap();
+    let short = space("/floor-4")
+        .ttl(Duration::from_millis(100))
+        .renew(false)
+        .try_acquire()
+        .unwrap()
+        .into_claim();
+    // Another space, and a plain lock, are not listed.
+    let _other = lock(&cache, "/floor-2/a", BOTH).try_acquire().unwrap();
+    let _plain = cachelock::Lock::new("printers:/floor-5")
+        .cache(cache.clone())
+        .prefix("")
+        .try_acquire()
+        .unwrap();
+
+    let held = tree::held_locks(&cache, "printers:").unwrap();
+    let paths: Vec<&str> = held.iter().map(|h| h.key.as_str()).collect();
+    assert_eq!(
+        paths,
+        ["/floor-1", "/floor-2/a", "/floor-4"],
+        "sorted by path"
+    );
+    let first = &held[1];
+    assert_eq!(first.label.as_deref(), Some("ci-job-17"));
+    assert_eq!(first.pid, Some(std::process::id()));
+    assert!(!first.host.is_empty() || std::fs::read_to_string("/etc/hostname").is_err());
+    assert!(first.ttl.is_some_and(|t| t <= cachelock::DEFAULT_TTL));
+    assert_eq!(held[0].label, None);
+    let shown = format!("{held:?}");
+    for token in [a.token(), b.token(), short.token.as_str()] {
+        assert!(!shown.contains(token), "a token is listed: {shown}");
+    }
+
+    // Released and expired locks drop out.
+    std::thread::sleep(Duration::from_millis(300));
+    a.release().unwrap();
+    let held = tree::held_locks(&cache, "printers:").unwrap();
+    assert_eq!(
+        held.iter().map(|h| h.key.as_str()).collect::<Vec<_>>(),
+        ["/floor-1"]
+    );
+    b.release().unwrap();
+    assert!(tree::held_locks(&cache, "printers:").unwrap().is_empty());
+    assert!(tree::held_locks(&cache, "never-used:").unwrap().is_empty());
+    // The default space is the process prefix.
+    let default = tree::held_locks(&cache, cachelock::key_prefix()).unwrap();
+    assert_eq!(default.len(), 1);
+    assert_eq!(default[0].key, "/floor-2/a");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn held_locks_async_lists_a_kept_path_with_its_shortened_ttl() {
+    let cache = MemoryCache::new();
+    let hold = Duration::from_millis(500);
+    lock(&cache, "/kept", BOTH)
+        .hold_at_least(hold)
+        .label("nightly")
+        .run_async(async {})
+        .await
+        .unwrap();
+    let held = tree::held_locks_async(&cache, cachelock::key_prefix())
+        .await
+        .unwrap();
+    assert_eq!(held.len(), 1);
+    assert_eq!(held[0].key, "/kept");
+    assert_eq!(held[0].label.as_deref(), Some("nightly"));
+    assert!(held[0].ttl.is_some_and(|t| t <= hold), "{:?}", held[0].ttl);
+}
+
+#[test]
+fn held_locks_on_a_cache_without_tree_support_is_a_backend_error() {
+    let error = tree::held_locks(&PlainCache::default(), "cachelock:").unwrap_err();
+    assert!(error.is_backend(), "{error:?}");
+    assert_eq!(error.key(), Some("cachelock:"));
 }

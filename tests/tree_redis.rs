@@ -1,6 +1,7 @@
 //! Hierarchical locks (`cachelock::tree`) on a real redis-server (and a Redis Cluster): the
 //! conformance suite, the hand-written rule table, clients contending like separate
-//! processes, the keys a lock space leaves, and faults.
+//! processes, the keys a lock space leaves, faults, `hold_at_least` and the listing of held
+//! paths.
 #![cfg(feature = "redis")]
 
 use std::time::{Duration, Instant};
@@ -535,4 +536,215 @@ fn a_tree_waiter_on_a_cluster_gets_the_lock_on_the_published_release() {
     let cache = RedisClusterCache::from_urls(cluster.urls()).expect("valid urls");
     tree_wake::a_waiter_gets_the_lock_on_the_release(cache.clone());
     tree_wake::any_release_in_the_space_wakes_a_waiter(cache);
+}
+
+// ----- hold_at_least -----
+
+/// The PTTL of the owner hash of `space` (the cache has no key prefix).
+fn space_pttl(con: &mut redis::Connection, space: &str) -> i64 {
+    redis::cmd("PTTL")
+        .arg(format!("{space}{{cachelock-tree}}:own"))
+        .query(con)
+        .unwrap()
+}
+
+#[test]
+fn hold_at_least_keeps_a_path_released_early_across_clients_then_frees_it() {
+    let server = RedisServer::start();
+    let hold = Duration::from_millis(400);
+    // The default TTL (60 s) is far longer than the polling bound (30 s).
+    let job = lock(&cache(&server), "/reports/daily", BOTH).hold_at_least(hold);
+    job.run(|| ()).unwrap();
+    let other = cache(&server);
+    assert!(lock(&other, "/reports", BOTH)
+        .try_acquire()
+        .unwrap_err()
+        .is_locked());
+    assert!(
+        job.run(|| ()).unwrap_err().is_locked(),
+        "not run again at once"
+    );
+    let mut con = raw(&server);
+    let pttl = space_pttl(&mut con, "cachelock:");
+    assert!(
+        pttl > 0 && pttl <= hold.as_millis() as i64,
+        "the TTL is cut to the rest of the window: {pttl}"
+    );
+    eventually("the hold window ends", || {
+        lock(&other, "/reports", BOTH).try_acquire().is_ok()
+    });
+    // Released after its window: deleted at once.
+    let late = lock(&cache(&server), "/late", BOTH)
+        .hold_at_least(Duration::from_millis(50))
+        .try_acquire()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(150));
+    late.release().unwrap();
+    let held: Vec<String> = redis::cmd("HKEYS")
+        .arg("cachelock:{cachelock-tree}:own")
+        .query(&mut con)
+        .unwrap();
+    assert!(held.is_empty(), "{held:?}");
+    assert!(lock(&other, "/", BOTH).try_acquire().is_ok());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dropped_async_guard_with_hold_at_least_is_kept_in_the_background() {
+    let server = RedisServer::start();
+    let cache = cache(&server);
+    let hold = Duration::from_millis(400);
+    let guard = lock(&cache, "/bg/job", BOTH)
+        .hold_at_least(hold)
+        .try_acquire_async()
+        .await
+        .unwrap();
+    drop(guard);
+    let parent = lock(&cache, "/bg", BOTH);
+    assert!(parent.try_acquire_async().await.unwrap_err().is_locked());
+    let start = Instant::now();
+    loop {
+        match parent.try_acquire_async().await {
+            Ok(guard) => break guard.release().await.unwrap(),
+            Err(e) if e.is_locked() && start.elapsed() < Duration::from_secs(30) => {
+                tokio::time::sleep(Duration::from_millis(10)).await
+            }
+            Err(e) => panic!("{e}"),
+        }
+    }
+}
+
+// ----- listing: tree::held_locks -----
+
+#[test]
+fn held_locks_lists_a_space_across_clients_and_skips_expired_entries_not_yet_purged() {
+    let server = RedisServer::start();
+    let app = |server: &RedisServer| {
+        RedisCache::builder(&server.url())
+            .key_prefix("app:")
+            .build()
+            .unwrap()
+    };
+    let jobs = |path: &str| TreeLock::new(path).cache(app(&server)).prefix("jobs:");
+    let a = jobs("/b/a").label("ci-job-17").try_acquire().unwrap();
+    let c = jobs("/a/c").lock_parents(false).try_acquire().unwrap();
+    let short = jobs("/short")
+        .ttl(Duration::from_millis(100))
+        .renew(false)
+        .try_acquire()
+        .unwrap()
+        .into_claim();
+    let lister = app(&server);
+    let held = cachelock::tree::held_locks(&lister, "jobs:").unwrap();
+    let paths: Vec<&str> = held.iter().map(|h| h.key.as_str()).collect();
+    assert_eq!(paths, ["/a/c", "/b/a", "/short"]);
+    assert_eq!(held[1].label.as_deref(), Some("ci-job-17"));
+    assert_eq!(held[1].pid, Some(std::process::id()));
+    assert!(held
+        .iter()
+        .all(|h| h.ttl.is_some_and(|t| t <= cachelock::DEFAULT_TTL)));
+    let shown = format!("{held:?}");
+    for token in [a.token(), c.token(), short.token.as_str()] {
+        assert!(!shown.contains(token), "a token is listed: {shown}");
+    }
+
+    // Expired but not purged yet (no claim has run since): still in the hash, not listed.
+    std::thread::sleep(Duration::from_millis(300));
+    let mut con = raw(&server);
+    let mut stored: Vec<String> = redis::cmd("HKEYS")
+        .arg("app:jobs:{cachelock-tree}:own")
+        .query(&mut con)
+        .unwrap();
+    stored.sort();
+    assert_eq!(stored, ["/a/c", "/b/a", "/short"]);
+    let listed = |cache: &RedisCache| -> Vec<String> {
+        cachelock::tree::held_locks(cache, "jobs:")
+            .unwrap()
+            .into_iter()
+            .map(|h| h.key)
+            .collect()
+    };
+    assert_eq!(listed(&lister), ["/a/c", "/b/a"]);
+    a.release().unwrap();
+    assert_eq!(listed(&lister), ["/a/c"]);
+    c.release().unwrap();
+    assert!(listed(&lister).is_empty());
+    assert!(cachelock::tree::held_locks(&lister, "never-used:")
+        .unwrap()
+        .is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn held_locks_async_lists_on_redis() {
+    let server = RedisServer::start();
+    let cache = cache(&server);
+    let guard = lock(&cache, "/x/y", BOTH)
+        .label("async")
+        .try_acquire_async()
+        .await
+        .unwrap();
+    let held = cachelock::tree::held_locks_async(&cache, "cachelock:")
+        .await
+        .unwrap();
+    assert_eq!(held.len(), 1);
+    assert_eq!(
+        (held[0].key.as_str(), held[0].label.as_deref()),
+        ("/x/y", Some("async"))
+    );
+    guard.release().await.unwrap();
+    assert!(cachelock::tree::held_locks_async(&cache, "cachelock:")
+        .await
+        .unwrap()
+        .is_empty());
+}
+
+#[test]
+fn listing_a_tree_space_is_one_round_trip_and_garbage_is_a_backend_error() {
+    let server = RedisServer::start();
+    let cache = cache(&server);
+    let _held = lock(&cache, "/one", BOTH).try_acquire().unwrap();
+    cachelock::tree::held_locks(&cache, "cachelock:").unwrap(); // loads the script
+    assert_eq!(
+        sent_during(&server, || {
+            cachelock::tree::held_locks(&cache, "cachelock:").unwrap();
+        }),
+        std::collections::BTreeMap::from([("evalsha".to_owned(), 1)])
+    );
+    let mut con = raw(&server);
+    redis::cmd("SET")
+        .arg("broken:{cachelock-tree}:exp")
+        .arg("not a sorted set")
+        .query::<()>(&mut con)
+        .unwrap();
+    let error = cachelock::tree::held_locks(&cache, "broken:").unwrap_err();
+    assert!(error.is_backend(), "{error:?}");
+    assert_eq!(error.key(), Some("broken:"));
+    let error = cachelock::tree::held_locks(&cache, "bad{}:").unwrap_err();
+    assert!(error.is_backend(), "{error:?}");
+}
+
+#[test]
+fn held_locks_lists_a_space_on_a_cluster() {
+    let cluster = RedisCluster::start();
+    let cache = RedisClusterCache::from_urls(cluster.urls()).expect("valid urls");
+    let guards: Vec<_> = ["/a/b", "/a/c", "/x"]
+        .iter()
+        .map(|p| {
+            TreeLock::new(*p)
+                .cache(cache.clone())
+                .prefix("listed:")
+                .label("node")
+                .try_acquire()
+                .unwrap()
+        })
+        .collect();
+    let held = cachelock::tree::held_locks(&cache, "listed:").unwrap();
+    let paths: Vec<&str> = held.iter().map(|h| h.key.as_str()).collect();
+    assert_eq!(paths, ["/a/b", "/a/c", "/x"]);
+    assert!(held.iter().all(|h| h.label.as_deref() == Some("node")));
+    for guard in guards {
+        guard.release().unwrap();
+    }
+    assert!(cachelock::tree::held_locks(&cache, "listed:")
+        .unwrap()
+        .is_empty());
 }

@@ -100,10 +100,11 @@ pub type CacheResult<T> = Result<T, BoxError>;
 /// # Tree locks
 ///
 /// [`tree_claim`](Cache::tree_claim), [`tree_release`](Cache::tree_release),
-/// [`tree_extend`](Cache::tree_extend) and [`tree_holder`](Cache::tree_holder) (and their
-/// async twins) carry [hierarchical locks](crate::tree). Each must be atomic within its
-/// lock space. The defaults fail with "this cache does not support tree locks": checking a
-/// whole subtree cannot be built from get/set/delete. [`MemoryCache`](crate::MemoryCache)
+/// [`tree_extend`](Cache::tree_extend), [`tree_holder`](Cache::tree_holder) and
+/// [`tree_list`](Cache::tree_list) (and their async twins) carry
+/// [hierarchical locks](crate::tree). Each must be atomic within its lock space. The
+/// defaults fail with "this cache does not support tree locks": checking a whole subtree
+/// cannot be built from get/set/delete. [`MemoryCache`](crate::MemoryCache)
 /// and the Redis backend implement them; [`testing::tree_conformance`](crate::testing::tree_conformance)
 /// checks an implementation of your own. [`tree_wait_for_release`](Cache::tree_wait_for_release)
 /// (and its async twin) lets tree lock waiters wake on a release; its default sleeps the
@@ -363,6 +364,26 @@ pub trait Cache: Send + Sync {
         crate::tree::log_release(space, path, self.tree_release(space, path, token));
     }
 
+    /// Keeps a tree lock released early for `keep` more, from a `Drop` in async code: sets
+    /// its TTL to `keep` if it is live and held by `token` (like
+    /// [`tree_extend`](Cache::tree_extend)). This is how a dropped
+    /// [`AsyncTreeGuard`](crate::tree::AsyncTreeGuard) of a lock with
+    /// [`hold_at_least`](crate::tree::TreeLock::hold_at_least) keeps its path. Like
+    /// [`tree_release_detached`](Cache::tree_release_detached), must never block. The
+    /// default runs `tree_extend` inline and logs the outcome.
+    fn tree_extend_detached(&self, space: &str, path: &str, token: &str, keep: Duration) {
+        let outcome = self.tree_extend(space, path, token, keep);
+        crate::tree::log_kept(space, path, keep, outcome);
+    }
+
+    /// Every live lock of `space`: its path, its stored owner value and its remaining TTL,
+    /// in any order; expired entries are left out. For the admin call
+    /// [`tree::held_locks`](crate::tree::held_locks). The default fails (no tree support).
+    fn tree_list(&self, space: &str) -> CacheResult<Vec<crate::tree::TreeEntry>> {
+        let _ = space;
+        Err(crate::tree::unsupported())
+    }
+
     /// Waits until a tree lock of `space` may have been released (one that may have
     /// conflicted with `path` and `scope`), or `pause` has passed, whichever comes first.
     /// [`TreeLock::acquire_timeout`](crate::tree::TreeLock::acquire_timeout) calls it
@@ -440,6 +461,14 @@ pub trait Cache: Send + Sync {
         scope: crate::tree::TreeScope,
     ) -> BoxFuture<'a, CacheResult<Option<crate::tree::TreeEntry>>> {
         Box::pin(std::future::ready(self.tree_holder(space, path, scope)))
+    }
+
+    /// Async twin of [`tree_list`](Cache::tree_list).
+    fn tree_list_async<'a>(
+        &'a self,
+        space: &'a str,
+    ) -> BoxFuture<'a, CacheResult<Vec<crate::tree::TreeEntry>>> {
+        Box::pin(std::future::ready(self.tree_list(space)))
     }
 
     // ----- Claims without a fencing token (`Lock::fencing(false)`) -----
@@ -623,6 +652,12 @@ macro_rules! forward_cache {
             fn tree_release_detached(&self, space: &str, path: &str, token: &str) {
                 (**self).tree_release_detached(space, path, token)
             }
+            fn tree_extend_detached(&self, space: &str, path: &str, token: &str, keep: Duration) {
+                (**self).tree_extend_detached(space, path, token, keep)
+            }
+            fn tree_list(&self, space: &str) -> CacheResult<Vec<crate::tree::TreeEntry>> {
+                (**self).tree_list(space)
+            }
             fn tree_wait_for_release(
                 &self,
                 space: &str,
@@ -675,6 +710,12 @@ macro_rules! forward_cache {
                 scope: $crate::tree::TreeScope,
             ) -> BoxFuture<'a, CacheResult<Option<crate::tree::TreeEntry>>> {
                 (**self).tree_holder_async(space, path, scope)
+            }
+            fn tree_list_async<'a>(
+                &'a self,
+                space: &'a str,
+            ) -> BoxFuture<'a, CacheResult<Vec<crate::tree::TreeEntry>>> {
+                (**self).tree_list_async(space)
             }
             fn claim_unfenced(&self, key: &str, token: &str, ttl: Duration) -> CacheResult<bool> {
                 (**self).claim_unfenced(key, token, ttl)

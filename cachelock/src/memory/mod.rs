@@ -341,6 +341,10 @@ impl Cache for MemoryCache {
         Ok(self.shared.trees.holder(space, path, scope))
     }
 
+    fn tree_list(&self, space: &str) -> CacheResult<Vec<crate::tree::TreeEntry>> {
+        Ok(self.shared.trees.list(space))
+    }
+
     /// Wakes on any release in `space` (or after `pause`), like `wait_for_release`.
     fn tree_wait_for_release(
         &self,

@@ -399,6 +399,54 @@ impl<B: Backend> Core<B> {
     }
 }
 
+impl<B: Backend> Core<B> {
+    /// Releases a tree lock (or, with `keep`, sets its TTL to `keep` for `hold_at_least`),
+    /// owner-checked, without blocking: spawned on the current tokio runtime, or run on a
+    /// short-lived thread outside one. The outcome is logged.
+    fn tree_release_in_background(
+        &self,
+        space: &str,
+        path: &str,
+        token: &str,
+        keep: Option<Duration>,
+    ) {
+        let core = self.clone();
+        let (space, path, token) = (space.to_owned(), path.to_owned(), token.to_owned());
+        let log = move |space: &str, path: &str, outcome| match keep {
+            Some(keep) => crate::tree::log_kept(space, path, keep, outcome),
+            None => crate::tree::log_release(space, path, outcome),
+        };
+        match tokio::runtime::Handle::try_current() {
+            Ok(handle) => {
+                handle.spawn(async move {
+                    let outcome = match keep {
+                        Some(keep) => core.tree_extend_async(&space, &path, &token, keep).await,
+                        None => core.tree_release_async(&space, &path, &token).await,
+                    };
+                    log(&space, &path, outcome);
+                });
+            }
+            Err(_) => {
+                let spawned = std::thread::Builder::new()
+                    .name("cachelock-release".to_owned())
+                    .spawn(move || {
+                        let outcome = match keep {
+                            Some(keep) => core.tree_extend(&space, &path, &token, keep),
+                            None => core.tree_release(&space, &path, &token),
+                        };
+                        log(&space, &path, outcome);
+                    });
+                if let Err(error) = spawned {
+                    tracing::error!(
+                        %error,
+                        "cannot start a thread to release a tree lock; it stays until its TTL runs out"
+                    );
+                }
+            }
+        }
+    }
+}
+
 impl<B: Backend> Cache for Core<B> {
     fn get(&self, key: &str) -> CacheResult<Option<String>> {
         let op = Op::Get(key);
@@ -664,33 +712,20 @@ impl<B: Backend> Cache for Core<B> {
         super::tree::holder(self.tree_run(space, TreeOp::Holder { path, scope })?)
     }
 
+    fn tree_list(&self, space: &str) -> CacheResult<Vec<crate::tree::TreeEntry>> {
+        super::tree::listed(self.tree_run(space, TreeOp::List)?)
+    }
+
     /// Never blocks, like [`release_detached`](Cache::release_detached): spawned on the
     /// current tokio runtime, or run on a short-lived thread outside one.
     fn tree_release_detached(&self, space: &str, path: &str, token: &str) {
-        let core = self.clone();
-        let (space, path, token) = (space.to_owned(), path.to_owned(), token.to_owned());
-        match tokio::runtime::Handle::try_current() {
-            Ok(handle) => {
-                handle.spawn(async move {
-                    let outcome = core.tree_release_async(&space, &path, &token).await;
-                    crate::tree::log_release(&space, &path, outcome);
-                });
-            }
-            Err(_) => {
-                let spawned = std::thread::Builder::new()
-                    .name("cachelock-release".to_owned())
-                    .spawn(move || {
-                        let outcome = core.tree_release(&space, &path, &token);
-                        crate::tree::log_release(&space, &path, outcome);
-                    });
-                if let Err(error) = spawned {
-                    tracing::error!(
-                        %error,
-                        "cannot start a thread to release a tree lock; it stays until its TTL runs out"
-                    );
-                }
-            }
-        }
+        self.tree_release_in_background(space, path, token, None);
+    }
+
+    /// Never blocks either (`hold_at_least`): the owner-checked extend runs in the
+    /// background like `tree_release_detached`.
+    fn tree_extend_detached(&self, space: &str, path: &str, token: &str, keep: Duration) {
+        self.tree_release_in_background(space, path, token, Some(keep));
     }
 
     fn tree_claim_async<'a>(
@@ -747,6 +782,15 @@ impl<B: Backend> Cache for Core<B> {
             let op = TreeOp::Holder { path, scope };
             super::tree::holder(self.tree_run_async(space, op).await?)
         })
+    }
+
+    fn tree_list_async<'a>(
+        &'a self,
+        space: &'a str,
+    ) -> BoxFuture<'a, CacheResult<Vec<crate::tree::TreeEntry>>> {
+        Box::pin(
+            async move { super::tree::listed(self.tree_run_async(space, TreeOp::List).await?) },
+        )
     }
 
     /// `SET key token NX PX ttl`: one command, no script, no fence counter. Sent again after
@@ -956,6 +1000,21 @@ macro_rules! forward_to_core {
             fn tree_release_detached(&self, space: &str, path: &str, token: &str) {
                 self.core.tree_release_detached(space, path, token)
             }
+            fn tree_extend_detached(
+                &self,
+                space: &str,
+                path: &str,
+                token: &str,
+                keep: std::time::Duration,
+            ) {
+                self.core.tree_extend_detached(space, path, token, keep)
+            }
+            fn tree_list(
+                &self,
+                space: &str,
+            ) -> $crate::cache::CacheResult<Vec<$crate::tree::TreeEntry>> {
+                self.core.tree_list(space)
+            }
             fn tree_claim_async<'a>(
                 &'a self,
                 space: &'a str,
@@ -993,6 +1052,15 @@ macro_rules! forward_to_core {
                 $crate::cache::CacheResult<Option<$crate::tree::TreeEntry>>,
             > {
                 self.core.tree_holder_async(space, path, scope)
+            }
+            fn tree_list_async<'a>(
+                &'a self,
+                space: &'a str,
+            ) -> $crate::cache::BoxFuture<
+                'a,
+                $crate::cache::CacheResult<Vec<$crate::tree::TreeEntry>>,
+            > {
+                self.core.tree_list_async(space)
             }
             fn claim_unfenced(
                 &self,

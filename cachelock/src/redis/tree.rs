@@ -24,10 +24,11 @@
 //! # Scripts
 //!
 //! Each takes its deadlines from the server's `TIME`, purges the expired entries of the
-//! space first (claim and holder), and checks the owner token as the plain lock scripts do
-//! (the value before the first `|`). A claim checks the path, then each ancestor (one
-//! `HGET` each), then the descendants that lock their parents (one `ZRANGEBYLEX ... LIMIT
-//! 0 2` on `:up`): O(depth + log n).
+//! space first (claim and holder; the listing only skips them), and checks the owner token
+//! as the plain lock scripts do (the value before the first `|`). A claim checks the path,
+//! then each ancestor (one `HGET` each), then the descendants that lock their parents (one
+//! `ZRANGEBYLEX ... LIMIT 0 2` on `:up`): O(depth + log n). The listing reads the live
+//! deadlines (`ZRANGEBYSCORE`) and the owner of each: O(n) in the locks of the space.
 //!
 //! A release that deleted a lock publishes the space's owner hash key on
 //! `cachelock:released`, the channel of plain lock releases: the cache's one subscriber
@@ -231,6 +232,21 @@ local deadline = tonumber(redis.call('ZSCORE', KEYS[2], q))
 return {q, string.sub(stored, 3), deadline - now}
 ";
 
+/// No ARGV. Returns {path, owner value, ms left} of every live lock of the space. Reads
+/// only: expired entries are skipped, left for the next claim's purge.
+const LIST: &str = r"
+local now = math.floor(now_us() / 1000)
+local live = redis.call('ZRANGEBYSCORE', KEYS[2], '(' .. now, '+inf', 'WITHSCORES')
+local out = {}
+for i = 1, #live, 2 do
+    local stored = redis.call('HGET', KEYS[1], live[i])
+    if stored then
+        out[#out + 1] = {live[i], string.sub(stored, 3), tonumber(live[i + 1]) - now}
+    end
+end
+return out
+";
+
 fn script(cell: &'static OnceLock<Script>, body: &str) -> &'static Script {
     cell.get_or_init(|| Script::new(&format!("{PRELUDE}{body}")))
 }
@@ -257,6 +273,8 @@ pub(crate) enum TreeOp<'a> {
         path: &'a str,
         scope: TreeScope,
     },
+    /// Every live lock of the space.
+    List,
 }
 
 impl TreeOp<'_> {
@@ -266,6 +284,7 @@ impl TreeOp<'_> {
             TreeOp::Release { .. } => "tree release",
             TreeOp::Extend { .. } => "tree extend",
             TreeOp::Holder { .. } => "tree holder",
+            TreeOp::List => "tree list",
         }
     }
 
@@ -283,11 +302,13 @@ impl TreeOp<'_> {
         static RELEASE_S: OnceLock<Script> = OnceLock::new();
         static EXTEND_S: OnceLock<Script> = OnceLock::new();
         static HOLDER_S: OnceLock<Script> = OnceLock::new();
+        static LIST_S: OnceLock<Script> = OnceLock::new();
         let mut invocation = match *self {
             TreeOp::Claim { .. } => script(&CLAIM_S, CLAIM),
             TreeOp::Release { .. } => script(&RELEASE_S, RELEASE),
             TreeOp::Extend { .. } => script(&EXTEND_S, EXTEND),
             TreeOp::Holder { .. } => script(&HOLDER_S, HOLDER),
+            TreeOp::List => script(&LIST_S, LIST),
         }
         .prepare_invoke();
         for key in &keys.0 {
@@ -307,6 +328,7 @@ impl TreeOp<'_> {
             TreeOp::Release { path, token } => invocation.arg(path).arg(token),
             TreeOp::Extend { path, token, ttl } => invocation.arg(path).arg(token).arg(ttl_ms(ttl)),
             TreeOp::Holder { path, scope } => invocation.arg(path).arg(scope.flags()),
+            TreeOp::List => &mut invocation,
         };
         invocation
     }
@@ -345,6 +367,19 @@ pub(crate) fn holder(reply: Value) -> Result<Option<TreeEntry>, BoxError> {
         value,
         ttl: Some(Duration::from_millis(u64::try_from(left).unwrap_or(0))),
     }))
+}
+
+/// The list script's answer.
+pub(crate) fn listed(reply: Value) -> Result<Vec<TreeEntry>, BoxError> {
+    let found: Vec<(String, String, i64)> = redis::from_redis_value(reply)?;
+    Ok(found
+        .into_iter()
+        .map(|(path, value, left)| TreeEntry {
+            path,
+            value,
+            ttl: Some(Duration::from_millis(u64::try_from(left).unwrap_or(0))),
+        })
+        .collect())
 }
 
 #[cfg(test)]

@@ -28,9 +28,14 @@ use crate::tree::{conflicts, AsyncTreeGuard, TreeGuard, TreeLock, TreeScope};
 ///    guard reports it lost.
 /// 6. The holder's label, pid and held path.
 /// 7. Renewal keeps a lock past several TTLs; `max_hold` ends it.
-/// 8. Contention: 8 threads (tasks, in the async suite) take random paths of a small tree
-///    with random scopes; a checker proves that no two conflicting holders are ever inside
-///    at once.
+/// 8. `hold_at_least`: a lock released (and, with the async API, dropped) within its window
+///    keeps its path and its ancestors refused, then frees them within a few seconds (far
+///    sooner than its TTL); one released after its window frees the path at once.
+/// 9. Listing ([`tree::held_locks`](crate::tree::held_locks)): every live lock of the space,
+///    by path, with its label, pid and TTL; released and expired locks are left out.
+/// 10. Contention: 8 threads (tasks, in the async suite) take random paths of a small tree
+///     with random scopes; a checker proves that no two conflicting holders are ever inside
+///     at once.
 ///
 /// Every run uses a fresh lock space. The TTL checks sleep (a few seconds in all).
 pub fn tree_conformance<C: Cache + Clone + 'static>(cache: C) -> Result<(), ConformanceError> {
@@ -237,8 +242,121 @@ impl<C: Cache + Clone + 'static> Suite<C> {
         self.holder_metadata().await?;
         self.check = "renewal and max_hold";
         self.renewal().await?;
+        self.check = "hold_at_least";
+        self.hold_at_least().await?;
+        self.check = "listing";
+        self.listing().await?;
         self.check = "contention";
         self.contention().await
+    }
+
+    /// Tries `lock` every 20 ms until it is granted (then releases it) or `bound` has passed.
+    async fn acquire_within(
+        &self,
+        lock: &TreeLock<C>,
+        bound: Duration,
+        why: &str,
+    ) -> Result<(), ConformanceError> {
+        let start = Instant::now();
+        loop {
+            match self.try_acquire(lock).await? {
+                Some(held) => return self.release(held, lock.path()).await,
+                None if start.elapsed() < bound => self.sleep(Duration::from_millis(20)).await,
+                None => {
+                    return Err(self.fail(format!(
+                        "{}: still refused after {bound:?} ({why})",
+                        lock.path()
+                    )))
+                }
+            }
+        }
+    }
+
+    async fn hold_at_least(&self) -> Result<(), ConformanceError> {
+        let all = TreeScope::default();
+        // Far below the TTL (`LONG`), so a path freed within `bound` was freed by the hold
+        // window running out, not by the TTL.
+        let hold = Duration::from_millis(400);
+        let bound = Duration::from_secs(10);
+        let job = self.lock("/hold/job", all).hold_at_least(hold);
+        // Released (sync: `release`; async: `release().await`) within the window.
+        let held = self.must_acquire(&job, "free").await?;
+        self.release(held, "/hold/job").await?;
+        self.must_refuse(&job, "released within hold_at_least")
+            .await?;
+        self.must_refuse(&self.lock("/hold", all), "its child is kept")
+            .await?;
+        self.acquire_within(&self.lock("/hold", all), bound, "the hold window ran out")
+            .await?;
+        // Dropped within the window: the drop keeps it too (in the background, for the
+        // async guard of a network cache, so it may take a moment to shorten the TTL).
+        let held = self.must_acquire(&job, "the window ran out").await?;
+        drop(held);
+        self.must_refuse(&job, "dropped within hold_at_least")
+            .await?;
+        // (Probed by a lock without `hold_at_least`, whose release frees the path at once.)
+        let probe = self.lock("/hold/job", all);
+        self.acquire_within(&probe, bound, "the hold window ran out after a drop")
+            .await?;
+        // Released after the window: deleted at once.
+        let short = self
+            .lock("/hold/late", all)
+            .hold_at_least(Duration::from_millis(50));
+        let held = self.must_acquire(&short, "free").await?;
+        self.sleep(Duration::from_millis(150)).await;
+        self.release(held, "/hold/late").await?;
+        let parent = self
+            .must_acquire(&self.lock("/hold", all), "released after the window")
+            .await?;
+        self.release(parent, "/hold").await
+    }
+
+    async fn listing(&self) -> Result<(), ConformanceError> {
+        let all = TreeScope::default();
+        let space = format!("{}list:", self.space);
+        let lock = |path: &str| self.lock(path, all).prefix(space.clone());
+        let list = || async {
+            match self.mode {
+                Mode::Sync => crate::tree::held_locks(&self.cache, &space),
+                Mode::Async => crate::tree::held_locks_async(&self.cache, &space).await,
+            }
+            .map_err(|e| self.fail(format!("held_locks: {e}")))
+        };
+        self.expect("an unused space", list().await?, Vec::new())?;
+        let a = self
+            .must_acquire(&lock("/b/a").label("job-a"), "free")
+            .await?;
+        let c = self.must_acquire(&lock("/a/c"), "free").await?;
+        let released = self.must_acquire(&lock("/z"), "free").await?;
+        self.release(released, "/z").await?;
+        let short = self
+            .must_acquire(&lock("/short").ttl(SHORT).renew(false), "free")
+            .await?
+            .into_claim();
+        let held = list().await?;
+        let paths: Vec<&str> = held.iter().map(|h| h.key.as_str()).collect();
+        self.expect("listed paths", paths, vec!["/a/c", "/b/a", "/short"])?;
+        let labels: Vec<Option<&str>> = held.iter().map(|h| h.label.as_deref()).collect();
+        self.expect("listed labels", labels, vec![None, Some("job-a"), None])?;
+        for holder in &held {
+            self.expect("listed pid", holder.pid, Some(std::process::id()))?;
+            let ttl = holder
+                .ttl
+                .ok_or_else(|| self.fail(format!("{}: no TTL listed", holder.key)))?;
+            if ttl > LONG {
+                return Err(self.fail(format!("{}: TTL {ttl:?} over {LONG:?}", holder.key)));
+            }
+            if format!("{holder:?}").contains(&short.token) {
+                return Err(self.fail("a listed holder carries an owner token"));
+            }
+        }
+        self.sleep(PAST_SHORT).await;
+        self.release(a, "/b/a").await?;
+        let held = list().await?;
+        let paths: Vec<&str> = held.iter().map(|h| h.key.as_str()).collect();
+        self.expect("paths after a release and an expiry", paths, vec!["/a/c"])?;
+        self.release(c, "/a/c").await?;
+        self.expect("a space emptied", list().await?, Vec::new())
     }
 
     async fn rule(&self) -> Result<(), ConformanceError> {

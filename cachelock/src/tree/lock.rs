@@ -34,6 +34,7 @@ use crate::DEFAULT_TTL;
 /// | [`wait`](TreeLock::wait) | zero | how long [`run`](TreeLock::run) waits for a conflicting holder |
 /// | [`renew`](TreeLock::renew) | yes | renewed by the shared renewer while a guard holds it |
 /// | [`max_hold`](TreeLock::max_hold) | none | renewal never keeps it longer |
+/// | [`hold_at_least`](TreeLock::hold_at_least) | none | a release sooner keeps the path held until then |
 /// | [`label`](TreeLock::label) | none | stored with the holder's host and pid (Locker's `id`) |
 /// | [`prefix`](TreeLock::prefix) | the process prefix, `"cachelock:"` unless set | the lock space: trees under different prefixes never conflict |
 /// | [`lock_parents`](TreeLock::lock_parents) | yes | excludes locks on ancestors |
@@ -117,6 +118,43 @@ impl<C: Cache> TreeLock<C> {
         self
     }
 
+    /// Keeps the path held at least this long after acquiring, even if released sooner, as
+    /// [`Lock::hold_at_least`](crate::Lock::hold_at_least) does for a key (ShedLock's
+    /// `lockAtLeastFor`).
+    ///
+    /// A guard's release (its [`release`](super::TreeGuard::release), its drop, the end of
+    /// [`run`](TreeLock::run)) before then does not delete the lock: it sets the lock's TTL
+    /// to the time left (owner-checked), so the path, with its scope, keeps every conflicting
+    /// claim out until `hold_at_least` has passed, then frees itself. A release after that
+    /// deletes the lock at once. A job under `/reports/daily` that takes 2 s with
+    /// `hold_at_least(5 min)` runs at most once per 5 minutes across every replica that
+    /// shares the cache. Greater than zero and at most [`MAX_TTL`](crate::MAX_TTL), else
+    /// acquiring reports [`Error::InvalidSetting`]. Default: none.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use cachelock::tree::TreeLock;
+    /// use cachelock::MemoryCache;
+    ///
+    /// let cache = MemoryCache::new();
+    /// let daily = TreeLock::new("/reports/daily")
+    ///     .cache(cache.clone())
+    ///     .hold_at_least(Duration::from_secs(300));
+    /// daily.run(|| { /* a job that ends at once */ })?;
+    /// // Released, but kept: another replica does not run it again now.
+    /// assert!(daily.run(|| ()).unwrap_err().is_locked());
+    /// assert!(TreeLock::new("/reports").cache(cache).try_acquire().unwrap_err().is_locked());
+    /// # Ok::<(), cachelock::Error>(())
+    /// ```
+    ///
+    /// It applies to releases by the guard: a lock given up with
+    /// [`into_claim`](super::TreeGuard::into_claim) stays held for its TTL, and
+    /// [`release_token`](TreeLock::release_token) deletes it at once.
+    pub fn hold_at_least(mut self, hold_at_least: Duration) -> Self {
+        self.policy.hold_at_least = Some(hold_at_least);
+        self
+    }
+
     /// A label stored with the lock beside this process's host name and pid; reported by
     /// [`holder`](TreeLock::holder) (Locker's `id`, shown as `lockedBy`). Not secret.
     pub fn label(mut self, label: impl Into<String>) -> Self {
@@ -177,6 +215,9 @@ impl<C: Cache> TreeLock<C> {
         check_ttl(&full, "ttl", self.ttl)?;
         if let Some(max_hold) = self.policy.max_hold {
             check_ttl(&full, "max_hold", max_hold)?;
+        }
+        if let Some(hold_at_least) = self.policy.hold_at_least {
+            check_ttl(&full, "hold_at_least", hold_at_least)?;
         }
         Ok(full)
     }
@@ -460,6 +501,7 @@ impl<C: Cache> std::fmt::Debug for TreeLock<C> {
             .field("prefix", &self.prefix)
             .field("ttl", &self.ttl)
             .field("wait", &self.wait)
+            .field("hold_at_least", &self.policy.hold_at_least)
             .field("scope", &self.scope)
             .finish_non_exhaustive()
     }

@@ -236,6 +236,25 @@ impl MemoryTrees {
                 ttl: Some(e.deadline.saturating_duration_since(now)),
             })
     }
+
+    /// Every live lock of `space`, by path (expired entries are left out, not removed).
+    pub(crate) fn list(&self, space: &str) -> Vec<crate::tree::TreeEntry> {
+        let Some(shared) = self.space(space) else {
+            return Vec::new();
+        };
+        let space = locked(&shared);
+        let now = Instant::now();
+        space
+            .paths
+            .iter()
+            .filter(|(_, e)| e.live(now))
+            .map(|(path, e)| crate::tree::TreeEntry {
+                path: path.clone(),
+                value: e.value.clone(),
+                ttl: Some(e.deadline.saturating_duration_since(now)),
+            })
+            .collect()
+    }
 }
 
 #[cfg(test)]

@@ -52,12 +52,19 @@
 //! # Locks
 //!
 //! [`TreeLock`] is built like [`Lock`](crate::Lock): owner token, TTL, renewal by the shared
-//! renewal thread, the lost signal, [`max_hold`](TreeLock::max_hold), a
-//! [`label`](TreeLock::label) stored with the holder's host and pid, and a
+//! renewal thread, the lost signal, [`max_hold`](TreeLock::max_hold),
+//! [`hold_at_least`](TreeLock::hold_at_least) (a release sooner keeps the path held until
+//! then), a [`label`](TreeLock::label) stored with the holder's host and pid, and a
 //! [`prefix`](TreeLock::prefix) that names the lock space (trees under different prefixes are
 //! independent). [`TreeGuard`] and [`AsyncTreeGuard`] release on drop;
 //! [`into_claim`](TreeGuard::into_claim) keeps the lock held past the guard (for a lock
 //! service), to be released by its token with [`TreeLock::release_token`].
+//!
+//! # Who holds what
+//!
+//! [`TreeLock::holder`] names the holder in the way of one lock; [`held_locks`] (and
+//! [`held_locks_async`]) lists every live lock of a lock space with its holder's host, pid,
+//! label and TTL left, never its owner token.
 //!
 //! # Waiting
 //!
@@ -73,7 +80,7 @@
 //!
 //! # Backends
 //!
-//! Every claim, release, extend and holder lookup is atomic within its lock space:
+//! Every claim, release, extend, holder lookup and listing is atomic within its lock space:
 //!
 //! - [`MemoryCache`](crate::MemoryCache): one mutex over an ordered map per lock space; a
 //!   claim looks up the path and each ancestor and scans the range of descendants.
@@ -103,9 +110,15 @@ pub use lock::TreeLock;
 pub(crate) use memory::MemoryTrees;
 pub use path::{check_path, conflicts, is_ancestor, TreeScope};
 
-use crate::error::BoxError;
+use std::time::Duration;
 
-/// A held tree lock as a cache reports it from [`Cache::tree_holder`](crate::Cache::tree_holder).
+use crate::error::BoxError;
+use crate::holder::Holder;
+// (`Cache` and `Error` are named by path: the module docs link them by path.)
+
+/// A held tree lock as a cache reports it from
+/// [`Cache::tree_holder`](crate::Cache::tree_holder) and
+/// [`Cache::tree_list`](crate::Cache::tree_list).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TreeEntry {
     /// The held path (without the lock space).
@@ -113,13 +126,90 @@ pub struct TreeEntry {
     /// The stored owner value (`<token>|<pid>|<host>|<label>`).
     pub value: String,
     /// How long it has left, if the cache can tell.
-    pub ttl: Option<std::time::Duration>,
+    pub ttl: Option<Duration>,
+}
+
+/// Every live tree lock of the lock space `space` (a [`TreeLock`]'s
+/// [`prefix`](TreeLock::prefix), e.g. `"cachelock:"`, the default), with its holder:
+/// [`Holder::key`] is the **held path** (without the space, as [`TreeLock::holder`] reports
+/// it), with the holder's host, pid, [`label`](TreeLock::label) and the TTL left, sorted
+/// by path. The owner token is never included. Expired locks are left out.
+///
+/// ```
+/// use cachelock::tree::{held_locks, TreeLock};
+/// use cachelock::MemoryCache;
+///
+/// let cache = MemoryCache::new();
+/// let lock = |path: &str| TreeLock::new(path).cache(cache.clone()).prefix("printers:");
+/// let _a = lock("/floor-2/a").label("ci-job-17").try_acquire()?;
+/// let b = lock("/floor-3").try_acquire()?;
+/// drop(b); // released: no longer listed
+///
+/// let held = held_locks(&cache, "printers:")?;
+/// assert_eq!(held.len(), 1);
+/// assert_eq!(held[0].key, "/floor-2/a");
+/// assert_eq!(held[0].label.as_deref(), Some("ci-job-17"));
+/// assert_eq!(held[0].pid, Some(std::process::id()));
+/// assert!(held[0].ttl.is_some());
+/// assert!(held_locks(&cache, "another-space:")?.is_empty());
+/// # Ok::<(), cachelock::Error>(())
+/// ```
+///
+/// An admin call, like [`cachelock::held_locks`](crate::held_locks) for plain locks (which
+/// never lists tree locks): it reads the whole space at once (atomically: one mutex in
+/// memory, one Lua script on Redis, on the node that holds the space on a Redis Cluster),
+/// so it costs time proportional to the number of locks held in the space. A cache without
+/// tree support returns [`Error::Backend`](crate::Error::Backend).
+pub fn held_locks<C: crate::Cache + ?Sized>(
+    cache: &C,
+    space: &str,
+) -> Result<Vec<Holder>, crate::Error> {
+    let entries = cache
+        .tree_list(space)
+        .map_err(|source| crate::Error::backend(space, source))?;
+    Ok(holders(entries))
+}
+
+/// Async twin of [`held_locks`], through
+/// [`Cache::tree_list_async`](crate::Cache::tree_list_async) (native on Redis: no
+/// runtime thread blocks).
+pub async fn held_locks_async<C: crate::Cache + ?Sized>(
+    cache: &C,
+    space: &str,
+) -> Result<Vec<Holder>, crate::Error> {
+    let entries = cache
+        .tree_list_async(space)
+        .await
+        .map_err(|source| crate::Error::backend(space, source))?;
+    Ok(holders(entries))
+}
+
+/// The holders of listed entries, by path; the owner token stays behind.
+fn holders(mut entries: Vec<TreeEntry>) -> Vec<Holder> {
+    entries.sort_unstable_by(|a, b| a.path.cmp(&b.path));
+    entries
+        .iter()
+        .map(|e| crate::holder::parse(&e.path, &e.value, e.ttl))
+        .collect()
 }
 
 /// The error of a cache without tree support.
 pub(crate) fn unsupported() -> BoxError {
     "this cache does not support tree locks (use MemoryCache, RedisCache or RedisClusterCache)"
         .into()
+}
+
+/// Logs the outcome of a `hold_at_least` keep nobody waits for (a dropped async guard).
+pub(crate) fn log_kept(space: &str, path: &str, keep: Duration, outcome: Result<bool, BoxError>) {
+    match outcome {
+        Ok(true) => tracing::debug!(
+            space,
+            path,
+            ?keep,
+            "tree lock released; kept until hold_at_least has passed"
+        ),
+        other => log_release(space, path, other),
+    }
 }
 
 /// Logs the outcome of a tree release nobody waits for.

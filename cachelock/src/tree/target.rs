@@ -55,11 +55,10 @@ impl<C: Cache> Cache for TreeTarget<C> {
 
     fn release_detached(&self, key: &str, token: &str, keep_for: Option<Duration>) {
         match keep_for {
-            // Tree locks have no `hold_at_least`; should one ever keep its key, extend inline.
-            Some(keep) => {
-                let outcome = self.extend(key, token, keep);
-                super::log_release(&self.space, self.path(key), outcome);
-            }
+            // `hold_at_least`: the path stays held for the rest of the window.
+            Some(keep) => self
+                .cache
+                .tree_extend_detached(&self.space, self.path(key), token, keep),
             None => self
                 .cache
                 .tree_release_detached(&self.space, self.path(key), token),
