@@ -81,4 +81,12 @@ fn the_noop_cache_grants_everything() {
     a.release().unwrap();
     b.release().unwrap();
     testing::conformance(NoopCache).unwrap_err();
+    let tree = cachelock::tree::TreeLock::new("/jobs/a").cache(NoopCache);
+    let _guard = tree.try_acquire().unwrap();
+    assert!(
+        cachelock::tree::held_locks(&NoopCache, "default")
+            .unwrap()
+            .is_empty(),
+        "the noop cache stores nothing, so it lists nothing"
+    );
 }

@@ -81,4 +81,9 @@ impl Cache for NoopCache {
     ) -> CacheResult<Option<crate::tree::TreeEntry>> {
         Ok(None)
     }
+
+    /// Nothing is ever stored, so nothing is listed.
+    fn tree_list(&self, _space: &str) -> CacheResult<Vec<crate::tree::TreeEntry>> {
+        Ok(Vec::new())
+    }
 }
