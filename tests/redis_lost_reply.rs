@@ -224,3 +224,38 @@ async fn on_a_cluster_an_unfenced_claim_that_finds_its_own_value_wins_async() {
             .unwrap());
     }
 }
+
+/// A claim whose reply was lost on a connection the backend does not send again on (a fresh
+/// one: nothing is known about it) fails with `Error::Backend`, and the claim that landed is
+/// given back at once (owner-checked), instead of blocking the key, held by nobody, for its
+/// whole TTL.
+#[test]
+fn a_claim_that_fails_after_it_landed_is_given_back() {
+    let server = RedisServer::start();
+    let proxy = LostReplyProxy::start(server.port());
+    let mut admin = admin(&server);
+    // No warm-up: the claim opens the connection, so its loss is not sent again.
+    let cache = cache(&proxy);
+    proxy.arm("lost-reply-fresh");
+    let error = Lock::new("lost-reply-fresh")
+        .cache(cache.clone())
+        .ttl(Duration::from_secs(600))
+        .fencing(false)
+        .try_acquire()
+        .expect_err("the reply was lost on a fresh connection");
+    assert!(
+        matches!(error, cachelock::Error::Backend { .. }),
+        "{error:?}"
+    );
+    assert_eq!(proxy.lost(), 1, "the SET ran and its reply was lost");
+    // Given back in the background: the key goes long before its 600 s TTL.
+    cachelock_testkit::eventually("the landed claim is given back", || {
+        value(&mut admin, "cachelock:lost-reply-fresh").is_none()
+    });
+    let again = Lock::new("lost-reply-fresh")
+        .cache(cache)
+        .fencing(false)
+        .try_acquire()
+        .expect("free again");
+    again.release().expect("release");
+}

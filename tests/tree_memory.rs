@@ -386,7 +386,7 @@ fn any_tree_release_in_the_space_wakes_a_memory_waiter() {
 #[test]
 fn hold_at_least_keeps_a_path_released_early_then_frees_it() {
     let cache = MemoryCache::new();
-    let hold = Duration::from_millis(300);
+    let hold = Duration::from_secs(3);
     // The default TTL (60 s) is far longer than the polling bound (30 s): a path freed
     // within the bound was freed by the hold window, not by the TTL.
     let job = lock(&cache, "/reports/daily", BOTH).hold_at_least(hold);
@@ -428,7 +428,7 @@ fn a_release_after_the_hold_window_frees_the_path_at_once() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hold_at_least_keeps_a_released_or_dropped_async_guard() {
     let cache = MemoryCache::new();
-    let job = lock(&cache, "/async/job", BOTH).hold_at_least(Duration::from_millis(300));
+    let job = lock(&cache, "/async/job", BOTH).hold_at_least(Duration::from_secs(3));
     let parent = lock(&cache, "/async", BOTH);
     job.try_acquire_async()
         .await
@@ -502,7 +502,7 @@ fn held_locks_lists_each_held_path_with_its_holder_never_its_token() {
     let gone = space("/floor-3").try_acquire().unwrap();
     gone.release().unwrap();
     let short = space("/floor-4")
-        .ttl(Duration::from_millis(100))
+        .ttl(Duration::from_secs(1))
         .renew(false)
         .try_acquire()
         .unwrap()
@@ -534,7 +534,7 @@ fn held_locks_lists_each_held_path_with_its_holder_never_its_token() {
     }
 
     // Released and expired locks drop out.
-    std::thread::sleep(Duration::from_millis(300));
+    std::thread::sleep(Duration::from_millis(1300));
     a.release().unwrap();
     let held = tree::held_locks(&cache, "printers:").unwrap();
     assert_eq!(
@@ -553,7 +553,7 @@ fn held_locks_lists_each_held_path_with_its_holder_never_its_token() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn held_locks_async_lists_a_kept_path_with_its_shortened_ttl() {
     let cache = MemoryCache::new();
-    let hold = Duration::from_millis(500);
+    let hold = Duration::from_secs(3);
     lock(&cache, "/kept", BOTH)
         .hold_at_least(hold)
         .label("nightly")

@@ -551,7 +551,7 @@ fn space_pttl(con: &mut redis::Connection, space: &str) -> i64 {
 #[test]
 fn hold_at_least_keeps_a_path_released_early_across_clients_then_frees_it() {
     let server = RedisServer::start();
-    let hold = Duration::from_millis(400);
+    let hold = Duration::from_secs(3);
     // The default TTL (60 s) is far longer than the polling bound (30 s).
     let job = lock(&cache(&server), "/reports/daily", BOTH).hold_at_least(hold);
     job.run(|| ()).unwrap();
@@ -592,7 +592,7 @@ fn hold_at_least_keeps_a_path_released_early_across_clients_then_frees_it() {
 async fn a_dropped_async_guard_with_hold_at_least_is_kept_in_the_background() {
     let server = RedisServer::start();
     let cache = cache(&server);
-    let hold = Duration::from_millis(400);
+    let hold = Duration::from_secs(3);
     let guard = lock(&cache, "/bg/job", BOTH)
         .hold_at_least(hold)
         .try_acquire_async()
@@ -628,7 +628,7 @@ fn held_locks_lists_a_space_across_clients_and_skips_expired_entries_not_yet_pur
     let a = jobs("/b/a").label("ci-job-17").try_acquire().unwrap();
     let c = jobs("/a/c").lock_parents(false).try_acquire().unwrap();
     let short = jobs("/short")
-        .ttl(Duration::from_millis(100))
+        .ttl(Duration::from_secs(1))
         .renew(false)
         .try_acquire()
         .unwrap()
@@ -648,7 +648,7 @@ fn held_locks_lists_a_space_across_clients_and_skips_expired_entries_not_yet_pur
     }
 
     // Expired but not purged yet (no claim has run since): still in the hash, not listed.
-    std::thread::sleep(Duration::from_millis(300));
+    std::thread::sleep(Duration::from_millis(1300));
     let mut con = raw(&server);
     let mut stored: Vec<String> = redis::cmd("HKEYS")
         .arg("app:jobs:{cachelock-tree}:own")

@@ -145,14 +145,18 @@ impl Backend {
     /// a key and its fence counter `CROSSSLOT`), or `--redis-cluster` at servers that serve no
     /// cluster (the cluster client finds no node to send to).
     pub fn hint(&self, message: &str) -> Option<&'static str> {
+        // The server's error codes, matched as the server spells them ("moved" alone would
+        // also match "removed").
+        let redirected = message.contains("MOVED ")
+            || message.contains("CROSSSLOT")
+            || message.contains("Moved:")
+            || message.contains("CrossSlot");
         let message = message.to_ascii_lowercase();
         match self.store {
-            Store::Redis { .. } if message.contains("moved") || message.contains("crossslot") => {
-                Some(
-                    "this server is a Redis Cluster node: use --redis-cluster (or \
+            Store::Redis { .. } if redirected => Some(
+                "this server is a Redis Cluster node: use --redis-cluster (or \
                      CACHELOCK_REDIS_CLUSTER_URLS) instead of --redis",
-                )
-            }
+            ),
             Store::Cluster { .. }
                 if message.contains("clusterconnectionnotfound")
                     || message.contains("cluster support disabled") =>

@@ -379,6 +379,8 @@ pub trait Cache: Send + Sync {
     /// Every live lock of `space`: its path, its stored owner value and its remaining TTL,
     /// in any order; expired entries are left out. For the admin call
     /// [`tree::held_locks`](crate::tree::held_locks). The default fails (no tree support).
+    /// A cache that implements the other tree operations should implement this one too:
+    /// [`testing::tree_conformance`](crate::testing::tree_conformance) checks the listing.
     fn tree_list(&self, space: &str) -> CacheResult<Vec<crate::tree::TreeEntry>> {
         let _ = space;
         Err(crate::tree::unsupported())

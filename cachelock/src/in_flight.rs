@@ -1,4 +1,5 @@
-//! Giving back a claim whose future was dropped while the claim was in flight.
+//! Giving back a claim whose future was dropped while the claim was in flight, or whose
+//! answer was an error.
 //!
 //! An async claim is one round trip: the cache may store the token and then the caller drops
 //! the future (`tokio::select!` with a shutdown signal, a request timeout, an aborted task)
@@ -8,6 +9,11 @@
 //! the key if it holds this claim's token, so it is harmless when the claim never landed. On
 //! Redis, inside a runtime it goes over the same multiplexed connection as the claim, so the
 //! server sees it after the claim.
+//!
+//! A claim that answered with an error (sync or async) is given back the same way
+//! ([`InFlight::failed`]): the error may have come after the server stored the token (a reply
+//! lost with a connection that is not sent again, a response timeout), and the key would
+//! otherwise stay blocked, by nobody, for a whole TTL.
 
 use crate::cache::Cache;
 
@@ -33,6 +39,12 @@ impl<'a, C: Cache + Clone + 'static> InFlight<'a, C> {
     /// The claim answered: nothing to give back.
     pub(crate) fn disarm(mut self) {
         self.armed = false;
+    }
+
+    /// The claim of `key` with `token` answered with an error: gives it back now (in the
+    /// background, owner-checked), in case it landed.
+    pub(crate) fn failed(cache: &'a C, key: &'a str, token: &'a str) {
+        drop(InFlight::new(cache, key, token));
     }
 }
 

@@ -172,7 +172,8 @@ impl<C: Cache> Lock<C> {
     /// are unchanged. [`MemoryCache`](crate::MemoryCache) keeps its in-process claim (and
     /// counter: one atomic add) either way. On Redis, a claim whose reply was lost with its
     /// connection is sent again as a script that recognises its own value, so it wins
-    /// instead of blocking the key for a TTL (the first send stays the plain `SET`).
+    /// instead of blocking the key for a TTL (the first send stays the plain `SET`); a claim
+    /// that fails instead (`Error::Backend`) is given back at once, owner-checked.
     ///
     /// The guard's [`fence`](Guard::fence) is then **0**, meaning "no fence: this lock was
     /// taken with `fencing(false)`". Every real fence is at least 1, so a store that refuses
@@ -428,7 +429,11 @@ impl<C: Cache + Clone + 'static> Lock<C> {
                 tracing::debug!(key = %key, "lock contended");
                 Attempt::Held(key)
             }
-            Err(source) => Attempt::Failed(Error::backend(key, source)),
+            Err(source) => {
+                // The error may have come after the claim landed: give it back.
+                InFlight::failed(&self.cache, &key, token.as_str());
+                Attempt::Failed(Error::backend(key, source))
+            }
         }
     }
 
@@ -446,7 +451,12 @@ impl<C: Cache + Clone + 'static> Lock<C> {
                 .await
                 .map(unfenced)
         };
-        in_flight.disarm();
+        if claimed.is_ok() {
+            in_flight.disarm();
+        } else {
+            // The error may have come after the claim landed: give it back.
+            drop(in_flight);
+        }
         match claimed {
             Ok(Some(_)) if started.elapsed() >= self.ttl => {
                 // As in `claim`: a grant that came back after the whole TTL is given back.

@@ -275,8 +275,9 @@ impl<C: Cache + Clone + 'static> Suite<C> {
     async fn hold_at_least(&self) -> Result<(), ConformanceError> {
         let all = TreeScope::default();
         // Far below the TTL (`LONG`), so a path freed within `bound` was freed by the hold
-        // window running out, not by the TTL.
-        let hold = Duration::from_millis(400);
+        // window running out, not by the TTL; long enough for the round trips made inside
+        // it on a slow network or a loaded machine.
+        let hold = Duration::from_secs(2);
         let bound = Duration::from_secs(10);
         let job = self.lock("/hold/job", all).hold_at_least(hold);
         // Released (sync: `release`; async: `release().await`) within the window.
@@ -329,8 +330,10 @@ impl<C: Cache + Clone + 'static> Suite<C> {
         let c = self.must_acquire(&lock("/a/c"), "free").await?;
         let released = self.must_acquire(&lock("/z"), "free").await?;
         self.release(released, "/z").await?;
+        // Long enough to be listed after a few round trips, then waited out.
+        let short_ttl = Duration::from_secs(1);
         let short = self
-            .must_acquire(&lock("/short").ttl(SHORT).renew(false), "free")
+            .must_acquire(&lock("/short").ttl(short_ttl).renew(false), "free")
             .await?
             .into_claim();
         let held = list().await?;
@@ -350,7 +353,7 @@ impl<C: Cache + Clone + 'static> Suite<C> {
                 return Err(self.fail("a listed holder carries an owner token"));
             }
         }
-        self.sleep(PAST_SHORT).await;
+        self.sleep(short_ttl + PAST_SHORT).await;
         self.release(a, "/b/a").await?;
         let held = list().await?;
         let paths: Vec<&str> = held.iter().map(|h| h.key.as_str()).collect();

@@ -428,7 +428,11 @@ impl<C: Cache + Clone + 'static> TreeLock<C> {
                 tracing::debug!(key = %key, "tree lock contended");
                 Attempt::Held(key)
             }
-            Err(source) => Attempt::Failed(Error::backend(key, source)),
+            Err(source) => {
+                // The error may have come after the claim landed: give it back.
+                InFlight::failed(&target, &key, token.as_str());
+                Attempt::Failed(Error::backend(key, source))
+            }
         }
     }
 
@@ -439,7 +443,12 @@ impl<C: Cache + Clone + 'static> TreeLock<C> {
         let target = self.target();
         let in_flight = InFlight::new(&target, &key, token.as_str());
         let claimed = target.claim_async(&key, value.as_str(), self.ttl).await;
-        in_flight.disarm();
+        if claimed.is_ok() {
+            in_flight.disarm();
+        } else {
+            // The error may have come after the claim landed: give it back.
+            drop(in_flight);
+        }
         match claimed {
             Ok(Some(fence)) => {
                 tracing::debug!(key = %key, fence, "tree lock acquired");
