@@ -1180,6 +1180,16 @@ fn main() {
         find(&w3, LIMIT_MOKA),
         0.90,
     );
+    note(
+        "W3 MemoryCache claim+release / LIMIT moka (the backend alone)",
+        find(&w3, "MemoryCache claim+release only"),
+        find(&w3, LIMIT_MOKA),
+    );
+    note(
+        "W3 Lock / the old design's LIMIT (two moka computes)",
+        find(&w3, "Lock, MemoryCache"),
+        find(&w3, "moka compute claim+remove (old design)"),
+    );
     met &= ratio(
         "W1 #[once] sync (no fence) / Lock sync fencing(false)",
         find(&w1, "#[once] sync, RedisCache, no fence"),
