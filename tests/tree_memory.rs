@@ -377,8 +377,8 @@ async fn an_async_tree_waiter_gets_the_lock_on_the_release_not_after_a_pause() {
 }
 
 #[test]
-fn any_tree_release_in_the_space_wakes_a_memory_waiter() {
-    tree_wake::any_release_in_the_space_wakes_a_waiter(MemoryCache::new());
+fn only_a_tree_release_that_could_have_blocked_a_memory_waiter_ends_its_wait() {
+    tree_wake::only_a_release_that_could_have_blocked_it_ends_a_wait(MemoryCache::new());
 }
 
 // ----- hold_at_least -----

@@ -488,26 +488,27 @@ async fn an_async_tree_waiter_gets_the_lock_on_the_published_release() {
 }
 
 #[test]
-fn any_tree_release_in_the_space_wakes_a_redis_waiter() {
+fn only_a_tree_release_that_could_have_blocked_a_redis_waiter_ends_its_wait() {
     let server = RedisServer::start();
-    tree_wake::any_release_in_the_space_wakes_a_waiter(cache(&server));
+    tree_wake::only_a_release_that_could_have_blocked_it_ends_a_wait(cache(&server));
 }
 
-/// The release script publishes the space's owner hash key, never a token or a path.
+/// The release script publishes the released path and the space's owner hash key, never a
+/// token, on `cachelock:tree-released`.
 #[test]
-fn a_tree_release_is_published_under_the_space_key() {
+fn a_tree_release_is_published_with_its_path_and_space_key() {
     let server = RedisServer::start();
     let mut con = raw(&server);
     con.set_read_timeout(Some(tree_wake::LONG)).unwrap();
     let mut pubsub = con.as_pubsub();
-    pubsub.subscribe("cachelock:released").unwrap();
+    pubsub.subscribe("cachelock:tree-released").unwrap();
     let cache = cache(&server);
     let guard = lock(&cache, "/published/x", BOTH).try_acquire().unwrap();
     guard.release().unwrap();
     let message = pubsub.get_message().expect("the release is published");
     assert_eq!(
         message.get_payload::<String>().unwrap(),
-        "cachelock:{cachelock-tree}:own"
+        "/published/x\ncachelock:{cachelock-tree}:own"
     );
     // A release that finds nothing to delete publishes nothing: the next message is the
     // next real release.
@@ -526,7 +527,7 @@ fn a_tree_release_is_published_under_the_space_key() {
         .expect("the second release is published");
     assert_eq!(
         message.get_payload::<String>().unwrap(),
-        "other:{cachelock-tree}:own"
+        "/published/y\nother:{cachelock-tree}:own"
     );
 }
 
@@ -535,7 +536,7 @@ fn a_tree_waiter_on_a_cluster_gets_the_lock_on_the_published_release() {
     let cluster = RedisCluster::start();
     let cache = RedisClusterCache::from_urls(cluster.urls()).expect("valid urls");
     tree_wake::a_waiter_gets_the_lock_on_the_release(cache.clone());
-    tree_wake::any_release_in_the_space_wakes_a_waiter(cache);
+    tree_wake::only_a_release_that_could_have_blocked_it_ends_a_wait(cache);
 }
 
 // ----- hold_at_least -----

@@ -287,7 +287,9 @@ fn both_store_options_are_an_error_that_says_where_each_came_from() {
     let marker = dir.file("ran");
     let run = ["run", "-k", "k", "--", "touch", &marker];
     let cluster = "redis://127.0.0.1:7000,redis://127.0.0.1:7001";
-    let cases: [(&[(&str, &str)], &[&str], &[&str]); 4] = [
+    /// (environment, store flags, where the message says each value came from).
+    type Case<'a> = (&'a [(&'a str, &'a str)], &'a [&'a str], &'a [&'a str]);
+    let cases: [Case<'_>; 4] = [
         (
             &[],
             &[

@@ -393,7 +393,8 @@ pub trait Cache: Send + Sync {
     ///
     /// The default sleeps `pause` (pure polling with backoff), so a cache that only
     /// implements the tree operations keeps working. [`MemoryCache`](crate::MemoryCache)
-    /// and the Redis backend wake their waiters on any release in the space.
+    /// and the Redis backend wake their waiters on a release in the space that could have
+    /// blocked `path` (with `scope`), and keep them waiting on other releases.
     fn tree_wait_for_release(
         &self,
         space: &str,

@@ -3,10 +3,10 @@
 //! The backoff pause is made unobservable: [`LongPause`] hands every wait a pause of
 //! [`LONG`] instead of the backoff's (at most 100 ms), so a waiter that gets the lock in less
 //! than `LONG` was woken (or saw the release when it registered), it did not poll. While
-//! the waiter waits, further releases of an unrelated path of the space follow every
-//! 20 ms: a wake-up lost in the instant before the waiter registered (or before the Redis
-//! subscriber has subscribed) is made up by the next one, which a polling waiter would
-//! still sleep through.
+//! the waiter waits, further releases of a descendant of its path follow every 20 ms (a
+//! release that could have blocked it, so it wakes it): a wake-up lost in the instant
+//! before the waiter registered (or before the Redis subscriber has subscribed) is made up
+//! by the next one, which a polling waiter would still sleep through.
 #![allow(dead_code)]
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -140,25 +140,23 @@ fn lock<C: Cache + Clone + 'static>(cache: &C, path: &str) -> TreeLock<C> {
     TreeLock::new(path).cache(cache.clone()).prefix(SPACE)
 }
 
-/// Takes and releases `/elsewhere` (a cousin of every path used here) every 20 ms until
-/// `done`, on a thread of its own.
+/// Takes and releases `path` every 20 ms until `done` (skipping a round while something
+/// conflicts with it), on a thread of its own; counts the releases in `count`.
 fn releases_until<C: Cache + Clone + Send + 'static>(
     cache: &C,
+    path: &'static str,
     done: &Arc<AtomicBool>,
-) -> std::thread::JoinHandle<usize> {
-    let (cache, done) = (cache.clone(), done.clone());
+    count: &Arc<AtomicUsize>,
+) -> std::thread::JoinHandle<()> {
+    let (cache, done, count) = (cache.clone(), done.clone(), count.clone());
     std::thread::spawn(move || {
-        let mut releases = 0;
         while !done.load(Ordering::SeqCst) {
-            lock(&cache, "/elsewhere")
-                .try_acquire()
-                .expect("nothing conflicts with /elsewhere")
-                .release()
-                .expect("released");
-            releases += 1;
+            if let Ok(guard) = lock(&cache, path).try_acquire() {
+                guard.release().expect("released");
+                count.fetch_add(1, Ordering::SeqCst);
+            }
             std::thread::sleep(Duration::from_millis(20));
         }
-        releases
     })
 }
 
@@ -191,7 +189,7 @@ pub fn a_waiter_gets_the_lock_on_the_release<C: Cache + Clone + Send + 'static>(
     let released = Instant::now();
     parent.release().expect("released");
     let done = Arc::new(AtomicBool::new(false));
-    let pinger = releases_until(&cache, &done);
+    let pinger = releases_until(&cache, "/tree/a/b/c", &done, &Arc::default());
     let (started, acquired) = waiter.join().expect("waiter");
     done.store(true, Ordering::SeqCst);
     pinger.join().expect("pinger");
@@ -230,7 +228,7 @@ pub async fn an_async_waiter_gets_the_lock_on_the_release<C: Cache + Clone + Sen
     let released = Instant::now();
     parent.release().await.expect("released");
     let done = Arc::new(AtomicBool::new(false));
-    let pinger = releases_until(&cache, &done);
+    let pinger = releases_until(&cache, "/tree-async/a/b/c", &done, &Arc::default());
     let (started, acquired) = waiter.await.expect("waiter");
     done.store(true, Ordering::SeqCst);
     pinger.join().expect("pinger");
@@ -241,21 +239,47 @@ pub async fn an_async_waiter_gets_the_lock_on_the_release<C: Cache + Clone + Sen
     );
 }
 
-/// `tree_wait_for_release` with a `LONG` pause, on a path that stays blocked throughout,
-/// returns once other paths of the space are released: any release in the space wakes it.
-pub fn any_release_in_the_space_wakes_a_waiter<C: Cache + Clone + Send + 'static>(cache: C) {
+/// `tree_wait_for_release` with a `LONG` pause on `/held/child` while `/held` is held:
+/// releases of an unrelated path of the space (`/elsewhere`, a cousin) do not end the wait
+/// (the waiter would only try its claim in vain); the release of `/held` does.
+pub fn only_a_release_that_could_have_blocked_it_ends_a_wait<C: Cache + Clone + Send + 'static>(
+    cache: C,
+) {
+    // First a full wake-up (which also has the Redis subscriber subscribed).
+    a_waiter_gets_the_lock_on_the_release(cache.clone());
     let held = lock(&cache, "/held").try_acquire().expect("free");
+    let waiter = {
+        let cache = cache.clone();
+        std::thread::spawn(move || {
+            let started = Instant::now();
+            cache.tree_wait_for_release(SPACE, "/held/child", TreeScope::default(), LONG);
+            started.elapsed()
+        })
+    };
     let done = Arc::new(AtomicBool::new(false));
-    let pinger = releases_until(&cache, &done);
+    let elsewhere = Arc::new(AtomicUsize::new(0));
+    let pinger = releases_until(&cache, "/elsewhere", &done, &elsewhere);
     let started = Instant::now();
-    cache.tree_wait_for_release(SPACE, "/held/child", TreeScope::default(), LONG);
-    let waited = started.elapsed();
+    while elsewhere.load(Ordering::SeqCst) < 10 {
+        assert!(started.elapsed() < LONG, "the releases never happened");
+        std::thread::sleep(Duration::from_millis(5));
+    }
     done.store(true, Ordering::SeqCst);
-    assert!(pinger.join().expect("pinger") >= 1);
-    assert!(waited < LONG, "woken, not timed out");
+    pinger.join().expect("pinger");
     assert!(
-        lock(&cache, "/held/child").try_acquire().is_err(),
-        "still blocked: the wait ended on a release elsewhere in the space"
+        !waiter.is_finished(),
+        "a release of an unrelated path ended the wait"
     );
     held.release().expect("released");
+    // A descendant released afterwards makes up for a wake-up lost in the race with the
+    // waiter's registration (it could have blocked the waiter too).
+    let done = Arc::new(AtomicBool::new(false));
+    let pinger = releases_until(&cache, "/held/child/x", &done, &Arc::default());
+    let waited = waiter.join().expect("waiter");
+    done.store(true, Ordering::SeqCst);
+    pinger.join().expect("pinger");
+    assert!(
+        waited < LONG,
+        "woken by the release of its blocker, not timed out"
+    );
 }

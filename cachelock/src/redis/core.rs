@@ -3,7 +3,7 @@
 
 use std::borrow::Cow;
 use std::sync::{Arc, Weak};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use redis::{aio, RedisError, RedisResult};
 
@@ -13,6 +13,7 @@ use super::ops::{self, Op, Reply};
 use super::pool::{is_dead_connection, Pool, SyncConnection};
 use super::runtime::PerRuntime;
 use super::tree::TreeOp;
+use super::tree_wake::{TreeLog, TREE_RELEASED};
 use crate::cache::{BoxFuture, Cache, CacheResult};
 use crate::error::BoxError;
 use crate::wake::Board;
@@ -71,6 +72,8 @@ struct Inner<B: Backend> {
     async_cons: PerRuntime<B::Async>,
     /// Waiters for a release, woken by the subscriber thread.
     board: Arc<Board>,
+    /// Recent tree releases, recorded by the subscriber thread.
+    tree_log: Arc<TreeLog>,
     subscribed: std::sync::Once,
     /// The fence counter key of every claim, on standalone Redis (one counter), computed
     /// once; on Redis Cluster it depends on the key's slot and is computed per claim.
@@ -80,11 +83,13 @@ struct Inner<B: Backend> {
 /// The channel the release script publishes each released key on.
 const RELEASED: &str = "cachelock:released";
 
-/// The subscriber thread: wakes the waiters of every key published on [`RELEASED`].
+/// The subscriber thread: wakes the waiters of every key published on [`RELEASED`], and of
+/// every tree lock space published on [`TREE_RELEASED`] (recording the released path first).
 /// Reconnects after a failure; ends once the cache (its board) is gone.
 fn subscribe_loop(
     connect: impl Fn() -> Option<RedisResult<redis::Connection>>,
     board: Weak<Board>,
+    tree_log: Weak<TreeLog>,
 ) {
     while board.strong_count() > 0 {
         let Some(Ok(mut con)) = connect() else {
@@ -95,7 +100,7 @@ fn subscribe_loop(
             continue;
         }
         let mut pubsub = con.as_pubsub();
-        if let Err(error) = pubsub.subscribe(RELEASED) {
+        if let Err(error) = pubsub.subscribe(&[RELEASED, TREE_RELEASED]) {
             tracing::debug!(%error, "cannot subscribe to lock releases; waiters poll");
             std::thread::sleep(Duration::from_secs(1));
             continue;
@@ -104,8 +109,18 @@ fn subscribe_loop(
             match pubsub.get_message() {
                 Ok(message) => {
                     let Some(board) = board.upgrade() else { return };
-                    if let Ok(key) = message.get_payload::<String>() {
-                        board.released(&key);
+                    let Ok(payload) = message.get_payload::<String>() else {
+                        continue;
+                    };
+                    if message.get_channel_name() == TREE_RELEASED {
+                        let Some(log) = tree_log.upgrade() else {
+                            return;
+                        };
+                        if let Some(key) = log.record(&payload) {
+                            board.released(key);
+                        }
+                    } else {
+                        board.released(&payload);
                     }
                 }
                 Err(error) if error.is_timeout() => {
@@ -163,6 +178,7 @@ impl<B: Backend> Core<B> {
                 pool: Pool::new(settings.max_idle),
                 async_cons: PerRuntime::new(),
                 board: Arc::new(Board::new()),
+                tree_log: Arc::default(),
                 subscribed: std::sync::Once::new(),
                 backend,
                 settings,
@@ -177,6 +193,7 @@ impl<B: Backend> Core<B> {
         self.inner.subscribed.call_once(|| {
             let weak_inner = Arc::downgrade(&self.inner);
             let board = Arc::downgrade(&self.inner.board);
+            let tree_log = Arc::downgrade(&self.inner.tree_log);
             let spawned = std::thread::Builder::new()
                 .name("cachelock-released".to_owned())
                 .spawn(move || {
@@ -186,6 +203,7 @@ impl<B: Backend> Core<B> {
                             inner.backend.subscriber(&inner.settings)
                         },
                         board,
+                        tree_log,
                     )
                 });
             if let Err(error) = spawned {
@@ -531,20 +549,36 @@ impl<B: Backend> Cache for Core<B> {
         })
     }
 
-    /// Like `wait_for_release`, for any release in the tree lock space `space`: the tree
-    /// release script publishes the space's owner hash key on the same channel.
+    /// Like `wait_for_release`, for a release in the tree lock space `space` that could
+    /// have blocked `path` (see `tree_wake.rs`): the tree release script publishes the
+    /// released path and the space's owner hash key; releases of unrelated paths of the
+    /// space wake the wait only to send it back to waiting, until `pause` has passed.
     fn tree_wait_for_release(
         &self,
         space: &str,
-        _path: &str,
-        _scope: crate::tree::TreeScope,
+        path: &str,
+        scope: crate::tree::TreeScope,
         pause: Duration,
     ) {
         let keys = super::tree::keys(&self.inner.settings.key_prefix, space);
         match keys {
             Ok(keys) if self.inner.backend.subscribes() => {
                 self.ensure_subscriber();
-                self.inner.board.wait(keys.released_key(), pause, || true);
+                let key = keys.released_key();
+                let deadline = Instant::now() + pause;
+                let mut since = self.inner.tree_log.seq();
+                loop {
+                    let left = deadline.saturating_duration_since(Instant::now());
+                    if left.is_zero() {
+                        return;
+                    }
+                    self.inner.board.wait(key, left, || true);
+                    let (concerns, seen) = self.inner.tree_log.concerns(key, since, path, scope);
+                    if concerns {
+                        return;
+                    }
+                    since = seen;
+                }
             }
             _ => std::thread::sleep(pause),
         }
@@ -553,8 +587,8 @@ impl<B: Backend> Cache for Core<B> {
     fn tree_wait_for_release_async<'a>(
         &'a self,
         space: &'a str,
-        _path: &'a str,
-        _scope: crate::tree::TreeScope,
+        path: &'a str,
+        scope: crate::tree::TreeScope,
         pause: Duration,
     ) -> BoxFuture<'a, ()> {
         Box::pin(async move {
@@ -563,7 +597,21 @@ impl<B: Backend> Cache for Core<B> {
                 Ok(keys) if self.inner.backend.subscribes() => {
                     self.ensure_subscriber();
                     let key = keys.released_key();
-                    self.inner.board.wait_async(key, pause, || true).await;
+                    let deadline = Instant::now() + pause;
+                    let mut since = self.inner.tree_log.seq();
+                    loop {
+                        let left = deadline.saturating_duration_since(Instant::now());
+                        if left.is_zero() {
+                            return;
+                        }
+                        self.inner.board.wait_async(key, left, || true).await;
+                        let (concerns, seen) =
+                            self.inner.tree_log.concerns(key, since, path, scope);
+                        if concerns {
+                            return;
+                        }
+                        since = seen;
+                    }
                 }
                 _ => tokio::time::sleep(pause).await,
             }

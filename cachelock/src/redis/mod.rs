@@ -38,7 +38,7 @@
 //! | release | `EVALSHA` of a compare-and-delete script (`GET`, then `DEL` and `PUBLISH cachelock:released <key>` if it holds the token) |
 //! | extend | `EVALSHA` of a compare-and-`PEXPIRE` script |
 //! | get / set / delete | `GET` / `SET [PX]` / `DEL` |
-//! | tree lock claim / release / extend / holder | one `EVALSHA` each (see [`crate::tree`]; the keys of a lock space share the hash tag `{cachelock-tree}`; a release that deletes also `PUBLISH`es the space on `cachelock:released`) |
+//! | tree lock claim / release / extend / holder | one `EVALSHA` each (see [`crate::tree`]; the keys of a lock space share the hash tag `{cachelock-tree}`; a release that deletes also `PUBLISH`es the path and the space on `cachelock:tree-released`) |
 //!
 //! An uncontended acquire + release is two commands, one round trip each: the minimum for a
 //! lock with an owner check. A refused attempt is one (an unfenced one on Redis Cluster: two,
@@ -61,8 +61,9 @@
 //! poll).
 //!
 //! Tree lock waiters ([`TreeLock::acquire_timeout`](crate::tree::TreeLock::acquire_timeout))
-//! use the same channel and subscriber: the tree release script publishes the space's owner
-//! hash key (`<prefix><space>{cachelock-tree}:own`), which wakes every waiter of the space.
+//! use the same subscriber: the tree release script publishes `<path>\n<space owner hash
+//! key>` (`<prefix><space>{cachelock-tree}:own`) on `cachelock:tree-released`, which wakes the
+//! space's waiters; one retries its claim only if the released path could have blocked it.
 //!
 //! # Fencing tokens
 //!
@@ -109,6 +110,7 @@ mod runtime;
 mod scripts;
 mod standalone;
 mod tree;
+mod tree_wake;
 
 pub use cluster::{RedisClusterCache, RedisClusterCacheBuilder};
 pub use config::{

@@ -30,10 +30,11 @@
 //! `ZRANGEBYLEX ... LIMIT 0 2` on `:up`): O(depth + log n). The listing reads the live
 //! deadlines (`ZRANGEBYSCORE`) and the owner of each: O(n) in the locks of the space.
 //!
-//! A release that deleted a lock publishes the space's owner hash key on
-//! `cachelock:released`, the channel of plain lock releases: the cache's one subscriber
-//! wakes every waiter of the space, which tries its claim again. On Redis Cluster the
-//! `PUBLISH` reaches every node, as for plain locks.
+//! A release that deleted a lock publishes `<path>\n<space owner hash key>` on
+//! `cachelock:tree-released`: the cache's one release subscriber records the path and wakes
+//! the space's waiters, and each tries its claim again only if that path could have blocked
+//! it (`tree_wake.rs`). On Redis Cluster the `PUBLISH` reaches every node, as for plain
+//! locks.
 
 use std::sync::OnceLock;
 use std::time::Duration;
@@ -191,8 +192,8 @@ return fence
 ";
 
 /// ARGV: path, token. Returns 1 if it deleted the path's lock, 0 otherwise. After a
-/// deletion, `PUBLISH cachelock:released KEYS[1]` (the space's owner hash): the channel and
-/// subscriber of plain locks, which wakes every waiter of the space. `pcall`, as in the plain
+/// deletion, `PUBLISH cachelock:tree-released <path>\n<KEYS[1]>` (the space's owner hash),
+/// for the cache's release subscriber (`tree_wake.rs`). `pcall`, as in the plain
 /// release: a user whose ACL forbids the channel still releases (its waiters poll).
 const RELEASE: &str = r"
 local now = math.floor(now_us() / 1000)
@@ -203,7 +204,7 @@ end
 redis.call('HDEL', KEYS[1], ARGV[1])
 redis.call('ZREM', KEYS[2], ARGV[1])
 redis.call('ZREM', KEYS[3], ARGV[1])
-redis.pcall('PUBLISH', 'cachelock:released', KEYS[1])
+redis.pcall('PUBLISH', 'cachelock:tree-released', ARGV[1] .. '\n' .. KEYS[1])
 return 1
 ";
 

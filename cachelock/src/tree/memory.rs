@@ -198,12 +198,21 @@ impl MemoryTrees {
         })
     }
 
-    /// Waits until a lock of `space` is released or `pause` has passed. A release between
+    /// Waits until `path` is no longer blocked in `space` (a release wakes the space's
+    /// waiters, and each checks its own path under the space's mutex: a release of an
+    /// unrelated path sends it back to waiting) or `pause` has passed. A release between
     /// the waiter's failed claim and its registration is seen by the check that follows
     /// the registration; one after it wakes the wait.
     pub(crate) fn wait(&self, space: &str, path: &str, scope: TreeScope, pause: Duration) {
-        self.board
-            .wait(space, pause, || self.blocked(space, path, scope));
+        let deadline = Instant::now() + pause;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() || !self.blocked(space, path, scope) {
+                return;
+            }
+            self.board
+                .wait(space, left, || self.blocked(space, path, scope));
+        }
     }
 
     /// Async twin of [`MemoryTrees::wait`].
@@ -214,9 +223,16 @@ impl MemoryTrees {
         scope: TreeScope,
         pause: Duration,
     ) {
-        self.board
-            .wait_async(space, pause, || self.blocked(space, path, scope))
-            .await;
+        let deadline = Instant::now() + pause;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() || !self.blocked(space, path, scope) {
+                return;
+            }
+            self.board
+                .wait_async(space, left, || self.blocked(space, path, scope))
+                .await;
+        }
     }
 
     pub(crate) fn holder(

@@ -70,13 +70,16 @@
 //!
 //! [`acquire_timeout`](TreeLock::acquire_timeout) (and [`run`](TreeLock::run) with a
 //! [`wait`](TreeLock::wait)) tries again the moment a lock of its space is released, as
-//! [`Lock::acquire_timeout`](crate::Lock::acquire_timeout) does for its key: any release
-//! in the space wakes every waiter of the space, which tries its claim again (a waiter that
-//! still conflicts waits again). A jittered backoff pause (2 ms doubling to 100 ms) bounds
+//! [`Lock::acquire_timeout`](crate::Lock::acquire_timeout) does for its key: a release in
+//! the space wakes the space's waiters, and each tries its claim again only if the released
+//! path could have blocked it (the same path, an ancestor or a descendant its scope covers);
+//! a release of a sibling or a cousin sends it back to waiting, so a busy space does not
+//! turn every release into a retry by every waiter. A jittered backoff pause (2 ms doubling to 100 ms) bounds
 //! each wait: an expired holder is noticed when it ends, and a cache with the default
 //! [`Cache::tree_wait_for_release`](crate::Cache::tree_wait_for_release) polls with it.
 //! [`MemoryCache`](crate::MemoryCache) wakes its waiters in process; the Redis backend
-//! publishes the release on the channel and subscriber of plain locks.
+//! publishes the released path and space on `cachelock:tree-released`, which the cache's
+//! one release subscriber (the one plain locks use) also listens to.
 //!
 //! # Backends
 //!
