@@ -10,10 +10,12 @@
 //! Redis, inside a runtime it goes over the same multiplexed connection as the claim, so the
 //! server sees it after the claim.
 //!
-//! A claim that answered with an error (sync or async) is given back the same way
-//! ([`InFlight::failed`]): the error may have come after the server stored the token (a reply
-//! lost with a connection that is not sent again, a response timeout), and the key would
-//! otherwise stay blocked, by nobody, for a whole TTL.
+//! A claim that answered with an error (sync or async) is given back too
+//! ([`give_back_failed`], [`give_back_failed_async`]): the error may have come after the
+//! server stored the token (a reply lost with a connection that is not sent again, a
+//! response timeout), and the key would otherwise stay blocked, by nobody, for a whole TTL.
+//! That release runs inline, before the error is returned, and is logged at debug level
+//! only: when the store is down it fails too, and the claim's error already says so.
 
 use crate::cache::Cache;
 
@@ -39,12 +41,6 @@ impl<'a, C: Cache + Clone + 'static> InFlight<'a, C> {
     /// The claim answered: nothing to give back.
     pub(crate) fn disarm(mut self) {
         self.armed = false;
-    }
-
-    /// The claim of `key` with `token` answered with an error: gives it back now (in the
-    /// background, owner-checked), in case it landed.
-    pub(crate) fn failed(cache: &'a C, key: &'a str, token: &'a str) {
-        drop(InFlight::new(cache, key, token));
     }
 }
 
@@ -90,6 +86,27 @@ impl<C: Cache + Clone + 'static> InFlight<'_, C> {
                 });
             }
             Err(_) => cache.release_detached(&key, &token, None),
+        }
+    }
+}
+
+/// Gives back a claim of `key` with `token` that answered with an error, in case it landed
+/// (owner-checked, so harmless if it did not); see the module docs.
+pub(crate) fn give_back_failed<C: Cache>(cache: &C, key: &str, token: &str) {
+    log_give_back(key, cache.release(key, token));
+}
+
+/// Async twin of [`give_back_failed`].
+pub(crate) async fn give_back_failed_async<C: Cache>(cache: &C, key: &str, token: &str) {
+    log_give_back(key, cache.release_async(key, token).await);
+}
+
+fn log_give_back(key: &str, outcome: crate::CacheResult<bool>) {
+    match outcome {
+        Ok(true) => tracing::debug!(key = %key, "lock claim failed after it landed; given back"),
+        Ok(false) => tracing::trace!(key = %key, "failed lock claim had not landed"),
+        Err(error) => {
+            tracing::debug!(key = %key, %error, "failed lock claim: giving it back failed too")
         }
     }
 }

@@ -431,7 +431,7 @@ impl<C: Cache + Clone + 'static> Lock<C> {
             }
             Err(source) => {
                 // The error may have come after the claim landed: give it back.
-                InFlight::failed(&self.cache, &key, token.as_str());
+                crate::in_flight::give_back_failed(&self.cache, &key, token.as_str());
                 Attempt::Failed(Error::backend(key, source))
             }
         }
@@ -451,11 +451,10 @@ impl<C: Cache + Clone + 'static> Lock<C> {
                 .await
                 .map(unfenced)
         };
-        if claimed.is_ok() {
-            in_flight.disarm();
-        } else {
+        in_flight.disarm();
+        if claimed.is_err() {
             // The error may have come after the claim landed: give it back.
-            drop(in_flight);
+            crate::in_flight::give_back_failed_async(&self.cache, &key, token.as_str()).await;
         }
         match claimed {
             Ok(Some(_)) if started.elapsed() >= self.ttl => {

@@ -430,7 +430,7 @@ impl<C: Cache + Clone + 'static> TreeLock<C> {
             }
             Err(source) => {
                 // The error may have come after the claim landed: give it back.
-                InFlight::failed(&target, &key, token.as_str());
+                crate::in_flight::give_back_failed(&target, &key, token.as_str());
                 Attempt::Failed(Error::backend(key, source))
             }
         }
@@ -443,11 +443,10 @@ impl<C: Cache + Clone + 'static> TreeLock<C> {
         let target = self.target();
         let in_flight = InFlight::new(&target, &key, token.as_str());
         let claimed = target.claim_async(&key, value.as_str(), self.ttl).await;
-        if claimed.is_ok() {
-            in_flight.disarm();
-        } else {
+        in_flight.disarm();
+        if claimed.is_err() {
             // The error may have come after the claim landed: give it back.
-            drop(in_flight);
+            crate::in_flight::give_back_failed_async(&target, &key, token.as_str()).await;
         }
         match claimed {
             Ok(Some(fence)) => {
