@@ -248,7 +248,7 @@ fn a_claim_that_fails_after_it_landed_is_given_back() {
         "{error:?}"
     );
     assert_eq!(proxy.lost(), 1, "the SET ran and its reply was lost");
-    // Given back before the error was returned: the key goes long before its 600 s TTL.
+    // Given back in the background: the key goes long before its 600 s TTL.
     cachelock_testkit::eventually("the landed claim is given back", || {
         value(&mut admin, "cachelock:lost-reply-fresh").is_none()
     });

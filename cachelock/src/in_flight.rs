@@ -11,11 +11,14 @@
 //! server sees it after the claim.
 //!
 //! A claim that answered with an error (sync or async) is given back too
-//! ([`give_back_failed`], [`give_back_failed_async`]): the error may have come after the
-//! server stored the token (a reply lost with a connection that is not sent again, a
-//! response timeout), and the key would otherwise stay blocked, by nobody, for a whole TTL.
-//! That release runs inline, before the error is returned, and is logged at debug level
-//! only: when the store is down it fails too, and the claim's error already says so.
+//! ([`give_back_failed`]): the error may have come after the server stored the token (a
+//! reply lost with a connection that is not sent again, a response timeout), and the key
+//! would otherwise stay blocked, by nobody, for a whole TTL. That release runs in the
+//! background (the error is returned at once: a claim never waits longer than its TTL) and
+//! is logged at debug level only: when the store is down it fails too, and the claim's
+//! error already says so.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use crate::cache::Cache;
 
@@ -90,15 +93,40 @@ impl<C: Cache + Clone + 'static> InFlight<'_, C> {
     }
 }
 
-/// Gives back a claim of `key` with `token` that answered with an error, in case it landed
-/// (owner-checked, so harmless if it did not); see the module docs.
-pub(crate) fn give_back_failed<C: Cache>(cache: &C, key: &str, token: &str) {
-    log_give_back(key, cache.release(key, token));
-}
+/// Give-backs of failed claims running right now, at most [`MAX_GIVE_BACKS`]: when the
+/// store is down every claim fails, and a caller retrying in a loop must not pile up threads.
+static GIVE_BACKS: AtomicUsize = AtomicUsize::new(0);
+const MAX_GIVE_BACKS: usize = 4;
 
-/// Async twin of [`give_back_failed`].
-pub(crate) async fn give_back_failed_async<C: Cache>(cache: &C, key: &str, token: &str) {
-    log_give_back(key, cache.release_async(key, token).await);
+/// Gives back a claim of `key` with `token` that answered with an error, in case it landed
+/// (owner-checked, so harmless if it did not); see the module docs. Never blocks: on a task
+/// inside a tokio runtime, otherwise on a short-lived thread (at most `MAX_GIVE_BACKS` at a
+/// time; beyond that the claim is left to its TTL, logged at debug level).
+pub(crate) fn give_back_failed<C: Cache + Clone + 'static>(cache: &C, key: &str, token: &str) {
+    if GIVE_BACKS.fetch_add(1, Ordering::SeqCst) >= MAX_GIVE_BACKS {
+        GIVE_BACKS.fetch_sub(1, Ordering::SeqCst);
+        tracing::debug!(key = %key, "failed lock claim not given back: too many give-backs running");
+        return;
+    }
+    let (cache, key, token) = (cache.clone(), key.to_owned(), token.to_owned());
+    #[cfg(feature = "redis")]
+    if let Ok(handle) = tokio::runtime::Handle::try_current() {
+        handle.spawn(async move {
+            log_give_back(&key, cache.release_async(&key, &token).await);
+            GIVE_BACKS.fetch_sub(1, Ordering::SeqCst);
+        });
+        return;
+    }
+    let spawned = std::thread::Builder::new()
+        .name("cachelock-give-back".to_owned())
+        .spawn(move || {
+            log_give_back(&key, cache.release(&key, &token));
+            GIVE_BACKS.fetch_sub(1, Ordering::SeqCst);
+        });
+    if let Err(error) = spawned {
+        GIVE_BACKS.fetch_sub(1, Ordering::SeqCst);
+        tracing::debug!(%error, "failed lock claim not given back: no thread");
+    }
 }
 
 fn log_give_back(key: &str, outcome: crate::CacheResult<bool>) {

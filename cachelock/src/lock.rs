@@ -454,7 +454,7 @@ impl<C: Cache + Clone + 'static> Lock<C> {
         in_flight.disarm();
         if claimed.is_err() {
             // The error may have come after the claim landed: give it back.
-            crate::in_flight::give_back_failed_async(&self.cache, &key, token.as_str()).await;
+            crate::in_flight::give_back_failed(&self.cache, &key, token.as_str());
         }
         match claimed {
             Ok(Some(_)) if started.elapsed() >= self.ttl => {

@@ -446,7 +446,7 @@ impl<C: Cache + Clone + 'static> TreeLock<C> {
         in_flight.disarm();
         if claimed.is_err() {
             // The error may have come after the claim landed: give it back.
-            crate::in_flight::give_back_failed_async(&target, &key, token.as_str()).await;
+            crate::in_flight::give_back_failed(&target, &key, token.as_str());
         }
         match claimed {
             Ok(Some(fence)) => {
