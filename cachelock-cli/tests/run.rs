@@ -26,27 +26,12 @@ fn two_concurrent_runs_on_one_key_one_runs_and_the_other_exits_75() {
     );
 
     // While the winner holds the key, the loser gives up at once: it needs no `stop`.
-    let (mut first, mut second) = (Some(first), Some(second));
-    let deadline = std::time::Instant::now() + PATIENCE;
-    let loser = loop {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "neither run exited within {PATIENCE:?}"
-        );
-        if let Some(Some(_)) = first.as_mut().map(|c| c.try_wait().unwrap()) {
-            break wait_exit(first.take().unwrap(), "the first run");
-        }
-        if let Some(Some(_)) = second.as_mut().map(|c| c.try_wait().unwrap()) {
-            break wait_exit(second.take().unwrap(), "the second run");
-        }
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    };
+    let (loser, winner) = first_to_exit(first, second);
     assert_eq!(code(&loser), 75, "stderr: {}", stderr(&loser));
     let message = stderr(&loser);
     assert_eq!(message.lines().count(), 1, "one line on stderr: {message}");
     assert!(message.contains("`deploy` is held by pid"), "{message}");
 
-    let winner = first.or(second).expect("the winner still runs");
     let winner_name = std::fs::read_to_string(&ran).unwrap();
     assert_eq!(
         winner_name.lines().count(),

@@ -49,48 +49,19 @@ impl<'a, C: Cache + Clone + 'static> InFlight<'a, C> {
 
 impl<C: Cache + Clone + 'static> Drop for InFlight<'_, C> {
     fn drop(&mut self) {
-        if !self.armed {
-            return;
+        if self.armed {
+            give_back(self.cache, self.key, self.token, Why::Cancelled);
         }
-        #[cfg(not(feature = "redis"))]
-        self.cache.release_detached(self.key, self.token, None);
-        #[cfg(feature = "redis")]
-        self.give_back();
     }
 }
 
-#[cfg(feature = "redis")]
-impl<C: Cache + Clone + 'static> InFlight<'_, C> {
-    /// Inside a tokio runtime (its `rt` feature comes with `redis`): an owner-checked release
-    /// on a task, logged by outcome (a claim that never landed is not a warning). Outside
-    /// one: the cache's own non-blocking release.
-    fn give_back(&self) {
-        let (cache, key, token) = (
-            self.cache.clone(),
-            self.key.to_owned(),
-            self.token.to_owned(),
-        );
-        match tokio::runtime::Handle::try_current() {
-            Ok(handle) => {
-                handle.spawn(async move {
-                    match cache.release_async(&key, &token).await {
-                        Ok(true) => {
-                            tracing::debug!(key = %key, "lock claim cancelled in flight; given back")
-                        }
-                        Ok(false) => {
-                            tracing::trace!(key = %key, "lock claim cancelled before it landed")
-                        }
-                        Err(error) => tracing::warn!(
-                            key = %key,
-                            %error,
-                            "lock claim cancelled in flight; giving it back failed, it stays until its TTL runs out"
-                        ),
-                    }
-                });
-            }
-            Err(_) => cache.release_detached(&key, &token, None),
-        }
-    }
+/// Why a claim is given back.
+#[derive(Clone, Copy)]
+enum Why {
+    /// Its future was dropped while it was in flight.
+    Cancelled,
+    /// It answered with an error (the store is likely down: the caller reports that).
+    Failed,
 }
 
 /// Give-backs of failed claims running right now, at most [`MAX_GIVE_BACKS`]: when the
@@ -99,11 +70,19 @@ static GIVE_BACKS: AtomicUsize = AtomicUsize::new(0);
 const MAX_GIVE_BACKS: usize = 4;
 
 /// Gives back a claim of `key` with `token` that answered with an error, in case it landed
-/// (owner-checked, so harmless if it did not); see the module docs. Never blocks: on a task
-/// inside a tokio runtime, otherwise on a short-lived thread (at most `MAX_GIVE_BACKS` at a
-/// time; beyond that the claim is left to its TTL, logged at debug level).
+/// (owner-checked, so harmless if it did not); see the module docs. Never blocks (at most
+/// `MAX_GIVE_BACKS` at a time; beyond that the claim is left to its TTL, logged at debug
+/// level).
 pub(crate) fn give_back_failed<C: Cache + Clone + 'static>(cache: &C, key: &str, token: &str) {
-    if GIVE_BACKS.fetch_add(1, Ordering::SeqCst) >= MAX_GIVE_BACKS {
+    give_back(cache, key, token, Why::Failed);
+}
+
+/// The one give-back: an owner-checked release that never blocks. Inside a tokio runtime
+/// (its `rt` feature comes with `redis`): on a task. Outside one: a cancelled claim goes
+/// through the cache's own non-blocking `release_detached`; a failed one, whose release
+/// would fail quietly too when the store is down, on a short-lived thread.
+fn give_back<C: Cache + Clone + 'static>(cache: &C, key: &str, token: &str, why: Why) {
+    if matches!(why, Why::Failed) && GIVE_BACKS.fetch_add(1, Ordering::SeqCst) >= MAX_GIVE_BACKS {
         GIVE_BACKS.fetch_sub(1, Ordering::SeqCst);
         tracing::debug!(key = %key, "failed lock claim not given back: too many give-backs running");
         return;
@@ -112,29 +91,51 @@ pub(crate) fn give_back_failed<C: Cache + Clone + 'static>(cache: &C, key: &str,
     #[cfg(feature = "redis")]
     if let Ok(handle) = tokio::runtime::Handle::try_current() {
         handle.spawn(async move {
-            log_give_back(&key, cache.release_async(&key, &token).await);
-            GIVE_BACKS.fetch_sub(1, Ordering::SeqCst);
+            let outcome = cache.release_async(&key, &token).await;
+            given_back(&key, why, outcome);
         });
         return;
     }
-    let spawned = std::thread::Builder::new()
-        .name("cachelock-give-back".to_owned())
-        .spawn(move || {
-            log_give_back(&key, cache.release(&key, &token));
-            GIVE_BACKS.fetch_sub(1, Ordering::SeqCst);
-        });
-    if let Err(error) = spawned {
-        GIVE_BACKS.fetch_sub(1, Ordering::SeqCst);
-        tracing::debug!(%error, "failed lock claim not given back: no thread");
+    match why {
+        Why::Cancelled => cache.release_detached(&key, &token, None),
+        Why::Failed => {
+            let spawned = std::thread::Builder::new()
+                .name("cachelock-give-back".to_owned())
+                .spawn(move || given_back(&key, why, cache.release(&key, &token)));
+            if let Err(error) = spawned {
+                GIVE_BACKS.fetch_sub(1, Ordering::SeqCst);
+                tracing::debug!(%error, "failed lock claim not given back: no thread");
+            }
+        }
     }
 }
 
-fn log_give_back(key: &str, outcome: crate::CacheResult<bool>) {
-    match outcome {
-        Ok(true) => tracing::debug!(key = %key, "lock claim failed after it landed; given back"),
-        Ok(false) => tracing::trace!(key = %key, "failed lock claim had not landed"),
-        Err(error) => {
+/// Logs a give-back by outcome (a claim that never landed is not a warning, and a failed
+/// claim's give-back failing too is only a debug event) and counts a failed one as done.
+fn given_back(key: &str, why: Why, outcome: crate::CacheResult<bool>) {
+    match (why, outcome) {
+        (Why::Cancelled, Ok(true)) => {
+            tracing::debug!(key = %key, "lock claim cancelled in flight; given back")
+        }
+        (Why::Cancelled, Ok(false)) => {
+            tracing::trace!(key = %key, "lock claim cancelled before it landed")
+        }
+        (Why::Cancelled, Err(error)) => tracing::warn!(
+            key = %key,
+            %error,
+            "lock claim cancelled in flight; giving it back failed, it stays until its TTL runs out"
+        ),
+        (Why::Failed, Ok(true)) => {
+            tracing::debug!(key = %key, "lock claim failed after it landed; given back")
+        }
+        (Why::Failed, Ok(false)) => {
+            tracing::trace!(key = %key, "failed lock claim had not landed")
+        }
+        (Why::Failed, Err(error)) => {
             tracing::debug!(key = %key, %error, "failed lock claim: giving it back failed too")
         }
+    }
+    if matches!(why, Why::Failed) {
+        GIVE_BACKS.fetch_sub(1, Ordering::SeqCst);
     }
 }

@@ -126,6 +126,28 @@ pub fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
 }
 
 /// Waits for a child to exit (at most [`PATIENCE`], then kills it and panics).
+/// Of two runs started on one key, waits for the first to exit (the loser, which gives up
+/// at once) and returns its output with the other one, still running.
+pub fn first_to_exit(first: Child, second: Child) -> (Output, Child) {
+    let (mut first, mut second) = (Some(first), Some(second));
+    let deadline = Instant::now() + PATIENCE;
+    loop {
+        assert!(
+            Instant::now() < deadline,
+            "neither run exited within {PATIENCE:?}"
+        );
+        if let Some(Some(_)) = first.as_mut().map(|c| c.try_wait().unwrap()) {
+            let loser = wait_exit(first.take().unwrap(), "the first run");
+            return (loser, second.take().unwrap());
+        }
+        if let Some(Some(_)) = second.as_mut().map(|c| c.try_wait().unwrap()) {
+            let loser = wait_exit(second.take().unwrap(), "the second run");
+            return (loser, first.take().unwrap());
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 pub fn wait_exit(mut child: Child, what: &str) -> Output {
     let deadline = Instant::now() + PATIENCE;
     loop {

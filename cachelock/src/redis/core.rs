@@ -3,7 +3,7 @@
 
 use std::borrow::Cow;
 use std::sync::{Arc, Weak};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use redis::{aio, RedisError, RedisResult};
 
@@ -13,7 +13,7 @@ use super::ops::{self, Op, Reply};
 use super::pool::{is_dead_connection, Pool, SyncConnection};
 use super::runtime::PerRuntime;
 use super::tree::TreeOp;
-use super::tree_wake::{TreeLog, TREE_RELEASED};
+use super::tree_wake::{TreeLog, TreeWait, TREE_RELEASED};
 use crate::cache::{BoxFuture, Cache, CacheResult};
 use crate::error::BoxError;
 use crate::wake::Board;
@@ -565,19 +565,12 @@ impl<B: Backend> Cache for Core<B> {
             Ok(keys) if self.inner.backend.subscribes() => {
                 self.ensure_subscriber();
                 let key = keys.released_key();
-                let deadline = Instant::now() + pause;
-                let mut since = self.inner.tree_log.seq();
-                loop {
-                    let left = deadline.saturating_duration_since(Instant::now());
-                    if left.is_zero() {
-                        return;
-                    }
+                let mut wait = TreeWait::new(&self.inner.tree_log, key, path, scope, pause);
+                while let Some(left) = wait.left() {
                     self.inner.board.wait(key, left, || true);
-                    let (concerns, seen) = self.inner.tree_log.concerns(key, since, path, scope);
-                    if concerns {
+                    if wait.concerned() {
                         return;
                     }
-                    since = seen;
                 }
             }
             _ => std::thread::sleep(pause),
@@ -597,20 +590,12 @@ impl<B: Backend> Cache for Core<B> {
                 Ok(keys) if self.inner.backend.subscribes() => {
                     self.ensure_subscriber();
                     let key = keys.released_key();
-                    let deadline = Instant::now() + pause;
-                    let mut since = self.inner.tree_log.seq();
-                    loop {
-                        let left = deadline.saturating_duration_since(Instant::now());
-                        if left.is_zero() {
-                            return;
-                        }
+                    let mut wait = TreeWait::new(&self.inner.tree_log, key, path, scope, pause);
+                    while let Some(left) = wait.left() {
                         self.inner.board.wait_async(key, left, || true).await;
-                        let (concerns, seen) =
-                            self.inner.tree_log.concerns(key, since, path, scope);
-                        if concerns {
+                        if wait.concerned() {
                             return;
                         }
-                        since = seen;
                     }
                 }
                 _ => tokio::time::sleep(pause).await,

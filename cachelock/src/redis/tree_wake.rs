@@ -10,6 +10,7 @@
 
 use std::collections::VecDeque;
 use std::sync::{Mutex, PoisonError};
+use std::time::{Duration, Instant};
 
 use crate::tree::{is_ancestor, TreeScope};
 
@@ -85,6 +86,51 @@ impl TreeLog {
                     || (scope.lock_children && is_ancestor(path, released))
             });
         (missed || relevant, state.seq)
+    }
+}
+
+/// One tree wait, sync or async: how long is left of its pause, and whether what woke it
+/// concerns it.
+pub(crate) struct TreeWait<'a> {
+    log: &'a TreeLog,
+    key: &'a str,
+    path: &'a str,
+    scope: TreeScope,
+    deadline: Instant,
+    since: u64,
+}
+
+impl<'a> TreeWait<'a> {
+    pub(crate) fn new(
+        log: &'a TreeLog,
+        key: &'a str,
+        path: &'a str,
+        scope: TreeScope,
+        pause: Duration,
+    ) -> Self {
+        TreeWait {
+            log,
+            key,
+            path,
+            scope,
+            deadline: Instant::now() + pause,
+            since: log.seq(),
+        }
+    }
+
+    /// What is left of the pause; `None` once it has passed.
+    pub(crate) fn left(&self) -> Option<Duration> {
+        Some(self.deadline.saturating_duration_since(Instant::now())).filter(|d| !d.is_zero())
+    }
+
+    /// After a wake-up: whether a release since the last look concerns the waiter (then it
+    /// tries its claim); otherwise it waits again for what is left.
+    pub(crate) fn concerned(&mut self) -> bool {
+        let (concerns, seen) = self
+            .log
+            .concerns(self.key, self.since, self.path, self.scope);
+        self.since = seen;
+        concerns
     }
 }
 
