@@ -3,9 +3,10 @@
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crate::basic;
+use crate::claimed::{Claimed, Handle};
 use crate::error::BoxError;
 
 /// A boxed, `Send` future, as returned by the async methods of [`Cache`].
@@ -517,6 +518,93 @@ pub trait Cache: Send + Sync {
                 .map(|fence| fence.is_some())
         })
     }
+
+    /// The claim a [`Lock`](crate::Lock) makes: [`claim`](Cache::claim) when `fencing`, else
+    /// [`claim_unfenced`](Cache::claim_unfenced) with fence 0; `Some` if this call won.
+    ///
+    /// `now` is the caller's clock, read just before the call: the TTL counts from then at
+    /// the latest, as far as the caller knows. An in-process cache may start the TTL at
+    /// `now` instead of reading the clock again (the key then expires a little early,
+    /// never late).
+    ///
+    /// The default calls `claim` or `claim_unfenced` and returns no [`Handle`], which is
+    /// right for every cache. A cache may return a handle on the key
+    /// ([`Claimed::with_handle`]); the guard then releases and extends through
+    /// [`release_claimed`](Cache::release_claimed) and
+    /// [`extend_claimed`](Cache::extend_claimed), with the handle. Returning one promises
+    /// that the cache is **in-process**:
+    ///
+    /// - `release_claimed` and `extend_claimed` with the handle never wait on I/O: an
+    ///   [`AsyncGuard`](crate::AsyncGuard) calls them on the runtime's thread, instead of
+    ///   the async twins;
+    /// - the grant is decided inside this call, so the check a `Lock` makes on other caches
+    ///   (a grant that came back after the whole TTL is given back, see
+    ///   [`Error::is_timeout`](crate::Error::is_timeout)) is skipped.
+    ///
+    /// [`MemoryCache`](crate::MemoryCache) returns the key's slot, so a release or extend
+    /// costs no lookup.
+    fn claim_for_lock(
+        &self,
+        key: &str,
+        value: &str,
+        ttl: Duration,
+        fencing: bool,
+        now: Instant,
+    ) -> CacheResult<Option<Claimed>> {
+        let _ = now;
+        let fence = if fencing {
+            self.claim(key, value, ttl)?
+        } else {
+            self.claim_unfenced(key, value, ttl)?.then_some(0)
+        };
+        Ok(fence.map(Claimed::new))
+    }
+
+    /// Async twin of [`claim_for_lock`](Cache::claim_for_lock). The default calls
+    /// [`claim_async`](Cache::claim_async) or
+    /// [`claim_unfenced_async`](Cache::claim_unfenced_async), with no handle.
+    fn claim_for_lock_async<'a>(
+        &'a self,
+        key: &'a str,
+        value: &'a str,
+        ttl: Duration,
+        fencing: bool,
+        now: Instant,
+    ) -> BoxFuture<'a, CacheResult<Option<Claimed>>> {
+        let _ = now;
+        Box::pin(async move {
+            let fence = if fencing {
+                self.claim_async(key, value, ttl).await?
+            } else {
+                self.claim_unfenced_async(key, value, ttl)
+                    .await?
+                    .then_some(0)
+            };
+            Ok(fence.map(Claimed::new))
+        })
+    }
+
+    /// [`release`](Cache::release) with the [`Handle`] this cache's
+    /// [`claim_for_lock`](Cache::claim_for_lock) returned for `key`. Must do exactly what
+    /// `release(key, token)` does, without I/O. The default calls `release`.
+    fn release_claimed(&self, key: &str, token: &str, handle: &Handle) -> CacheResult<bool> {
+        let _ = handle;
+        self.release(key, token)
+    }
+
+    /// [`extend`](Cache::extend) with the [`Handle`] this cache's
+    /// [`claim_for_lock`](Cache::claim_for_lock) returned for `key`. Must do exactly what
+    /// `extend(key, token, ttl)` does, without I/O. The default calls `extend`.
+    fn extend_claimed(
+        &self,
+        key: &str,
+        token: &str,
+        ttl: Duration,
+        handle: &Handle,
+    ) -> CacheResult<bool> {
+        let _ = handle;
+        self.extend(key, token, ttl)
+    }
 }
 
 /// Forwards every method, including the async twins and overridden lock operations, so a
@@ -730,6 +818,43 @@ macro_rules! forward_cache {
                 ttl: Duration,
             ) -> BoxFuture<'a, CacheResult<bool>> {
                 (**self).claim_unfenced_async(key, token, ttl)
+            }
+            fn claim_for_lock(
+                &self,
+                key: &str,
+                value: &str,
+                ttl: Duration,
+                fencing: bool,
+                now: std::time::Instant,
+            ) -> CacheResult<Option<$crate::Claimed>> {
+                (**self).claim_for_lock(key, value, ttl, fencing, now)
+            }
+            fn claim_for_lock_async<'a>(
+                &'a self,
+                key: &'a str,
+                value: &'a str,
+                ttl: Duration,
+                fencing: bool,
+                now: std::time::Instant,
+            ) -> BoxFuture<'a, CacheResult<Option<$crate::Claimed>>> {
+                (**self).claim_for_lock_async(key, value, ttl, fencing, now)
+            }
+            fn release_claimed(
+                &self,
+                key: &str,
+                token: &str,
+                handle: &$crate::Handle,
+            ) -> CacheResult<bool> {
+                (**self).release_claimed(key, token, handle)
+            }
+            fn extend_claimed(
+                &self,
+                key: &str,
+                token: &str,
+                ttl: Duration,
+                handle: &$crate::Handle,
+            ) -> CacheResult<bool> {
+                (**self).extend_claimed(key, token, ttl, handle)
             }
         }
     };

@@ -57,8 +57,8 @@ impl<C: Cache> Lease<C> {
     fn let_go(&self) -> Result<(), Error> {
         self.finish();
         let outcome = match self.keep_for() {
-            Some(keep) => self.cache.extend(&self.key, self.token.as_str(), keep),
-            None => self.cache.release(&self.key, self.token.as_str()),
+            Some(keep) => self.extend_now(keep),
+            None => self.release_now(),
         };
         self.released(outcome)
     }
@@ -67,16 +67,8 @@ impl<C: Cache> Lease<C> {
     async fn let_go_async(&self) -> Result<(), Error> {
         self.finish();
         let outcome = match self.keep_for() {
-            Some(keep) => {
-                self.cache
-                    .extend_async(&self.key, self.token.as_str(), keep)
-                    .await
-            }
-            None => {
-                self.cache
-                    .release_async(&self.key, self.token.as_str())
-                    .await
-            }
+            Some(keep) => self.extend_now_async(keep).await,
+            None => self.release_now_async().await,
         };
         self.released(outcome)
     }
@@ -244,7 +236,7 @@ impl<C: Cache> Guard<C> {
         let lease = self.lease();
         check_ttl(&lease.key, "ttl", ttl)?;
         let started = Instant::now();
-        let outcome = lease.cache.extend(&lease.key, lease.token.as_str(), ttl);
+        let outcome = lease.extend_now(ttl);
         lease.extend_outcome(started, ttl, outcome)
     }
 
@@ -313,10 +305,7 @@ impl<C: Cache> AsyncGuard<C> {
         let lease = self.lease();
         check_ttl(&lease.key, "ttl", ttl)?;
         let started = Instant::now();
-        let outcome = lease
-            .cache
-            .extend_async(&lease.key, lease.token.as_str(), ttl)
-            .await;
+        let outcome = lease.extend_now_async(ttl).await;
         lease.extend_outcome(started, ttl, outcome)
     }
 
@@ -331,6 +320,11 @@ impl<C: Cache> AsyncGuard<C> {
 impl<C: Cache> Drop for AsyncGuard<C> {
     fn drop(&mut self) {
         if let Some(lease) = self.lease.take() {
+            if lease.handle.is_some() {
+                // An in-process cache (it gave a handle): released inline, never blocking.
+                log_release_failure(lease.let_go());
+                return;
+            }
             lease.finish();
             lease.cache.release_detached_held(
                 &lease.key,

@@ -6,7 +6,8 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::Notify;
 
-use crate::cache::Cache;
+use crate::cache::{Cache, CacheResult};
+use crate::claimed::{Claimed, Handle};
 use crate::renew::Renewable;
 use crate::token::Token;
 
@@ -28,6 +29,9 @@ pub(crate) struct Lease<C> {
     pub(crate) token: Token,
     /// The fencing token the claim returned.
     pub(crate) fence: u64,
+    /// The cache's handle on the key, if it gave one (an in-process cache): release and
+    /// extend go through it ([`Lease::release_now`], [`Lease::extend_now`]).
+    pub(crate) handle: Option<Handle>,
     pub(crate) ttl: Duration,
     pub(crate) acquired_at: Instant,
     pub(crate) policy: Policy,
@@ -61,7 +65,7 @@ impl<C: Cache> Lease<C> {
         cache: C,
         key: String,
         token: Token,
-        fence: u64,
+        claimed: Claimed,
         ttl: Duration,
         acquired_at: Instant,
         policy: Policy,
@@ -70,7 +74,8 @@ impl<C: Cache> Lease<C> {
             cache,
             key,
             token,
-            fence,
+            fence: claimed.fence,
+            handle: claimed.handle,
             ttl,
             acquired_at,
             policy,
@@ -79,6 +84,51 @@ impl<C: Cache> Lease<C> {
             done: AtomicBool::new(false),
             lost_signal: Notify::new(),
             let_go: Mutex::new(LetGo::Held),
+        }
+    }
+
+    /// Deletes the key if it still holds this lease's token: through the cache's handle
+    /// when it gave one (no lookup, no I/O), else [`Cache::release`].
+    pub(crate) fn release_now(&self) -> CacheResult<bool> {
+        let token = self.token.as_str();
+        match &self.handle {
+            Some(handle) => self.cache.release_claimed(&self.key, token, handle),
+            None => self.cache.release(&self.key, token),
+        }
+    }
+
+    /// Sets the key's TTL to `ttl` if it still holds this lease's token (see
+    /// [`Lease::release_now`]).
+    pub(crate) fn extend_now(&self, ttl: Duration) -> CacheResult<bool> {
+        let token = self.token.as_str();
+        match &self.handle {
+            Some(handle) => self.cache.extend_claimed(&self.key, token, ttl, handle),
+            None => self.cache.extend(&self.key, token, ttl),
+        }
+    }
+
+    /// Async twin of [`Lease::release_now`]: with a handle, the cache is in-process and
+    /// answers inline.
+    pub(crate) async fn release_now_async(&self) -> CacheResult<bool> {
+        match &self.handle {
+            Some(_) => self.release_now(),
+            None => {
+                self.cache
+                    .release_async(&self.key, self.token.as_str())
+                    .await
+            }
+        }
+    }
+
+    /// Async twin of [`Lease::extend_now`].
+    pub(crate) async fn extend_now_async(&self, ttl: Duration) -> CacheResult<bool> {
+        match &self.handle {
+            Some(_) => self.extend_now(ttl),
+            None => {
+                self.cache
+                    .extend_async(&self.key, self.token.as_str(), ttl)
+                    .await
+            }
         }
     }
 
@@ -165,12 +215,11 @@ impl<C: Cache> Lease<C> {
             LetGo::Held => false,
             LetGo::Deleted => true,
             LetGo::KeptUntil(until) => {
-                let token = self.token.as_str();
                 let left = until.saturating_duration_since(Instant::now());
                 let outcome = if left.is_zero() {
-                    self.cache.release(&self.key, token)
+                    self.release_now()
                 } else {
-                    self.cache.extend(&self.key, token, left)
+                    self.extend_now(left)
                 };
                 match outcome {
                     Ok(_) => {
@@ -226,7 +275,7 @@ impl<C: Cache> Renewable for Lease<C> {
         if !self.policy.renew {
             return Some(expires_at);
         }
-        let outcome = self.cache.extend(&self.key, self.token.as_str(), ttl);
+        let outcome = self.extend_now(ttl);
         if self.after_renewal() {
             return None;
         }

@@ -69,6 +69,7 @@ pub mod __private;
 mod backoff;
 mod basic;
 mod cache;
+mod claimed;
 mod config;
 mod default_cache;
 mod error;
@@ -90,6 +91,7 @@ mod wake;
 use std::time::Duration;
 
 pub use cache::{BoxFuture, Cache, CacheResult};
+pub use claimed::{Claimed, Handle};
 pub use config::{
     default_cache, default_cache_arc, key_prefix, set_default_cache, set_default_cache_arc,
     set_key_prefix, DEFAULT_PREFIX,

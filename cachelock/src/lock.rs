@@ -9,6 +9,7 @@ use futures_util::FutureExt;
 
 use crate::backoff::Backoff;
 use crate::cache::Cache;
+use crate::claimed::Claimed;
 use crate::config::key_prefix;
 use crate::default_cache::DefaultCache;
 use crate::error::{check_ttl, Error};
@@ -413,17 +414,20 @@ impl<C: Cache + Clone + 'static> Lock<C> {
         let started = Instant::now();
         tracing::trace!(key = %key, "lock attempt");
         let value = crate::holder::owner_value(token.as_str(), self.label.as_deref());
-        match self.claim_value(&key, value.as_str()) {
-            Ok(Some(_)) if started.elapsed() >= self.ttl => {
+        let claimed =
+            self.cache
+                .claim_for_lock(&key, value.as_str(), self.ttl, self.fencing, started);
+        match claimed {
+            Ok(Some(claimed)) if is_late(&claimed, started, self.ttl) => {
                 // The grant came back after the whole TTL (retries, a reconnect, a stalled
                 // server): the key may already have run out, so the hold cannot be trusted.
                 // Give it back (owner-checked) rather than hand out a guard that is lost.
                 let _ = self.cache.release(&key, token.as_str());
                 Attempt::Failed(late_grant(key, self.ttl))
             }
-            Ok(Some(fence)) => {
-                tracing::debug!(key = %key, fence, "lock acquired");
-                Attempt::Won(Guard::new(self.lease(key, token, fence, started)))
+            Ok(Some(claimed)) => {
+                tracing::debug!(key = %key, fence = claimed.fence, "lock acquired");
+                Attempt::Won(Guard::new(self.lease(key, token, claimed, started)))
             }
             Ok(None) => {
                 tracing::debug!(key = %key, "lock contended");
@@ -443,28 +447,24 @@ impl<C: Cache + Clone + 'static> Lock<C> {
         tracing::trace!(key = %key, "lock attempt");
         let value = crate::holder::owner_value(token.as_str(), self.label.as_deref());
         let in_flight = InFlight::new(&self.cache, &key, token.as_str());
-        let claimed = if self.fencing {
-            self.cache.claim_async(&key, value.as_str(), self.ttl).await
-        } else {
-            self.cache
-                .claim_unfenced_async(&key, value.as_str(), self.ttl)
-                .await
-                .map(unfenced)
-        };
+        let claimed = self
+            .cache
+            .claim_for_lock_async(&key, value.as_str(), self.ttl, self.fencing, started)
+            .await;
         in_flight.disarm();
         if claimed.is_err() {
             // The error may have come after the claim landed: give it back.
             crate::in_flight::give_back_failed(&self.cache, &key, token.as_str());
         }
         match claimed {
-            Ok(Some(_)) if started.elapsed() >= self.ttl => {
+            Ok(Some(claimed)) if is_late(&claimed, started, self.ttl) => {
                 // As in `claim`: a grant that came back after the whole TTL is given back.
                 let _ = self.cache.release_async(&key, token.as_str()).await;
                 Attempt::Failed(late_grant(key, self.ttl))
             }
-            Ok(Some(fence)) => {
-                tracing::debug!(key = %key, fence, "lock acquired");
-                Attempt::Won(AsyncGuard::new(self.lease(key, token, fence, started)))
+            Ok(Some(claimed)) => {
+                tracing::debug!(key = %key, fence = claimed.fence, "lock acquired");
+                Attempt::Won(AsyncGuard::new(self.lease(key, token, claimed, started)))
             }
             Ok(None) => {
                 tracing::debug!(key = %key, "lock contended");
@@ -474,34 +474,30 @@ impl<C: Cache + Clone + 'static> Lock<C> {
         }
     }
 
-    /// Stores the owner value: fenced, or with [`Cache::claim_unfenced`] (fence 0).
-    fn claim_value(&self, key: &str, value: &str) -> crate::CacheResult<Option<u64>> {
-        if self.fencing {
-            self.cache.claim(key, value, self.ttl)
-        } else {
-            self.cache
-                .claim_unfenced(key, value, self.ttl)
-                .map(unfenced)
-        }
-    }
-
     fn lease(
         &self,
         key: String,
         token: Token,
-        fence: u64,
+        claimed: Claimed,
         started: Instant,
     ) -> std::sync::Arc<Lease<C>> {
         watched(Lease::new(
             self.cache.clone(),
             key,
             token,
-            fence,
+            claimed,
             self.ttl,
             started,
             self.policy,
         ))
     }
+}
+
+/// Whether a grant came back only after the lock's whole TTL (counted from `started`).
+/// A cache that gave a handle is in-process and decided inside the call
+/// ([`Cache::claim_for_lock`]): its grants are never late, and no clock is read for them.
+fn is_late(claimed: &Claimed, started: Instant, ttl: Duration) -> bool {
+    claimed.handle.is_none() && started.elapsed() >= ttl
 }
 
 /// The error for a claim that the cache granted only after the lock's whole TTL had passed
@@ -515,11 +511,6 @@ fn late_grant(key: String, ttl: Duration) -> Error {
         ),
     );
     Error::backend(key, source)
-}
-
-/// The fence of a hold taken with `fencing(false)`: 0, below every real fence.
-fn unfenced(won: bool) -> Option<u64> {
-    won.then_some(0)
 }
 
 /// The outcome of one claim attempt.

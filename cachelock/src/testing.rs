@@ -27,7 +27,10 @@
 //!    token, never by another token or a prefix of it.
 //! 7. Unfenced claims ([`Cache::claim_unfenced`]): they exclude fenced and unfenced claims
 //!    alike, are released and extended by their owner only, and expire with their TTL.
-//! 8. All of the above again through a `Box<dyn Cache>`, so a wrapper never loses an
+//! 8. Claims for a lock ([`Cache::claim_for_lock`]): one winner, fence 0 without fencing,
+//!    and when the cache hands out a [`Handle`](crate::Handle), release and extend through
+//!    it are owner-checked like `release` and `extend`.
+//! 9. All of the above again through a `Box<dyn Cache>`, so a wrapper never loses an
 //!    operation to a default.
 //!
 //! Tree locks ([`crate::tree`]) have their own suite, [`tree_conformance`] and
@@ -267,7 +270,101 @@ impl<'a, C: Cache + ?Sized> Suite<'a, C> {
         self.check = "owner metadata";
         self.owner_metadata().await?;
         self.check = "unfenced claims";
-        self.unfenced().await
+        self.unfenced().await?;
+        self.check = "claims for a lock";
+        self.for_lock().await
+    }
+
+    async fn claim_for_lock(
+        &self,
+        key: &str,
+        value: &str,
+        fencing: bool,
+    ) -> Result<Option<crate::Claimed>, ConformanceError> {
+        let now = std::time::Instant::now();
+        let r = match self.mode {
+            Mode::Sync => self.cache.claim_for_lock(key, value, LONG, fencing, now),
+            Mode::Async => {
+                self.cache
+                    .claim_for_lock_async(key, value, LONG, fencing, now)
+                    .await
+            }
+        };
+        self.ok("claim_for_lock", r)
+    }
+
+    /// `claim_for_lock` is a claim (fenced or not); a handle it gives releases and extends
+    /// for its owner only.
+    async fn for_lock(&self) -> Result<(), ConformanceError> {
+        let k = self.key("for-lock");
+        let (a, b) = (token(), token());
+        let before = self.claim_fence(&k, &b, LONG).await?.unwrap_or(0);
+        self.expect(
+            "release of the first hold",
+            self.release(&k, &b).await?,
+            true,
+        )?;
+        let Some(won) = self
+            .claim_for_lock(&k, &format!("{a}|1|host|"), true)
+            .await?
+        else {
+            return Err(self.fail("claim_for_lock of a free key was refused"));
+        };
+        if won.fence <= before {
+            return Err(self.fail(format!(
+                "claim_for_lock returned fence {} after fence {before}",
+                won.fence
+            )));
+        }
+        self.expect(
+            "claim_for_lock of a held key",
+            self.claim_for_lock(&k, &b, true).await?.is_some(),
+            false,
+        )?;
+        self.expect(
+            "claim of a key held for a lock",
+            self.claim(&k, &b, LONG).await?,
+            false,
+        )?;
+        match &won.handle {
+            Some(handle) => {
+                let (release_other, extend_own, release_own) = (
+                    self.cache.release_claimed(&k, &b, handle),
+                    self.cache.extend_claimed(&k, &a, LONG, handle),
+                    self.cache.release_claimed(&k, &a, handle),
+                );
+                self.expect(
+                    "release_claimed by another token",
+                    self.ok("release_claimed", release_other)?,
+                    false,
+                )?;
+                self.expect(
+                    "extend_claimed by the owner",
+                    self.ok("extend_claimed", extend_own)?,
+                    true,
+                )?;
+                self.expect(
+                    "release_claimed by the owner",
+                    self.ok("release_claimed", release_own)?,
+                    true,
+                )?;
+            }
+            None => self.expect("release by the owner", self.release(&k, &a).await?, true)?,
+        }
+        let Some(unfenced) = self.claim_for_lock(&k, &b, false).await? else {
+            return Err(self.fail("claim_for_lock without fencing of a released key was refused"));
+        };
+        if unfenced.fence != 0 {
+            return Err(self.fail(format!(
+                "claim_for_lock without fencing returned fence {}, not 0",
+                unfenced.fence
+            )));
+        }
+        self.expect(
+            "release of the unfenced hold",
+            self.release(&k, &b).await?,
+            true,
+        )
     }
 
     /// `claim_unfenced` excludes like `claim`: refused while the key is held (fenced or not),

@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 use moka::ops::compute::Op;
 
 use crate::cache::{BoxFuture, Cache, CacheResult};
+use crate::claimed::{Claimed, Handle};
 use crate::wake::Board;
 
 use self::slot::{Slot, State};
@@ -19,7 +20,7 @@ use self::sweep::{Sweep, Sweeper};
 /// The moka cache under a `MemoryCache`: one slot per key.
 type Moka = moka::sync::Cache<String, Arc<Slot>>;
 
-fn deadline_after(now: Instant, ttl: Duration) -> Instant {
+pub(super) fn deadline_after(now: Instant, ttl: Duration) -> Instant {
     // `MAX_TTL` keeps real TTLs far from overflow; saturate anyway rather than panic.
     now.checked_add(ttl).unwrap_or_else(|| now + crate::MAX_TTL)
 }
@@ -121,14 +122,19 @@ impl MemoryCache {
 
     /// Runs `f` on `key`'s slot, under its mutex. Without `create`, a key with no slot gives
     /// `None` and `f` is not called; with it, a slot is inserted first.
-    fn with_slot<R>(&self, key: &str, create: bool, f: impl FnOnce(&mut State) -> R) -> Option<R> {
+    fn with_slot<R>(
+        &self,
+        key: &str,
+        create: bool,
+        f: impl FnOnce(&Arc<Slot>, &mut State) -> R,
+    ) -> Option<R> {
         let moka = &self.shared.moka;
         // Hot path: the key has a slot (a moka read, then the slot's mutex).
         let mut f = Some(f);
         if let Some(slot) = moka.get(key) {
             let mut state = slot.lock();
             if !state.dead {
-                return f.take().map(|f| f(&mut state));
+                return f.take().map(|f| f(&slot, &mut state));
             }
             // Removed by a sweep after `get` found it (slot.rs, point 3): go to the map.
         } else if !create {
@@ -142,7 +148,7 @@ impl MemoryCache {
                 let slot = entry.into_value();
                 let mut state = slot.lock();
                 if !state.dead {
-                    out = f.take().map(|f| f(&mut state));
+                    out = f.take().map(|f| f(&slot, &mut state));
                     return Op::Nop;
                 }
                 // A dead slot is never in the map (the sweep removes what it marks in the
@@ -152,7 +158,7 @@ impl MemoryCache {
                 return Op::Nop;
             }
             let slot = Arc::new(Slot::new());
-            out = f.take().map(|f| f(&mut slot.lock()));
+            out = f.take().map(|f| f(&slot, &mut slot.lock()));
             inserted = true;
             Op::Put(slot)
         });
@@ -162,9 +168,37 @@ impl MemoryCache {
         out
     }
 
+    /// Claims `key` if it holds no live value, the TTL starting at `now()` (read under the
+    /// slot's mutex); `won` makes the answer from the fence and the slot.
+    fn claim_with<R>(
+        &self,
+        key: &str,
+        value: &str,
+        ttl: Duration,
+        now: impl FnOnce() -> Instant,
+        won: impl FnOnce(u64, &Arc<Slot>) -> R,
+    ) -> Option<R> {
+        self.with_slot(key, true, |slot, state| {
+            // Taken under the slot's mutex: claims of one key are serialized, so the fences
+            // of one key's holders increase in the order they held it.
+            state
+                .claim(value, now(), ttl)
+                .then(|| won(FENCE.fetch_add(1, Ordering::Relaxed) + 1, slot))
+        })
+        .flatten()
+    }
+
+    /// What a release does besides freeing the slot: counts it for the sweep, wakes waiters.
+    fn after_release(&self, key: &str, released: bool) {
+        if released {
+            self.shared.sweeper.freed();
+            self.shared.board.released(key);
+        }
+    }
+
     fn is_live(&self, key: &str) -> bool {
         let now = Instant::now();
-        self.with_slot(key, false, |state| state.live(now).is_some())
+        self.with_slot(key, false, |_, state| state.live(now).is_some())
             .unwrap_or(false)
     }
 }
@@ -191,7 +225,7 @@ impl Cache for MemoryCache {
     fn get(&self, key: &str) -> CacheResult<Option<String>> {
         let now = Instant::now();
         Ok(self
-            .with_slot(key, false, |state| {
+            .with_slot(key, false, |_, state| {
                 state.live(now).map(|value| value.to_string_lossless())
             })
             .flatten())
@@ -199,7 +233,7 @@ impl Cache for MemoryCache {
 
     fn set(&self, key: &str, value: &str, ttl: Option<Duration>) -> CacheResult<()> {
         let now = Instant::now();
-        self.with_slot(key, true, |state| {
+        self.with_slot(key, true, |_, state| {
             state.store(value, ttl.map(|ttl| deadline_after(now, ttl)));
         });
         Ok(())
@@ -207,7 +241,7 @@ impl Cache for MemoryCache {
 
     fn delete(&self, key: &str) -> CacheResult<()> {
         let generation = self.shared.sweeper.generation();
-        self.with_slot(key, false, |state| state.free(generation));
+        self.with_slot(key, false, |_, state| state.free(generation));
         self.shared.sweeper.freed();
         self.shared.board.released(key);
         Ok(())
@@ -216,7 +250,7 @@ impl Cache for MemoryCache {
     fn get_with_ttl(&self, key: &str) -> CacheResult<Option<(String, Option<Duration>)>> {
         let now = Instant::now();
         Ok(self
-            .with_slot(key, false, |state| {
+            .with_slot(key, false, |_, state| {
                 let ttl = state.deadline.map(|d| d.saturating_duration_since(now));
                 state
                     .live(now)
@@ -242,37 +276,84 @@ impl Cache for MemoryCache {
     }
 
     fn claim(&self, key: &str, token: &str, ttl: Duration) -> CacheResult<Option<u64>> {
-        let won = self.with_slot(key, true, |state| {
-            let now = Instant::now();
-            if state.live(now).is_some() {
-                return None;
-            }
-            state.store(token, Some(deadline_after(now, ttl)));
-            // Taken under the slot's mutex: claims of one key are serialized, so the fences
-            // of one key's holders increase in the order they held it.
-            Some(FENCE.fetch_add(1, Ordering::Relaxed) + 1)
-        });
-        Ok(won.flatten())
+        Ok(self.claim_with(key, token, ttl, Instant::now, |fence, _| fence))
     }
 
     fn release(&self, key: &str, token: &str) -> CacheResult<bool> {
         let generation = self.shared.sweeper.generation();
         let released = self
-            .with_slot(key, false, |state| {
-                let owned = state
-                    .live(Instant::now())
-                    .is_some_and(|value| value.is_owned_by(token));
-                if owned {
-                    state.free(generation);
-                }
-                owned
+            .with_slot(key, false, |_, state| {
+                state.release(token, Instant::now(), generation)
             })
             .unwrap_or(false);
-        if released {
-            self.shared.sweeper.freed();
-            self.shared.board.released(key);
-        }
+        self.after_release(key, released);
         Ok(released)
+    }
+
+    /// Claims with the caller's clock reading `now` as the start of the TTL, and returns
+    /// the key's slot as the [`Handle`]: the guard's release and extend then lock the slot
+    /// directly, without a moka read (a slot that a sweep removed meanwhile is `dead`, and
+    /// they find it lost, as a lookup would; slot.rs, point 3).
+    fn claim_for_lock(
+        &self,
+        key: &str,
+        value: &str,
+        ttl: Duration,
+        fencing: bool,
+        now: Instant,
+    ) -> CacheResult<Option<Claimed>> {
+        Ok(self.claim_with(
+            key,
+            value,
+            ttl,
+            || now,
+            |fence, slot| {
+                let handle: Handle = slot.clone();
+                // Without fencing the guard's fence is 0, "no fence" (`Lock::fencing`).
+                Claimed::with_handle(if fencing { fence } else { 0 }, handle)
+            },
+        ))
+    }
+
+    /// The sync claim, inline: memory never waits on I/O.
+    fn claim_for_lock_async<'a>(
+        &'a self,
+        key: &'a str,
+        value: &'a str,
+        ttl: Duration,
+        fencing: bool,
+        now: Instant,
+    ) -> BoxFuture<'a, CacheResult<Option<Claimed>>> {
+        Box::pin(std::future::ready(
+            self.claim_for_lock(key, value, ttl, fencing, now),
+        ))
+    }
+
+    fn release_claimed(&self, key: &str, token: &str, handle: &Handle) -> CacheResult<bool> {
+        let Some(slot) = handle.downcast_ref::<Slot>() else {
+            return self.release(key, token);
+        };
+        let generation = self.shared.sweeper.generation();
+        let released = {
+            let mut state = slot.lock();
+            !state.dead && state.release(token, Instant::now(), generation)
+        };
+        self.after_release(key, released);
+        Ok(released)
+    }
+
+    fn extend_claimed(
+        &self,
+        key: &str,
+        token: &str,
+        ttl: Duration,
+        handle: &Handle,
+    ) -> CacheResult<bool> {
+        let Some(slot) = handle.downcast_ref::<Slot>() else {
+            return self.extend(key, token, ttl);
+        };
+        let mut state = slot.lock();
+        Ok(!state.dead && state.extend(token, Instant::now(), ttl))
     }
 
     /// Wakes the moment `key` is released (or deleted) in this cache; otherwise after
@@ -292,19 +373,11 @@ impl Cache for MemoryCache {
     }
 
     fn extend(&self, key: &str, token: &str, ttl: Duration) -> CacheResult<bool> {
-        let extended = self
-            .with_slot(key, false, |state| {
-                let now = Instant::now();
-                let owned = state
-                    .live(now)
-                    .is_some_and(|value| value.is_owned_by(token));
-                if owned {
-                    state.deadline = Some(deadline_after(now, ttl));
-                }
-                owned
+        Ok(self
+            .with_slot(key, false, |_, state| {
+                state.extend(token, Instant::now(), ttl)
             })
-            .unwrap_or(false);
-        Ok(extended)
+            .unwrap_or(false))
     }
 
     fn tree_claim(

@@ -24,8 +24,9 @@
 //! the price of a moka read and an uncontended mutex on the hot path instead of two computes.
 
 use std::sync::{Mutex, MutexGuard, PoisonError};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
+use super::deadline_after;
 use super::value::Value;
 
 /// One key's state.
@@ -77,6 +78,37 @@ impl State {
     pub(super) fn store(&mut self, value: &str, deadline: Option<Instant>) {
         Value::assign(&mut self.value, value);
         self.deadline = deadline;
+    }
+
+    /// Stores `value` for `ttl` from `now` if the key holds no live value; `true` if it did.
+    pub(super) fn claim(&mut self, value: &str, now: Instant, ttl: Duration) -> bool {
+        if self.live(now).is_some() {
+            return false;
+        }
+        self.store(value, Some(deadline_after(now, ttl)));
+        true
+    }
+
+    /// Frees the key if its live value is owned by `token`; `true` if it did.
+    pub(super) fn release(&mut self, token: &str, now: Instant, generation: u64) -> bool {
+        let owned = self.is_held_by(token, now);
+        if owned {
+            self.free(generation);
+        }
+        owned
+    }
+
+    /// Sets the deadline to `ttl` from `now` if the live value is owned by `token`.
+    pub(super) fn extend(&mut self, token: &str, now: Instant, ttl: Duration) -> bool {
+        let owned = self.is_held_by(token, now);
+        if owned {
+            self.deadline = Some(deadline_after(now, ttl));
+        }
+        owned
+    }
+
+    fn is_held_by(&self, token: &str, now: Instant) -> bool {
+        self.live(now).is_some_and(|value| value.is_owned_by(token))
     }
 
     /// Forgets the value; `generation` is the sweep generation it became free in.

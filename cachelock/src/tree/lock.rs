@@ -477,7 +477,7 @@ impl<C: Cache + Clone + 'static> TreeLock<C> {
             target,
             key,
             token,
-            fence,
+            crate::Claimed::new(fence),
             self.ttl,
             started,
             self.policy,
