@@ -274,17 +274,38 @@ impl moka::Expiry<String, (u64, Instant)> for TtlExpiry {
 
 /// The W3 LIMIT row's name.
 const LIMIT_MOKA: &str = "LIMIT moka get + slot compare-and-set";
+/// The backend alone, as a `Lock` uses it.
+const BACKEND_ROW: &str = "MemoryCache claim_for_lock+release_claimed";
+/// The LIMIT primitive with a second moka read to release (the previous design's release).
+const LOOKUP_ROW: &str = "moka get + slot CAS, release by lookup";
 
 /// One key's slot in the LIMIT row's moka: a token and a deadline behind a mutex, the shape
 /// MemoryCache keeps (its slot also holds the owner string and sweep bookkeeping).
 type RawSlot = Arc<std::sync::Mutex<Option<(u64, Instant)>>>;
 
+/// The LIMIT row's claim: a compare-and-set in the key's slot (held by nobody, or expired).
+fn raw_claim(slot: &RawSlot, token: u64) {
+    let mut state = slot.lock().unwrap();
+    let now = Instant::now();
+    assert!(state.is_none_or(|(_, deadline)| deadline <= now));
+    *state = Some((token, now + TTL));
+}
+
+/// The LIMIT row's release: a compare-and-delete in the key's slot (the token alone: the
+/// least a release can do; MemoryCache also reads the clock, to report an expired lock lost).
+fn raw_release(slot: &RawSlot, token: u64) {
+    let mut state = slot.lock().unwrap();
+    if state.is_some_and(|(held, _)| held == token) {
+        *state = None;
+    }
+}
+
 fn w3(settings: &Settings) -> Vec<Row> {
     let keys: Vec<String> = (0..1000).map(|i| format!("bench:w3:{i}")).collect();
     // LIMIT: the moka operations MemoryCache is built on, with nothing of cachelock around
-    // them (a u64 token, no key formatting, no guard): a moka read for the key's slot (a
-    // compute inserts it the first time), then a compare-and-set under the slot's mutex, to
-    // claim and again to release.
+    // them (a u64 token, no key formatting, no guard): one moka read for the key's slot (a
+    // compute inserts it the first time), then a compare-and-set under the slot's mutex to
+    // claim, and one to release through the same slot, as a MemoryCache guard does.
     let slots: moka::sync::Cache<String, RawSlot> = moka::sync::Cache::builder().build();
     let raw_slot = |key: &str| -> RawSlot {
         slots.get(key).unwrap_or_else(|| {
@@ -306,18 +327,15 @@ fn w3(settings: &Settings) -> Vec<Row> {
         case(LIMIT_MOKA, |i| {
             let key = keys[(i % 1000) as usize].as_str();
             let token = u64::from(i) + 1;
-            {
-                let slot = raw_slot(key);
-                let mut state = slot.lock().unwrap();
-                let now = Instant::now();
-                assert!(state.is_none_or(|(_, deadline)| deadline <= now));
-                *state = Some((token, now + TTL));
-            }
             let slot = raw_slot(key);
-            let mut state = slot.lock().unwrap();
-            if state.is_some_and(|(held, _)| held == token) {
-                *state = None;
-            }
+            raw_claim(&slot, token);
+            raw_release(&slot, token);
+        }),
+        case(LOOKUP_ROW, |i| {
+            let key = keys[(i % 1000) as usize].as_str();
+            let token = u64::from(i) + 1;
+            raw_claim(&raw_slot(key), token);
+            raw_release(&raw_slot(key), token);
         }),
         case("moka compute claim+remove (old design)", |i| {
             let key = keys[(i % 1000) as usize].as_str();
@@ -338,10 +356,14 @@ fn w3(settings: &Settings) -> Vec<Row> {
                     _ => Op::Nop,
                 });
         }),
-        case("MemoryCache claim+release only", |i| {
+        case(BACKEND_ROW, |i| {
             let key = keys[(i % 1000) as usize].as_str();
-            assert!(raw_ops.claim(key, RAW_TOKEN, TTL).unwrap().is_some());
-            assert!(raw_ops.release(key, RAW_TOKEN).unwrap());
+            let claimed = raw_ops
+                .claim_for_lock(key, RAW_TOKEN, TTL, true, Instant::now())
+                .unwrap()
+                .expect("uncontended claim");
+            let handle = claimed.handle.expect("a MemoryCache hands out its slot");
+            assert!(raw_ops.release_claimed(key, RAW_TOKEN, &handle).unwrap());
         }),
         case("Lock, MemoryCache", |i| {
             let guard = Lock::new(keys[(i % 1000) as usize].as_str())
@@ -1181,9 +1203,14 @@ fn main() {
         0.90,
     );
     note(
-        "W3 MemoryCache claim+release / LIMIT moka (the backend alone)",
-        find(&w3, "MemoryCache claim+release only"),
+        "W3 MemoryCache claim_for_lock+release_claimed / LIMIT moka (the backend alone)",
+        find(&w3, BACKEND_ROW),
         find(&w3, LIMIT_MOKA),
+    );
+    note(
+        "W3 Lock / LIMIT with a second moka read to release (the previous LIMIT row)",
+        find(&w3, "Lock, MemoryCache"),
+        find(&w3, LOOKUP_ROW),
     );
     note(
         "W3 Lock / the old design's LIMIT (two moka computes)",

@@ -191,11 +191,15 @@ impl<C: Cache> Lease<C> {
     /// release itself never waits for the renewal: that could block an async runtime thread
     /// for a network round trip.
     pub(crate) fn finish(&self) {
-        let mut let_go = self.let_go_state();
-        *let_go = match self.policy.hold_at_least {
-            Some(hold) if self.keep_for().is_some() => LetGo::KeptUntil(self.acquired_at + hold),
-            _ => LetGo::Deleted,
-        };
+        // Without `hold_at_least` a release always deletes, and `done` says all the renewer
+        // needs (`after_renewal`): no mutex on the common path.
+        if let Some(hold) = self.policy.hold_at_least {
+            let mut let_go = self.let_go_state();
+            *let_go = match self.keep_for() {
+                Some(_) => LetGo::KeptUntil(self.acquired_at + hold),
+                None => LetGo::Deleted,
+            };
+        }
         self.done.store(true, Ordering::Release);
         crate::renew::unwatch(std::ptr::from_ref(self).cast());
     }
@@ -210,6 +214,10 @@ impl<C: Cache> Lease<C> {
     /// shortening, so the TTL is set back to the end of the hold window (or the key deleted,
     /// owner-checked, if that has passed). `true` if the guard had released.
     fn after_renewal(&self) -> bool {
+        if self.policy.hold_at_least.is_none() {
+            // Released means deleted (see `finish`).
+            return self.done.load(Ordering::Acquire);
+        }
         let let_go = *self.let_go_state();
         match let_go {
             LetGo::Held => false,
