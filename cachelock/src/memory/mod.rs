@@ -37,7 +37,9 @@ static FENCE: AtomicU64 = AtomicU64::new(0);
 /// - **Atomic, and cheap**: each key has one slot inside a moka value, guarded by its own
 ///   mutex; `claim`, `release` and `extend` are a moka read and a compare-and-set in that
 ///   slot (a new key is inserted with moka's per-key compute), so concurrent claims of one
-///   key have exactly one winner. Why a held lock can never be evicted, replaced or handed
+///   key have exactly one winner. A [`Lock`](crate::Lock)'s guard keeps the slot it claimed
+///   (the [`Handle`] of [`Cache::claim_for_lock`]) and releases and renews through it: one
+///   moka read per acquire-and-release. Why a held lock can never be evicted, replaced or handed
 ///   out twice is written out in `cachelock/src/memory/slot.rs`; the short form: a slot
 ///   leaves moka only through a per-key compute that first checks, under the slot's mutex,
 ///   that it holds no live value.
