@@ -21,8 +21,9 @@
 //!   stays bounded however fast new keys come, at the price of that one caller's pause
 //!   (a walk over the stored slots, about 0.1 µs each).
 //! - **Idle pass**: when no new key has come for `IDLE_PASS` (5 s) but at least `SWEEP_MIN`
-//!   slots were freed since the last scan (many locks held at once, then released), the
-//!   background thread scans and removes every slot free at that moment itself.
+//!   slots were freed since the last scan or left free by it (many locks held at once, then
+//!   released), the background thread scans and removes every slot free at that moment
+//!   itself.
 //!   [`MemoryCache::entry_count`](super::MemoryCache::entry_count) scans and removes every
 //!   free slot at once, so it counts live keys.
 //!
@@ -203,11 +204,14 @@ impl Sweeper {
         // later deadline, so it looks live here (an early `now` only keeps more slots).
         let now = Instant::now();
         let mut live = 0usize;
+        let mut free = 0usize;
         let mut found = Vec::new();
         for (key, slot) in moka.iter() {
             let mut state = slot.lock();
             if state.live(now).is_some() {
                 live += 1;
+            } else if !state.dead {
+                free += 1;
             }
             // An idle pass also takes the slots freed since the last scan (before this one).
             let since = if idle { generation + 1 } else { generation };
@@ -232,6 +236,12 @@ impl Sweeper {
                 remove(moka, item, false);
             }
             found.clear();
+        } else if !full {
+            // The free slots this scan leaves (listed for the inserting callers, or freed too
+            // recently to list) still count for the idle pass: should no new key come to
+            // remove them, the pass does. (The counter was reset above; the slots released
+            // before this scan would otherwise count for nothing.)
+            self.freed.fetch_add(free, Ordering::Relaxed);
         }
         // The list is replaced: what the previous scan listed and is still free was found
         // again. The old list is dropped outside the lock.
@@ -328,6 +338,30 @@ fn background(signal: &Signal, cache: &Weak<Shared>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::{Cache, MemoryCache};
+
+    #[test]
+    fn slots_released_before_a_scan_still_bring_the_idle_pass() {
+        // Many keys held, then released, and only then a (background) scan: the scan must
+        // not forget those free slots, or with no new key to remove them they would stay.
+        let cache = MemoryCache::new();
+        let ttl = std::time::Duration::from_secs(60);
+        let keys: Vec<String> = (0..3 * SWEEP_MIN).map(|i| format!("k{i}")).collect();
+        for key in &keys {
+            assert!(cache.claim(key, "t", ttl).unwrap().is_some());
+        }
+        for key in &keys {
+            assert!(cache.release(key, "t").unwrap());
+        }
+        let shared = &cache.shared;
+        shared.sweeper.sweep(&shared.moka, Sweep::Generation);
+        assert!(
+            shared.sweeper.freed.load(Ordering::Relaxed) >= SWEEP_MIN,
+            "the idle pass would not run"
+        );
+        shared.sweeper.sweep(&shared.moka, Sweep::Idle);
+        assert_eq!(cache.stored_slots(), 0);
+    }
 
     #[test]
     fn a_free_slot_goes_only_after_a_whole_generation_and_a_live_one_never() {
