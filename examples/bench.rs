@@ -359,7 +359,7 @@ fn w3(settings: &Settings) -> Vec<Row> {
         case(BACKEND_ROW, |i| {
             let key = keys[(i % 1000) as usize].as_str();
             let claimed = raw_ops
-                .claim_for_lock(key, RAW_TOKEN, TTL, true, Instant::now())
+                .claim_for_lock(key, RAW_TOKEN, TTL, true)
                 .unwrap()
                 .expect("uncontended claim");
             let handle = claimed.handle.expect("a MemoryCache hands out its slot");

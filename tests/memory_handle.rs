@@ -77,16 +77,15 @@ fn force_release_is_seen_through_the_handle() {
 #[test]
 fn claim_for_lock_hands_out_the_slot_and_release_claimed_checks_the_owner() {
     let cache = MemoryCache::new();
-    let now = std::time::Instant::now();
     let ttl = Duration::from_secs(60);
     let claimed = cache
-        .claim_for_lock("k", "tok|1|host|", ttl, true, now)
+        .claim_for_lock("k", "tok|1|host|", ttl, true)
         .unwrap()
         .expect("free key");
     assert!(claimed.fence >= 1);
     let handle = claimed.handle.expect("memory hands out its slot");
     assert!(cache
-        .claim_for_lock("k", "other|1|host|", ttl, true, now)
+        .claim_for_lock("k", "other|1|host|", ttl, true)
         .unwrap()
         .is_none());
     // Another owner's token neither extends nor releases through the handle.
@@ -103,13 +102,7 @@ fn claim_for_lock_hands_out_the_slot_and_release_claimed_checks_the_owner() {
 fn unfenced_claims_report_fence_zero_and_keep_the_handle() {
     let cache = MemoryCache::new();
     let claimed = cache
-        .claim_for_lock(
-            "k",
-            "tok",
-            Duration::from_secs(1),
-            false,
-            std::time::Instant::now(),
-        )
+        .claim_for_lock("k", "tok", Duration::from_secs(1), false)
         .unwrap()
         .expect("free key");
     assert_eq!(claimed.fence, 0);
@@ -145,4 +138,81 @@ async fn an_async_guard_dropped_mid_way_releases_through_the_handle_at_once() {
         .expect("released by the drop");
     again.release().await.expect("release");
     assert_eq!(cache.entry_count(), 0);
+}
+
+/// A `MemoryCache` whose claims for a lock stall for `stall` before they reach it: a thread
+/// preempted, or stopped, between the `Lock`'s clock reading and the store.
+struct Stalling {
+    inner: MemoryCache,
+    stall: Duration,
+}
+
+impl Cache for Stalling {
+    fn get(&self, key: &str) -> cachelock::CacheResult<Option<String>> {
+        self.inner.get(key)
+    }
+    fn set(&self, key: &str, value: &str, ttl: Option<Duration>) -> cachelock::CacheResult<()> {
+        self.inner.set(key, value, ttl)
+    }
+    fn delete(&self, key: &str) -> cachelock::CacheResult<()> {
+        self.inner.delete(key)
+    }
+    fn claim(&self, key: &str, token: &str, ttl: Duration) -> cachelock::CacheResult<Option<u64>> {
+        self.inner.claim(key, token, ttl)
+    }
+    fn release(&self, key: &str, token: &str) -> cachelock::CacheResult<bool> {
+        self.inner.release(key, token)
+    }
+    fn extend(&self, key: &str, token: &str, ttl: Duration) -> cachelock::CacheResult<bool> {
+        self.inner.extend(key, token, ttl)
+    }
+    fn claim_for_lock(
+        &self,
+        key: &str,
+        value: &str,
+        ttl: Duration,
+        fencing: bool,
+    ) -> cachelock::CacheResult<Option<cachelock::Claimed>> {
+        std::thread::sleep(self.stall);
+        self.inner.claim_for_lock(key, value, ttl, fencing)
+    }
+    fn release_claimed(
+        &self,
+        key: &str,
+        token: &str,
+        handle: &Handle,
+    ) -> cachelock::CacheResult<bool> {
+        self.inner.release_claimed(key, token, handle)
+    }
+    fn extend_claimed(
+        &self,
+        key: &str,
+        token: &str,
+        ttl: Duration,
+        handle: &Handle,
+    ) -> cachelock::CacheResult<bool> {
+        self.inner.extend_claimed(key, token, ttl, handle)
+    }
+}
+
+#[test]
+fn a_claim_stalled_past_its_ttl_still_holds_the_key_for_a_whole_ttl() {
+    // The TTL starts when the key is stored, not when the Lock read its clock: a claim that
+    // stalled longer than the TTL before reaching the store must not hand out a key that is
+    // already free for the next claimant.
+    let ttl = Duration::from_secs(1);
+    let inner = MemoryCache::new();
+    let stalling = Arc::new(Stalling {
+        inner: inner.clone(),
+        stall: ttl + Duration::from_millis(100),
+    });
+    let guard = Lock::new("stalled")
+        .cache(stalling)
+        .ttl(ttl)
+        .try_acquire()
+        .expect("free key");
+    let rival = Lock::new("stalled").cache(inner.clone());
+    assert!(rival.try_acquire().unwrap_err().is_locked());
+    guard.release().expect("still ours");
+    assert!(rival.try_acquire().is_ok());
 }

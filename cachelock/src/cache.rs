@@ -3,7 +3,7 @@
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crate::basic;
 use crate::claimed::{Claimed, Handle};
@@ -522,25 +522,23 @@ pub trait Cache: Send + Sync {
     /// The claim a [`Lock`](crate::Lock) makes: [`claim`](Cache::claim) when `fencing`, else
     /// [`claim_unfenced`](Cache::claim_unfenced) with fence 0; `Some` if this call won.
     ///
-    /// `now` is the caller's clock, read just before the call: the TTL counts from then at
-    /// the latest, as far as the caller knows. An in-process cache may start the TTL at
-    /// `now` instead of reading the clock again (the key then expires a little early,
-    /// never late).
-    ///
-    /// The default calls `claim` or `claim_unfenced` and returns no [`Handle`], which is
-    /// right for every cache. A cache may return a handle on the key
-    /// ([`Claimed::with_handle`]); the guard then releases and extends through
-    /// [`release_claimed`](Cache::release_claimed) and
-    /// [`extend_claimed`](Cache::extend_claimed), with the handle. Returning one promises
-    /// that the cache is **in-process**:
+    /// The default calls `claim` or `claim_unfenced` and returns no [`Handle`]: correct for
+    /// every cache, and the only choice for a network cache. An **in-process** cache may
+    /// return a handle on the key instead ([`Claimed::with_handle`]); the guard keeps it and
+    /// releases and extends through [`release_claimed`](Cache::release_claimed) and
+    /// [`extend_claimed`](Cache::extend_claimed), with the handle, in place of `release`,
+    /// `extend` and (when an [`AsyncGuard`](crate::AsyncGuard) is dropped)
+    /// [`release_detached_held`](Cache::release_detached_held). Returning one promises:
     ///
     /// - `release_claimed` and `extend_claimed` with the handle never wait on I/O: an
-    ///   [`AsyncGuard`](crate::AsyncGuard) calls them on the runtime's thread, instead of
-    ///   the async twins;
-    /// - the grant is decided inside this call, so the check a `Lock` makes on other caches
-    ///   (a grant that came back after the whole TTL is given back, see
-    ///   [`Error::is_timeout`](crate::Error::is_timeout)) is skipped.
+    ///   `AsyncGuard` calls them on the runtime's thread;
+    /// - the grant's TTL starts inside this call, when the key is stored, so a `Lock` skips
+    ///   the check it makes on other caches (a grant that came back after the whole TTL is
+    ///   given back, see [`Error::is_timeout`](crate::Error::is_timeout)): the guard's own
+    ///   estimate of the expiry counts from before the call, so it is never late.
     ///
+    /// A wrapper that forwards this method to an inner cache must forward `release_claimed`
+    /// and `extend_claimed` too (the forwarding impls for `&T`, `Arc<T>` and `Box<T>` do).
     /// [`MemoryCache`](crate::MemoryCache) returns the key's slot, so a release or extend
     /// costs no lookup.
     fn claim_for_lock(
@@ -549,9 +547,7 @@ pub trait Cache: Send + Sync {
         value: &str,
         ttl: Duration,
         fencing: bool,
-        now: Instant,
     ) -> CacheResult<Option<Claimed>> {
-        let _ = now;
         let fence = if fencing {
             self.claim(key, value, ttl)?
         } else {
@@ -569,9 +565,7 @@ pub trait Cache: Send + Sync {
         value: &'a str,
         ttl: Duration,
         fencing: bool,
-        now: Instant,
     ) -> BoxFuture<'a, CacheResult<Option<Claimed>>> {
-        let _ = now;
         Box::pin(async move {
             let fence = if fencing {
                 self.claim_async(key, value, ttl).await?
@@ -585,16 +579,19 @@ pub trait Cache: Send + Sync {
     }
 
     /// [`release`](Cache::release) with the [`Handle`] this cache's
-    /// [`claim_for_lock`](Cache::claim_for_lock) returned for `key`. Must do exactly what
-    /// `release(key, token)` does, without I/O. The default calls `release`.
+    /// [`claim_for_lock`](Cache::claim_for_lock) returned for `key` (a guard always passes
+    /// them together; a handle with another key or another cache is a caller's bug, and the
+    /// cache may trust it). Must do what `release(key, token)` does, without I/O. The
+    /// default calls `release`.
     fn release_claimed(&self, key: &str, token: &str, handle: &Handle) -> CacheResult<bool> {
         let _ = handle;
         self.release(key, token)
     }
 
     /// [`extend`](Cache::extend) with the [`Handle`] this cache's
-    /// [`claim_for_lock`](Cache::claim_for_lock) returned for `key`. Must do exactly what
-    /// `extend(key, token, ttl)` does, without I/O. The default calls `extend`.
+    /// [`claim_for_lock`](Cache::claim_for_lock) returned for `key` (as for
+    /// [`release_claimed`](Cache::release_claimed)). Must do what `extend(key, token, ttl)`
+    /// does, without I/O. The default calls `extend`.
     fn extend_claimed(
         &self,
         key: &str,
@@ -825,9 +822,8 @@ macro_rules! forward_cache {
                 value: &str,
                 ttl: Duration,
                 fencing: bool,
-                now: std::time::Instant,
             ) -> CacheResult<Option<$crate::Claimed>> {
-                (**self).claim_for_lock(key, value, ttl, fencing, now)
+                (**self).claim_for_lock(key, value, ttl, fencing)
             }
             fn claim_for_lock_async<'a>(
                 &'a self,
@@ -835,9 +831,8 @@ macro_rules! forward_cache {
                 value: &'a str,
                 ttl: Duration,
                 fencing: bool,
-                now: std::time::Instant,
             ) -> BoxFuture<'a, CacheResult<Option<$crate::Claimed>>> {
-                (**self).claim_for_lock_async(key, value, ttl, fencing, now)
+                (**self).claim_for_lock_async(key, value, ttl, fencing)
             }
             fn release_claimed(
                 &self,

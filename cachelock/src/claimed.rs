@@ -6,8 +6,9 @@ use std::sync::Arc;
 /// A cache's own note on a key it granted, kept by the guard and passed back to the same
 /// cache's [`release_claimed`](crate::Cache::release_claimed) and
 /// [`extend_claimed`](crate::Cache::extend_claimed), so that they can reach the key's state
-/// without looking the key up again. Opaque to everyone but the cache that made it
-/// ([`MemoryCache`](crate::MemoryCache): the key's slot).
+/// without looking the key up again. Only the cache that made it reads it
+/// ([`MemoryCache`](crate::MemoryCache): the key's slot); a guard passes it back to that
+/// cache alone, with the key it was made for.
 ///
 /// A cache that hands out handles is an **in-process** store; see
 /// [`claim_for_lock`](crate::Cache::claim_for_lock) for what that promises.

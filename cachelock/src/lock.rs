@@ -414,9 +414,9 @@ impl<C: Cache + Clone + 'static> Lock<C> {
         let started = Instant::now();
         tracing::trace!(key = %key, "lock attempt");
         let value = crate::holder::owner_value(token.as_str(), self.label.as_deref());
-        let claimed =
-            self.cache
-                .claim_for_lock(&key, value.as_str(), self.ttl, self.fencing, started);
+        let claimed = self
+            .cache
+            .claim_for_lock(&key, value.as_str(), self.ttl, self.fencing);
         match claimed {
             Ok(Some(claimed)) if is_late(&claimed, started, self.ttl) => {
                 // The grant came back after the whole TTL (retries, a reconnect, a stalled
@@ -449,7 +449,7 @@ impl<C: Cache + Clone + 'static> Lock<C> {
         let in_flight = InFlight::new(&self.cache, &key, token.as_str());
         let claimed = self
             .cache
-            .claim_for_lock_async(&key, value.as_str(), self.ttl, self.fencing, started)
+            .claim_for_lock_async(&key, value.as_str(), self.ttl, self.fencing)
             .await;
         in_flight.disarm();
         if claimed.is_err() {
@@ -494,8 +494,9 @@ impl<C: Cache + Clone + 'static> Lock<C> {
 }
 
 /// Whether a grant came back only after the lock's whole TTL (counted from `started`).
-/// A cache that gave a handle is in-process and decided inside the call
-/// ([`Cache::claim_for_lock`]): its grants are never late, and no clock is read for them.
+/// A cache that gave a handle is in-process and started the TTL when it stored the key,
+/// after `started` ([`Cache::claim_for_lock`]): the guard's estimate of the expiry is early,
+/// never late, however long the call took, so no clock is read for it.
 fn is_late(claimed: &Claimed, started: Instant, ttl: Duration) -> bool {
     claimed.handle.is_none() && started.elapsed() >= ttl
 }

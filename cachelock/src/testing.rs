@@ -281,12 +281,11 @@ impl<'a, C: Cache + ?Sized> Suite<'a, C> {
         value: &str,
         fencing: bool,
     ) -> Result<Option<crate::Claimed>, ConformanceError> {
-        let now = std::time::Instant::now();
         let r = match self.mode {
-            Mode::Sync => self.cache.claim_for_lock(key, value, LONG, fencing, now),
+            Mode::Sync => self.cache.claim_for_lock(key, value, LONG, fencing),
             Mode::Async => {
                 self.cache
-                    .claim_for_lock_async(key, value, LONG, fencing, now)
+                    .claim_for_lock_async(key, value, LONG, fencing)
                     .await
             }
         };

@@ -170,21 +170,20 @@ impl MemoryCache {
         out
     }
 
-    /// Claims `key` if it holds no live value, the TTL starting at `now()` (read under the
-    /// slot's mutex); `won` makes the answer from the fence and the slot.
+    /// Claims `key` if it holds no live value, the TTL starting now (read under the slot's
+    /// mutex); `won` makes the answer from the fence and the slot.
     fn claim_with<R>(
         &self,
         key: &str,
         value: &str,
         ttl: Duration,
-        now: impl FnOnce() -> Instant,
         won: impl FnOnce(u64, &Arc<Slot>) -> R,
     ) -> Option<R> {
         self.with_slot(key, true, |slot, state| {
             // Taken under the slot's mutex: claims of one key are serialized, so the fences
             // of one key's holders increase in the order they held it.
             state
-                .claim(value, now(), ttl)
+                .claim(value, Instant::now(), ttl)
                 .then(|| won(FENCE.fetch_add(1, Ordering::Relaxed) + 1, slot))
         })
         .flatten()
@@ -278,7 +277,7 @@ impl Cache for MemoryCache {
     }
 
     fn claim(&self, key: &str, token: &str, ttl: Duration) -> CacheResult<Option<u64>> {
-        Ok(self.claim_with(key, token, ttl, Instant::now, |fence, _| fence))
+        Ok(self.claim_with(key, token, ttl, |fence, _| fence))
     }
 
     fn release(&self, key: &str, token: &str) -> CacheResult<bool> {
@@ -292,29 +291,22 @@ impl Cache for MemoryCache {
         Ok(released)
     }
 
-    /// Claims with the caller's clock reading `now` as the start of the TTL, and returns
-    /// the key's slot as the [`Handle`]: the guard's release and extend then lock the slot
-    /// directly, without a moka read (a slot that a sweep removed meanwhile is `dead`, and
-    /// they find it lost, as a lookup would; slot.rs, point 3).
+    /// Claims as `claim` does (the TTL starts under the slot's mutex) and returns the key's
+    /// slot as the [`Handle`]: the guard's release and extend then lock the slot directly,
+    /// without a moka read (a slot that a sweep removed meanwhile is `dead`, and they find it
+    /// lost, as a lookup would; slot.rs, point 3).
     fn claim_for_lock(
         &self,
         key: &str,
         value: &str,
         ttl: Duration,
         fencing: bool,
-        now: Instant,
     ) -> CacheResult<Option<Claimed>> {
-        Ok(self.claim_with(
-            key,
-            value,
-            ttl,
-            || now,
-            |fence, slot| {
-                let handle: Handle = slot.clone();
-                // Without fencing the guard's fence is 0, "no fence" (`Lock::fencing`).
-                Claimed::with_handle(if fencing { fence } else { 0 }, handle)
-            },
-        ))
+        Ok(self.claim_with(key, value, ttl, |fence, slot| {
+            let handle: Handle = slot.clone();
+            // Without fencing the guard's fence is 0, "no fence" (`Lock::fencing`).
+            Claimed::with_handle(if fencing { fence } else { 0 }, handle)
+        }))
     }
 
     /// The sync claim, inline: memory never waits on I/O.
@@ -324,10 +316,9 @@ impl Cache for MemoryCache {
         value: &'a str,
         ttl: Duration,
         fencing: bool,
-        now: Instant,
     ) -> BoxFuture<'a, CacheResult<Option<Claimed>>> {
         Box::pin(std::future::ready(
-            self.claim_for_lock(key, value, ttl, fencing, now),
+            self.claim_for_lock(key, value, ttl, fencing),
         ))
     }
 
