@@ -8,6 +8,10 @@
 //! Standalone: a [`LostReplyProxy`] in front of a real `redis-server` lets the `SET` run and
 //! cuts the connection before its reply. Redis Cluster: the cluster client resends by
 //! itself, so its resend is the same `SET NX` sent again; the tests send it again.
+//!
+//! A release whose reply was lost the same way is sent again too; the key is gone by then
+//! (the first send deleted it), and that must not be reported as a lost lock, while a key
+//! that changed hands is still never deleted.
 #![cfg(feature = "redis")]
 
 use std::collections::BTreeMap;
@@ -258,4 +262,95 @@ fn a_claim_that_fails_after_it_landed_is_given_back() {
         .try_acquire()
         .expect("free again");
     again.release().expect("release");
+}
+
+/// Takes and releases a lock, so that the server has the release script loaded and the
+/// next release's first `EVALSHA` runs (instead of answering `NOSCRIPT`).
+fn warm_up_release(cache: &RedisCache) {
+    Lock::new("warm-up-release")
+        .cache(cache.clone())
+        .try_acquire()
+        .expect("free key")
+        .release()
+        .expect("release");
+}
+
+/// A release whose first send ran (the key is deleted) but whose reply was lost: the
+/// backend sends it again, finds the key gone, and must not call that a lost lock.
+#[test]
+fn a_release_whose_reply_was_lost_is_not_reported_lost_sync() {
+    let server = RedisServer::start();
+    let proxy = LostReplyProxy::start(server.port());
+    let mut admin = admin(&server);
+    let cache = cache(&proxy);
+    assert_eq!(cache.get("warm-up").expect("get"), None);
+    // The release script is loaded (a first `EVALSHA` would only get `NOSCRIPT`).
+    warm_up_release(&cache);
+
+    let guard = Lock::new("lost-release-sync")
+        .cache(cache.clone())
+        .ttl(TTL)
+        .try_acquire()
+        .expect("free key");
+    proxy.arm("lost-release-sync");
+    guard
+        .release()
+        .expect("the release landed: its resend finds the key gone, not lost");
+    assert_eq!(proxy.lost(), 1, "the first reply was lost");
+    assert_eq!(value(&mut admin, "cachelock:lost-release-sync"), None);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_release_whose_reply_was_lost_is_not_reported_lost_async() {
+    let server = RedisServer::start();
+    let proxy = LostReplyProxy::start(server.port());
+    let mut admin = admin(&server);
+    let cache = cache(&proxy);
+    assert_eq!(cache.get_async("warm-up").await.expect("get"), None);
+    warm_up_release(&cache);
+
+    let guard = Lock::new("lost-release-async")
+        .cache(cache.clone())
+        .ttl(TTL)
+        .try_acquire_async()
+        .await
+        .expect("free key");
+    proxy.arm("lost-release-async");
+    guard
+        .release()
+        .await
+        .expect("the release landed: its resend finds the key gone, not lost");
+    assert_eq!(proxy.lost(), 1, "the first reply was lost");
+    assert_eq!(value(&mut admin, "cachelock:lost-release-async"), None);
+}
+
+/// The resent release still never deletes another holder's key: sent again after the key
+/// changed hands, it refuses (the lock is reported lost, and the new holder keeps it).
+#[test]
+fn a_resent_release_never_deletes_another_holders_key() {
+    let server = RedisServer::start();
+    let proxy = LostReplyProxy::start(server.port());
+    let mut admin = admin(&server);
+    let cache = cache(&proxy);
+    assert_eq!(cache.get("warm-up").expect("get"), None);
+    warm_up_release(&cache);
+
+    let guard = Lock::new("resent-release-other")
+        .cache(cache.clone())
+        .ttl(TTL)
+        .try_acquire()
+        .expect("free key");
+    // An admin frees the key and someone else takes it, straight on the server.
+    let _: () = redis::cmd("SET")
+        .arg("cachelock:resent-release-other")
+        .arg("another-owner|1|elsewhere|")
+        .query(&mut admin)
+        .expect("SET");
+    proxy.arm("resent-release-other");
+    assert!(guard.release().unwrap_err().is_lost());
+    assert_eq!(proxy.lost(), 1, "the first reply was lost");
+    assert_eq!(
+        value(&mut admin, "cachelock:resent-release-other").as_deref(),
+        Some("another-owner|1|elsewhere|")
+    );
 }

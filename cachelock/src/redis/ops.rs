@@ -9,6 +9,7 @@
 //! | `claim_unfenced` | `SET key token NX PX ms` |
 //! | `claim_unfenced`, sent again (see [`Op::resent`]) | `EVALSHA <set-nx-px, else compare> 1 key token ms` |
 //! | `release` | `EVALSHA <compare-and-delete> 1 key token` |
+//! | `release`, sent again (see [`Op::resent`]) | `EVALSHA <compare-and-delete, absent counts as done> 1 key token` |
 //! | `extend` | `EVALSHA <compare-and-pexpire> 1 key token ms` |
 //!
 //! TTLs are rounded up to whole milliseconds, never to zero.
@@ -132,6 +133,12 @@ fn claim_unfenced_resent_cmd(key: &str, token: &str, ttl: Duration) -> Cmd {
 
 fn release_cmd(key: &str, token: &str) -> Cmd {
     let mut cmd = evalsha(scripts::release(), 1, 2, key.len() + token.len());
+    cmd.arg(key).arg(token);
+    cmd
+}
+
+fn release_resent_cmd(key: &str, token: &str) -> Cmd {
+    let mut cmd = evalsha(scripts::release_resent(), 1, 2, key.len() + token.len());
     cmd.arg(key).arg(token);
     cmd
 }
@@ -288,6 +295,8 @@ pub(crate) enum Op<'a> {
     /// this token (see [`Op::resent`]).
     ClaimUnfencedResent(&'a str, &'a str, Duration),
     Release(&'a str, &'a str),
+    /// The same release sent again: an absent key counts as released (see [`Op::resent`]).
+    ReleaseResent(&'a str, &'a str),
     Extend(&'a str, &'a str, Duration),
 }
 
@@ -302,6 +311,7 @@ impl<'a> Op<'a> {
             | Op::ClaimUnfenced(key, ..)
             | Op::ClaimUnfencedResent(key, ..)
             | Op::Release(key, _)
+            | Op::ReleaseResent(key, _)
             | Op::Extend(key, ..) => key,
         }
     }
@@ -331,6 +341,7 @@ impl<'a> Op<'a> {
             Op::ClaimUnfenced(_, token, ttl) => Op::ClaimUnfenced(key, token, ttl),
             Op::ClaimUnfencedResent(_, token, ttl) => Op::ClaimUnfencedResent(key, token, ttl),
             Op::Release(_, token) => Op::Release(key, token),
+            Op::ReleaseResent(_, token) => Op::ReleaseResent(key, token),
             Op::Extend(_, token, ttl) => Op::Extend(key, token, ttl),
         }
     }
@@ -350,15 +361,25 @@ impl<'a> Op<'a> {
     /// connection died after the command was written, so the server may have run it and
     /// only the reply was lost.
     ///
-    /// Every operation is its own resent form, except the unfenced claim: a plain
-    /// `SET NX PX` sent again after its first send landed finds the key holding its own value
-    /// and answers nil, which would report the key held (by nobody) for a whole TTL. Its
-    /// resent form is a script that takes its own value as a win. The first send stays the
-    /// plain `SET`, one command; only a resend pays for the script. (The fenced claim script
-    /// already recognises its own value; get, set, delete and extend can run twice.)
+    /// Every operation is its own resent form, except two:
+    ///
+    /// - the unfenced claim: a plain `SET NX PX` sent again after its first send landed finds
+    ///   the key holding its own value and answers nil, which would report the key held (by
+    ///   nobody) for a whole TTL. Its resent form is a script that takes its own value as a
+    ///   win. The first send stays the plain `SET`, one command; only a resend pays for the
+    ///   script;
+    /// - the release: sent again after its first send deleted the key, it finds nothing and
+    ///   would report the lock lost (a false alarm, logged at warn level). Its resent form
+    ///   counts an absent key as released; a key holding another value is still refused.
+    ///
+    /// (The fenced claim script already recognises its own value; get, set, delete and
+    /// extend can run twice.) On Redis Cluster the client resends by itself, unseen: there a
+    /// release whose reply was lost may still report the lock lost, because an absent key
+    /// cannot be told from one that ran out before the release.
     pub(crate) fn resent(self) -> Op<'a> {
         match self {
             Op::ClaimUnfenced(key, token, ttl) => Op::ClaimUnfencedResent(key, token, ttl),
+            Op::Release(key, token) => Op::ReleaseResent(key, token),
             other => other,
         }
     }
@@ -380,6 +401,7 @@ impl<'a> Op<'a> {
             Op::ClaimUnfenced(..) => "claim (unfenced)",
             Op::ClaimUnfencedResent(..) => "claim (unfenced, resent)",
             Op::Release(..) => "release",
+            Op::ReleaseResent(..) => "release (resent)",
             Op::Extend(..) => "extend",
         }
     }
@@ -419,6 +441,13 @@ pub(crate) fn exec(con: &mut dyn ConnectionLike, op: Op<'_>) -> RedisResult<Repl
             )? == 1,
         ),
         Op::Release(key, token) => Reply::Flag(release(con, key, token)?),
+        Op::ReleaseResent(key, token) => Reply::Flag(
+            invoke::<i64>(
+                con,
+                scripts::release_resent(),
+                &release_resent_cmd(key, token),
+            )? == 1,
+        ),
         Op::Extend(key, token, ttl) => Reply::Flag(extend(con, key, token, ttl)?),
     })
 }
@@ -460,6 +489,15 @@ pub(crate) async fn exec_async<C: aio::ConnectionLike + Send>(
                 == 1,
         ),
         Op::Release(key, token) => Reply::Flag(release_async(con, key, token).await?),
+        Op::ReleaseResent(key, token) => Reply::Flag(
+            invoke_async::<i64, _>(
+                con,
+                scripts::release_resent(),
+                &release_resent_cmd(key, token),
+            )
+            .await?
+                == 1,
+        ),
         Op::Extend(key, token, ttl) => Reply::Flag(extend_async(con, key, token, ttl).await?),
     })
 }

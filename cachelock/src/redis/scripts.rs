@@ -81,6 +81,25 @@ end
 return 0
 ";
 
+/// The release as it is sent again after its connection died (see `Op::resent`): as
+/// [`RELEASE`], but an absent key also answers 1. The first send may have run, deleting the
+/// key, with only its reply lost; sent again as is, it would find nothing and report the
+/// lock lost. An absent key is then this release's own work, or a key that ran out (or was
+/// deleted by an admin) in the same moment: either way nothing is left to release, and no
+/// other holder's key is touched (a key holding another value still answers 0).
+const RELEASE_RESENT: &str = r"
+local value = redis.pcall('GET', KEYS[1])
+if value == false then
+    return 1
+end
+if type(value) == 'string' and (value == ARGV[1] or string.sub(value, 1, #ARGV[1] + 1) == ARGV[1] .. '|') then
+    redis.call('DEL', KEYS[1])
+    redis.pcall('PUBLISH', 'cachelock:released', KEYS[1])
+    return 1
+end
+return 0
+";
+
 /// `PEXPIRE KEYS[1] ARGV[2]` if it holds `ARGV[1]`; returns 1 if extended, 0 otherwise.
 const EXTEND: &str = r"
 local value = redis.pcall('GET', KEYS[1])
@@ -103,6 +122,11 @@ pub(crate) fn get_with_ttl() -> &'static Script {
 pub(crate) fn release() -> &'static Script {
     static SCRIPT: OnceLock<Script> = OnceLock::new();
     SCRIPT.get_or_init(|| Script::new(RELEASE))
+}
+
+pub(crate) fn release_resent() -> &'static Script {
+    static SCRIPT: OnceLock<Script> = OnceLock::new();
+    SCRIPT.get_or_init(|| Script::new(RELEASE_RESENT))
 }
 
 pub(crate) fn extend() -> &'static Script {
