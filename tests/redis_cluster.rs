@@ -41,6 +41,18 @@ fn keys_by_node(cluster: &RedisCluster) -> Vec<Vec<String>> {
 }
 
 /// How many lock keys each node holds (fence counters left out).
+/// An error with its sources, as a log line shows it.
+fn chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
 fn keys_per_node(cluster: &RedisCluster) -> Vec<i64> {
     keys_by_node(cluster)
         .iter()
@@ -245,6 +257,17 @@ fn held_locks_lists_the_locks_of_every_node_with_scan() {
         assert_eq!(node.get("keys"), None, "never KEYS: {node:?}");
     }
 
+    // A standalone cache pointed at one node would list that node's keys alone: refused.
+    let one_node = cachelock::redis::RedisCache::builder(&cluster.urls()[0])
+        .build()
+        .expect("valid url");
+    let refused = held_locks(&one_node, "cachelock:listed-").unwrap_err();
+    assert!(
+        chain(&refused).contains("this server is a Redis Cluster node"),
+        "{}",
+        chain(&refused)
+    );
+
     for guard in guards {
         guard.release().expect("owner releases");
     }
@@ -265,6 +288,17 @@ async fn held_locks_async_lists_the_locks_of_every_node() {
         .await
         .expect("listing a cluster");
     assert_eq!(listed.len(), 60, "{listed:?}");
+    let one_node = cachelock::redis::RedisCache::builder(&cluster.urls()[1])
+        .build()
+        .expect("valid url");
+    let refused = held_locks_async(&one_node, "cachelock:async-listed-")
+        .await
+        .unwrap_err();
+    assert!(
+        chain(&refused).contains("this server is a Redis Cluster node"),
+        "{}",
+        chain(&refused)
+    );
     let holder = Lock::new("async-listed-7")
         .cache(cache.clone())
         .holder_async()

@@ -149,6 +149,7 @@ impl Backend {
         // also match "removed").
         let redirected = message.contains("MOVED ")
             || message.contains("CROSSSLOT")
+            || message.contains("this server is a Redis Cluster node")
             || message.contains("Moved:")
             || message.contains("CrossSlot");
         let message = message.to_ascii_lowercase();

@@ -159,6 +159,15 @@ fn status_and_list_show_locks_held_on_every_node() {
         );
         assert!(line.contains(&format!("label \"{label}\"")), "{line}");
     }
+    // `list --redis` at one node would see that node's lock alone: refused, with the hint.
+    let one_node = with_redis(&cluster.urls()[0], &["list"]);
+    assert_eq!(code(&one_node), 69, "{}", stderr(&one_node));
+    assert!(
+        stderr(&one_node).contains("Redis Cluster node: use --redis-cluster"),
+        "{}",
+        stderr(&one_node)
+    );
+    assert_eq!(stdout(&one_node), "", "no partial listing");
     let json = with_cluster(&cluster.urls(), &["status", "jobs/b", "--json"]);
     let value: Value = serde_json::from_str(&stdout(&json)).unwrap();
     assert_eq!(value["held"], true);

@@ -181,7 +181,9 @@ impl<C: Cache> Lock<C> {
 /// An admin call: it walks the key space, so it costs time proportional to the number of
 /// keys, and a lock taken or released meanwhile may or may not be listed. Values that were
 /// not written by a lock are listed too, with empty metadata. A cache that cannot list
-/// keys (the get/set/delete defaults) returns [`Error::Backend`].
+/// keys (the get/set/delete defaults) returns [`Error::Backend`], and so does a `RedisCache`
+/// pointed at one node of a Redis Cluster (a `SCAN` there would see that node's keys alone;
+/// use `RedisClusterCache`).
 pub fn held_locks<C: Cache + ?Sized>(cache: &C, prefix: &str) -> Result<Vec<Holder>, Error> {
     let keys = cache
         .keys_with_prefix(prefix)

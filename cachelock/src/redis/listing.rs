@@ -67,8 +67,36 @@ fn scan_reply(reply: Value) -> RedisResult<(u64, Vec<String>)> {
     Ok(redis::from_redis_value(reply)?)
 }
 
+/// `INFO cluster`: asked before a standalone listing, since `SCAN` on one node of a Redis
+/// Cluster would silently list that node's keys only.
+fn info_cluster() -> Cmd {
+    let mut cmd = redis::cmd("INFO");
+    cmd.arg("cluster");
+    cmd
+}
+
+/// Refuses a standalone listing on a Redis Cluster node (`INFO cluster` answered
+/// `cluster_enabled:1`). A server that does not answer `INFO` (an ACL that forbids it) is
+/// listed as it is.
+fn not_a_cluster_node(info: RedisResult<String>) -> RedisResult<()> {
+    let Ok(info) = info else {
+        return Ok(());
+    };
+    if info.lines().any(|line| line.trim() == "cluster_enabled:1") {
+        return Err(RedisError::from((
+            ErrorKind::InvalidClientConfig,
+            "this server is a Redis Cluster node",
+            "a listing here would see only this node's keys; use RedisClusterCache (the \
+             cachelock command: --redis-cluster)"
+                .to_owned(),
+        )));
+    }
+    Ok(())
+}
+
 /// The `SCAN` loop on one server, until the cursor comes back to 0.
 pub(crate) fn scan(con: &mut dyn ConnectionLike, pattern: &str) -> RedisResult<Vec<String>> {
+    not_a_cluster_node(info_cluster().query(con))?;
     let mut keys = Vec::new();
     let mut cursor = 0;
     loop {
@@ -87,6 +115,7 @@ pub(crate) fn scan_async<'a, C: aio::ConnectionLike + Send>(
     pattern: &'a str,
 ) -> BoxFuture<'a, RedisResult<Vec<String>>> {
     Box::pin(async move {
+        not_a_cluster_node(info_cluster().query_async(con).await)?;
         let mut keys = Vec::new();
         let mut cursor = 0;
         loop {
