@@ -73,6 +73,10 @@ pub type CacheResult<T> = Result<T, BoxError>;
 /// A fourth, [`claim_unfenced`](Cache::claim_unfenced), is `claim` without the fencing
 /// token, for [`Lock::fencing(false)`](crate::Lock::fencing); its default calls `claim`.
 ///
+/// A [`Lock`](crate::Lock) claims through [`claim_for_lock`](Cache::claim_for_lock), whose
+/// default calls `claim` or `claim_unfenced`; an in-process cache may override it to hand
+/// the guard a [`Handle`] on the key, for a release and renewal without a lookup.
+///
 /// The built-in backends ([`MemoryCache`](crate::MemoryCache), and the Redis backend)
 /// implement them atomically, so a key has at most one owner at any time, however many
 /// threads, processes and machines share the store.
