@@ -21,11 +21,14 @@ use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+mod eventually;
 mod lost_reply;
+mod tracing_capture;
+pub use eventually::eventually;
 pub use lost_reply::LostReplyProxy;
+pub use tracing_capture::TracingCapture;
 
 /// How long a server or cluster may take to come up before the helper gives up.
 const START_TIMEOUT: Duration = Duration::from_secs(20);
@@ -480,90 +483,6 @@ impl std::fmt::Debug for RedisCluster {
     }
 }
 
-/// A `tracing` subscriber that records every event and span, fields included, as text.
-///
-/// Install it with `tracing::subscriber::with_default` (this thread) or
-/// `set_global_default` (every thread), then read [`text`](TracingCapture::text).
-#[derive(Clone, Default)]
-pub struct TracingCapture {
-    text: Arc<Mutex<String>>,
-    next_span: Arc<AtomicU64>,
-}
-
-impl TracingCapture {
-    /// An empty capture.
-    pub fn new() -> TracingCapture {
-        TracingCapture::default()
-    }
-
-    /// Everything recorded so far, one line per event or span.
-    pub fn text(&self) -> String {
-        self.text.lock().unwrap_or_else(|p| p.into_inner()).clone()
-    }
-
-    fn push(&self, line: String) {
-        let mut text = self.text.lock().unwrap_or_else(|p| p.into_inner());
-        text.push_str(&line);
-        text.push('\n');
-    }
-}
-
-struct Fields(String);
-
-impl tracing::field::Visit for Fields {
-    fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn std::fmt::Debug) {
-        self.0.push_str(&format!(" {}={:?}", field.name(), value));
-    }
-
-    fn record_str(&mut self, field: &tracing::field::Field, value: &str) {
-        self.0.push_str(&format!(" {}={}", field.name(), value));
-    }
-
-    fn record_error(
-        &mut self,
-        field: &tracing::field::Field,
-        value: &(dyn std::error::Error + 'static),
-    ) {
-        self.0
-            .push_str(&format!(" {}={value} ({value:?})", field.name()));
-    }
-}
-
-impl tracing::Subscriber for TracingCapture {
-    fn enabled(&self, _metadata: &tracing::Metadata<'_>) -> bool {
-        true
-    }
-
-    fn new_span(&self, span: &tracing::span::Attributes<'_>) -> tracing::span::Id {
-        let mut fields = Fields(format!("span {}", span.metadata().name()));
-        span.record(&mut fields);
-        self.push(fields.0);
-        tracing::span::Id::from_u64(self.next_span.fetch_add(1, Ordering::Relaxed) + 1)
-    }
-
-    fn record(&self, _span: &tracing::span::Id, values: &tracing::span::Record<'_>) {
-        let mut fields = Fields("span record".to_owned());
-        values.record(&mut fields);
-        self.push(fields.0);
-    }
-
-    fn record_follows_from(&self, _span: &tracing::span::Id, _follows: &tracing::span::Id) {}
-
-    fn event(&self, event: &tracing::Event<'_>) {
-        let mut fields = Fields(format!(
-            "{} {}:",
-            event.metadata().level(),
-            event.metadata().target()
-        ));
-        event.record(&mut fields);
-        self.push(fields.0);
-    }
-
-    fn enter(&self, _span: &tracing::span::Id) {}
-
-    fn exit(&self, _span: &tracing::span::Id) {}
-}
-
 /// `cmdstat_<name>` → `calls`, parsed from the text of `INFO commandstats`.
 ///
 /// Counts every command the server ran, including those a Lua script ran inside it; callers
@@ -580,19 +499,4 @@ pub fn parse_commandstats(info: &str) -> std::collections::BTreeMap<String, u64>
             Some((name.to_owned(), calls))
         })
         .collect()
-}
-
-/// Waits until `condition` holds, polling every 10 ms; panics with `never: {what}` after 30 s.
-///
-/// The bound is there so that a broken build fails instead of hanging, not to assert speed:
-/// tests in this workspace never assert that something happens by a deadline.
-pub fn eventually(what: &str, mut condition: impl FnMut() -> bool) {
-    let start = std::time::Instant::now();
-    while !condition() {
-        assert!(
-            start.elapsed() < std::time::Duration::from_secs(30),
-            "never: {what}"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(10));
-    }
 }
