@@ -16,8 +16,6 @@
 //! panics with a one-line message that says how to install it.
 #![deny(missing_docs)]
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -25,9 +23,15 @@ use std::time::{Duration, Instant};
 
 mod eventually;
 mod lost_reply;
+mod port;
+mod redis_client;
 mod tracing_capture;
 pub use eventually::eventually;
 pub use lost_reply::LostReplyProxy;
+use port::free_cluster_port;
+pub use port::free_port;
+pub use redis_client::parse_commandstats;
+use redis_client::{answers, command};
 pub use tracing_capture::TracingCapture;
 
 /// How long a server or cluster may take to come up before the helper gives up.
@@ -72,29 +76,6 @@ impl Drop for TempDir {
     }
 }
 
-/// A port that is free on 127.0.0.1 right now (the OS picks it: bind `127.0.0.1:0`).
-pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("cannot bind 127.0.0.1:0 to find a free port")
-}
-
-/// A free port `p` such that `p + 10000` (the cluster bus port) is free too.
-fn free_cluster_port() -> u16 {
-    for _ in 0..200 {
-        let listener = TcpListener::bind("127.0.0.1:0").expect("cannot bind 127.0.0.1:0");
-        let port = listener.local_addr().expect("local addr").port();
-        if port > 55_535 {
-            continue;
-        }
-        if TcpListener::bind(("127.0.0.1", port + 10_000)).is_ok() {
-            return port;
-        }
-    }
-    panic!("no free port pair (p, p + 10000) found on 127.0.0.1 for a cluster node");
-}
-
 fn spawn_server(args: &[String], log: &Path) -> Child {
     let bin = server_bin();
     let log_file = std::fs::File::create(log).expect("cannot create redis-server log file");
@@ -117,52 +98,6 @@ fn log_tail(log: &Path) -> String {
     let text = std::fs::read_to_string(log).unwrap_or_default();
     let lines: Vec<&str> = text.lines().collect();
     lines[lines.len().saturating_sub(8)..].join("\n")
-}
-
-/// Sends one command (inline protocol) and returns the first reply, as text.
-///
-/// Replies: `+OK` → `OK`, `:1` → `1`, a bulk string → its content, an error → `Err`.
-fn command(port: u16, args: &[&str]) -> Result<String, String> {
-    let mut stream = TcpStream::connect(("127.0.0.1", port)).map_err(|e| e.to_string())?;
-    stream
-        .set_read_timeout(Some(Duration::from_secs(5)))
-        .map_err(|e| e.to_string())?;
-    let mut request = format!("*{}\r\n", args.len());
-    for arg in args {
-        request.push_str(&format!("${}\r\n{arg}\r\n", arg.len()));
-    }
-    stream
-        .write_all(request.as_bytes())
-        .map_err(|e| e.to_string())?;
-    let mut reader = BufReader::new(stream);
-    let mut line = String::new();
-    reader.read_line(&mut line).map_err(|e| e.to_string())?;
-    let line = line.trim_end();
-    match line.as_bytes().first() {
-        Some(b'+') | Some(b':') => Ok(line[1..].to_owned()),
-        Some(b'-') => Err(line[1..].to_owned()),
-        Some(b'$') => {
-            let len: i64 = line[1..]
-                .parse()
-                .map_err(|_| format!("bad reply {line:?}"))?;
-            if len < 0 {
-                return Ok(String::new());
-            }
-            let mut body = vec![0u8; len as usize + 2];
-            reader.read_exact(&mut body).map_err(|e| e.to_string())?;
-            body.truncate(len as usize);
-            String::from_utf8(body).map_err(|e| e.to_string())
-        }
-        _ => Err(format!("unexpected reply {line:?}")),
-    }
-}
-
-/// Answers PING (or asks for a password, which also means it is up and serving).
-fn answers(port: u16) -> bool {
-    match command(port, &["PING"]) {
-        Ok(reply) => reply == "PONG",
-        Err(e) => e.starts_with("NOAUTH"),
-    }
 }
 
 fn wait_until_answers(port: u16, child: &mut Child, log: &Path) {
@@ -481,22 +416,4 @@ impl std::fmt::Debug for RedisCluster {
             .field("ports", &self.ports)
             .finish_non_exhaustive()
     }
-}
-
-/// `cmdstat_<name>` → `calls`, parsed from the text of `INFO commandstats`.
-///
-/// Counts every command the server ran, including those a Lua script ran inside it; callers
-/// that want only what the client sent leave those out themselves.
-pub fn parse_commandstats(info: &str) -> std::collections::BTreeMap<String, u64> {
-    info.lines()
-        .filter_map(|line| {
-            let (name, stats) = line.strip_prefix("cmdstat_")?.split_once(':')?;
-            let calls = stats
-                .split(',')
-                .find_map(|field| field.strip_prefix("calls="))?
-                .parse()
-                .ok()?;
-            Some((name.to_owned(), calls))
-        })
-        .collect()
 }
