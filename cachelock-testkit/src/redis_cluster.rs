@@ -1,13 +1,13 @@
 //! [`RedisCluster`]: three `redis-server` nodes on free loopback ports, joined into a Redis
 //! Cluster with `redis-cli --cluster create`.
 
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use crate::port::free_cluster_port;
-use crate::process::{kill, TempDir, START_TIMEOUT};
-use crate::redis_client::{answers, command};
-use crate::redis_server::spawn_server;
+use crate::process::{ServerProcess, TempDir, START_TIMEOUT};
+use crate::redis_client::command;
+use crate::redis_server::{base_args, start_redis_server};
 
 fn cli_bin() -> String {
     std::env::var("REDIS_CLI_BIN").unwrap_or_else(|_| "redis-cli".to_owned())
@@ -20,7 +20,7 @@ fn cli_bin() -> String {
 /// and the helper waits until every node reports `cluster_state:ok`. Killed on `Drop`.
 pub struct RedisCluster {
     ports: Vec<u16>,
-    children: Vec<Option<Child>>,
+    nodes: Vec<ServerProcess>,
     _dir: TempDir,
 }
 
@@ -29,7 +29,7 @@ impl RedisCluster {
     pub fn start() -> RedisCluster {
         let mut cluster = RedisCluster {
             ports: Vec::new(),
-            children: Vec::new(),
+            nodes: Vec::new(),
             _dir: TempDir::new("cluster"),
         };
         for _ in 0..3 {
@@ -38,43 +38,18 @@ impl RedisCluster {
                 let port = free_cluster_port();
                 let log = cluster._dir.path().join(format!("redis-{port}.log"));
                 let conf = cluster._dir.path().join(format!("nodes-{port}.conf"));
-                let args: Vec<String> = vec![
-                    "--port".into(),
-                    port.to_string(),
-                    "--bind".into(),
-                    "127.0.0.1".into(),
-                    "--save".into(),
-                    String::new(),
-                    "--appendonly".into(),
-                    "no".into(),
-                    "--dir".into(),
-                    cluster._dir.path().display().to_string(),
+                let mut args = base_args(port, cluster._dir.path());
+                args.extend([
                     "--cluster-enabled".into(),
                     "yes".into(),
                     "--cluster-config-file".into(),
                     conf.display().to_string(),
                     "--cluster-node-timeout".into(),
                     "5000".into(),
-                ];
-                let mut child = spawn_server(&args, &log);
-                let deadline = Instant::now() + START_TIMEOUT;
-                let up = loop {
-                    if answers(port) {
-                        break true;
-                    }
-                    if let Ok(Some(_)) = child.try_wait() {
-                        break false;
-                    }
-                    if Instant::now() > deadline {
-                        let _ = child.kill();
-                        let _ = child.wait();
-                        break false;
-                    }
-                    std::thread::sleep(Duration::from_millis(20));
-                };
-                if up {
+                ]);
+                if let Ok(node) = start_redis_server(port, &args, &log) {
                     cluster.ports.push(port);
-                    cluster.children.push(Some(child));
+                    cluster.nodes.push(node);
                     started = true;
                     break;
                 }
@@ -151,9 +126,8 @@ impl RedisCluster {
 
 impl Drop for RedisCluster {
     fn drop(&mut self) {
-        for child in &mut self.children {
-            kill(child);
-        }
+        // Every node, in order, before `_dir` is removed.
+        self.nodes.clear();
     }
 }
 

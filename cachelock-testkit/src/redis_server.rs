@@ -1,57 +1,48 @@
-//! [`RedisServer`]: one throwaway `redis-server` on a free loopback port, and how a
-//! `redis-server` process is spawned (also for the cluster's nodes).
+//! [`RedisServer`]: one throwaway `redis-server` on a free loopback port; also how any test
+//! `redis-server` is started (its base arguments, ready once it answers PING), which the
+//! cluster's nodes share.
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
 
 use crate::port::free_port;
-use crate::process::{kill, log_tail, TempDir, START_TIMEOUT};
+use crate::process::{log_tail, ServerProcess, StartError, TempDir, START_TIMEOUT};
 use crate::redis_client::answers;
 
 fn server_bin() -> String {
     std::env::var("REDIS_SERVER_BIN").unwrap_or_else(|_| "redis-server".to_owned())
 }
 
-pub(crate) fn spawn_server(args: &[String], log: &Path) -> Child {
-    let bin = server_bin();
-    let log_file = std::fs::File::create(log).expect("cannot create redis-server log file");
-    match Command::new(&bin)
-        .args(args)
-        .stdin(Stdio::null())
-        .stdout(log_file.try_clone().expect("log file handle"))
-        .stderr(log_file)
-        .spawn()
-    {
-        Ok(child) => child,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => panic!(
-            "`{bin}` not found: install it with `apt-get install -y redis-server` (or set REDIS_SERVER_BIN)"
-        ),
-        Err(e) => panic!("cannot start `{bin}`: {e}"),
-    }
+/// Starts `redis-server args` with its output in `log`, and waits until it answers PING on
+/// `port`.
+pub(crate) fn start_redis_server(
+    port: u16,
+    args: &[String],
+    log: &Path,
+) -> Result<ServerProcess, StartError> {
+    ServerProcess::start(
+        &server_bin(),
+        "install it with `apt-get install -y redis-server` (or set REDIS_SERVER_BIN)",
+        args,
+        log,
+        || answers(port),
+    )
 }
 
-fn wait_until_answers(port: u16, child: &mut Child, log: &Path) {
-    let deadline = Instant::now() + START_TIMEOUT;
-    loop {
-        if answers(port) {
-            return;
-        }
-        if let Ok(Some(status)) = child.try_wait() {
-            panic!(
-                "redis-server on port {port} exited ({status}) before answering:\n{}",
-                log_tail(log)
-            );
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            panic!(
-                "redis-server on port {port} did not answer PING within {START_TIMEOUT:?}:\n{}",
-                log_tail(log)
-            );
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
+/// The arguments every test `redis-server` starts with:
+/// `--port P --bind 127.0.0.1 --save "" --appendonly no --dir DIR`.
+pub(crate) fn base_args(port: u16, dir: &Path) -> Vec<String> {
+    vec![
+        "--port".into(),
+        port.to_string(),
+        "--bind".into(),
+        "127.0.0.1".into(),
+        "--save".into(),
+        String::new(),
+        "--appendonly".into(),
+        "no".into(),
+        "--dir".into(),
+        dir.display().to_string(),
+    ]
 }
 
 /// A `redis-server` on a free loopback port, for one test.
@@ -66,7 +57,8 @@ fn wait_until_answers(port: u16, child: &mut Child, log: &Path) {
 pub struct RedisServer {
     port: u16,
     extra: Vec<String>,
-    child: Option<Child>,
+    /// `None` while stopped.
+    process: Option<ServerProcess>,
     dir: TempDir,
 }
 
@@ -82,7 +74,7 @@ impl RedisServer {
         let mut server = RedisServer {
             port: 0,
             extra: extra.iter().map(|s| (*s).to_owned()).collect(),
-            child: None,
+            process: None,
             dir: TempDir::new("server"),
         };
         // A free port can be taken by someone else between the probe and the bind: retry.
@@ -98,21 +90,7 @@ impl RedisServer {
     }
 
     fn args(&self) -> Vec<String> {
-        let mut args: Vec<String> = [
-            "--port",
-            &self.port.to_string(),
-            "--bind",
-            "127.0.0.1",
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-            "--dir",
-            &self.dir.path().display().to_string(),
-        ]
-        .iter()
-        .map(|s| (*s).to_owned())
-        .collect();
+        let mut args = base_args(self.port, self.dir.path());
         args.extend(self.extra.iter().cloned());
         args
     }
@@ -124,25 +102,16 @@ impl RedisServer {
     /// Spawns and waits; on an early exit (port taken) returns the log tail.
     fn try_spawn(&mut self) -> Result<(), String> {
         let log = self.log();
-        let mut child = spawn_server(&self.args(), &log);
-        let deadline = Instant::now() + START_TIMEOUT;
-        loop {
-            if answers(self.port) {
-                self.child = Some(child);
-                return Ok(());
+        match start_redis_server(self.port, &self.args(), &log) {
+            Ok(process) => {
+                self.process = Some(process);
+                Ok(())
             }
-            if let Ok(Some(_)) = child.try_wait() {
-                return Err(log_tail(&log));
-            }
-            if Instant::now() > deadline {
-                let _ = child.kill();
-                let _ = child.wait();
-                return Err(format!(
-                    "no answer within {START_TIMEOUT:?}\n{}",
-                    log_tail(&log)
-                ));
-            }
-            std::thread::sleep(Duration::from_millis(20));
+            Err(StartError::Exited(_)) => Err(log_tail(&log)),
+            Err(StartError::TimedOut) => Err(format!(
+                "no answer within {START_TIMEOUT:?}\n{}",
+                log_tail(&log)
+            )),
         }
     }
 
@@ -158,27 +127,36 @@ impl RedisServer {
 
     /// `true` while the process runs.
     pub fn is_running(&mut self) -> bool {
-        matches!(self.child.as_mut().map(|c| c.try_wait()), Some(Ok(None)))
+        self.process.as_mut().is_some_and(ServerProcess::is_running)
     }
 
     /// Kills the server (SIGKILL: no goodbye to its clients) and waits for it to exit.
     pub fn stop(&mut self) {
-        kill(&mut self.child);
+        self.process = None;
     }
 
     /// Stops the server if it runs, then starts a fresh, empty one on the same port.
     pub fn restart(&mut self) {
         self.stop();
         let log = self.log();
-        let mut child = spawn_server(&self.args(), &log);
-        wait_until_answers(self.port, &mut child, &log);
-        self.child = Some(child);
+        let port = self.port;
+        match start_redis_server(port, &self.args(), &log) {
+            Ok(process) => self.process = Some(process),
+            Err(StartError::Exited(status)) => panic!(
+                "redis-server on port {port} exited ({status}) before answering:\n{}",
+                log_tail(&log)
+            ),
+            Err(StartError::TimedOut) => panic!(
+                "redis-server on port {port} did not answer PING within {START_TIMEOUT:?}:\n{}",
+                log_tail(&log)
+            ),
+        }
     }
 }
 
 impl Drop for RedisServer {
     fn drop(&mut self) {
-        kill(&mut self.child);
+        self.stop();
     }
 }
 
