@@ -10,6 +10,8 @@
 //!   text, to check what a library logs.
 //! - [`LostReplyProxy`]: a TCP proxy to a real server that lets one command run and loses
 //!   its reply (the connection is cut), the fault a resent command must survive.
+//! - [`free_port`]: a port free on 127.0.0.1 right now.
+//! - [`parse_commandstats`]: the per-command call counts in the text of `INFO commandstats`.
 //!
 //! Only loopback addresses are ever used. The binaries are `redis-server` and `redis-cli`
 //! from `PATH`, or `REDIS_SERVER_BIN` / `REDIS_CLI_BIN`; when one is missing the helper
