@@ -294,7 +294,7 @@ fn stale(state: &mut State, generation: u64, full: bool, now: Instant) -> bool {
     if state.dead || state.live(now).is_some() {
         return false;
     }
-    if state.value.is_some() {
+    if state.owner.is_some() {
         state.free(generation);
     }
     full || state.freed_in < generation
@@ -338,7 +338,8 @@ fn background(signal: &Signal, cache: &Weak<Shared>) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{Cache, MemoryCache};
+    use crate::token::Token;
+    use crate::{LockStore, MemoryCache};
 
     #[test]
     fn slots_released_before_a_scan_still_bring_the_idle_pass() {
@@ -347,11 +348,12 @@ mod tests {
         let cache = MemoryCache::new();
         let ttl = std::time::Duration::from_secs(60);
         let keys: Vec<String> = (0..3 * SWEEP_MIN).map(|i| format!("k{i}")).collect();
+        let claim = crate::Claim::new(ttl);
         for key in &keys {
-            assert!(cache.claim(key, "t", ttl).unwrap().is_some());
+            assert!(cache.claim(key, &claim).unwrap().is_some());
         }
         for key in &keys {
-            assert!(cache.release(key, "t").unwrap());
+            assert!(cache.release(key, claim.token(), None).unwrap());
         }
         let shared = &cache.shared;
         shared.sweeper.sweep(&shared.moka, Sweep::Generation);
@@ -366,13 +368,9 @@ mod tests {
     #[test]
     fn a_free_slot_goes_only_after_a_whole_generation_and_a_live_one_never() {
         let now = Instant::now();
-        let mut state = State {
-            value: None,
-            deadline: None,
-            dead: false,
-            freed_in: 0,
-        };
-        state.store("v", Some(now + std::time::Duration::from_secs(60)));
+        let minute = std::time::Duration::from_secs(60);
+        let mut state = State::free_since(0);
+        assert!(state.claim(Token::new(), None, now, minute));
         assert!(!stale(&mut state, 5, true, now), "live is never stale");
         state.free(5);
         assert!(
@@ -388,9 +386,11 @@ mod tests {
             "a full sweep takes every free slot"
         );
         // An expired value counts as freed when first seen.
-        state.store("v", Some(now));
-        assert!(!stale(&mut state, 7, false, now));
-        assert!(state.value.is_none());
-        assert!(stale(&mut state, 8, false, now));
+        let instant = std::time::Duration::from_nanos(1);
+        assert!(state.claim(Token::new(), None, now, instant));
+        let later = now + std::time::Duration::from_millis(1);
+        assert!(!stale(&mut state, 7, false, later));
+        assert!(state.owner.is_none());
+        assert!(stale(&mut state, 8, false, later));
     }
 }

@@ -102,6 +102,7 @@
 mod cluster;
 mod config;
 mod core;
+mod exec;
 mod fence;
 mod listing;
 mod ops;
@@ -109,6 +110,8 @@ mod pool;
 mod runtime;
 mod scripts;
 mod standalone;
+mod store;
+mod subscriber;
 mod tree;
 mod tree_wake;
 

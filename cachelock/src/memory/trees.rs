@@ -1,4 +1,4 @@
-//! Tree locks in process memory: one mutex over an ordered map per lock space.
+//! Tree locks in process memory ([`TreeStore`] of [`MemoryCache`](crate::MemoryCache)): one mutex over an ordered map per lock space.
 //!
 //! A claim checks the path itself and each of its ancestors (one map lookup each), then
 //! the range of its descendants (an ordered-map range scan), all under the space's mutex,
@@ -19,8 +19,12 @@ use std::ops::Bound;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use super::path::{ancestors, child_prefix, conflicts, TreeScope};
-use crate::holder::token_of;
+use crate::claim::Claim;
+use crate::clock::{deadline_after, next_fence};
+use crate::owner::is_owned_by;
+use crate::result::{BoxFuture, CacheResult};
+use crate::tree::path::{ancestors, child_prefix, conflicts, TreeScope};
+use crate::tree::{TreeEntry, TreeStore};
 use crate::wake::Board;
 
 const MIN_SWEEP: usize = 64;
@@ -39,7 +43,7 @@ impl Entry {
     }
 
     fn owned_by(&self, token: &str) -> bool {
-        !token.is_empty() && token_of(&self.value) == token
+        is_owned_by(&self.value, token)
     }
 }
 
@@ -111,10 +115,6 @@ fn locked<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
         .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
-fn deadline_after(now: Instant, ttl: Duration) -> Instant {
-    now.checked_add(ttl).unwrap_or_else(|| now + crate::MAX_TTL)
-}
-
 impl MemoryTrees {
     fn space(&self, name: &str) -> Option<Arc<Mutex<Space>>> {
         locked(&self.spaces).get(name).cloned()
@@ -127,7 +127,7 @@ impl MemoryTrees {
             .clone()
     }
 
-    pub(crate) fn claim(
+    fn claim_value(
         &self,
         space: &str,
         path: &str,
@@ -150,10 +150,10 @@ impl MemoryTrees {
                 scope,
             },
         );
-        Some(crate::basic::next_fence())
+        Some(next_fence())
     }
 
-    pub(crate) fn release(&self, space: &str, path: &str, token: &str) -> bool {
+    fn release_now(&self, space: &str, path: &str, token: &str) -> bool {
         let Some(shared) = self.space(space) else {
             return false;
         };
@@ -174,7 +174,7 @@ impl MemoryTrees {
         mine
     }
 
-    pub(crate) fn extend(&self, space: &str, path: &str, token: &str, ttl: Duration) -> bool {
+    fn extend_now(&self, space: &str, path: &str, token: &str, ttl: Duration) -> bool {
         let Some(shared) = self.space(space) else {
             return false;
         };
@@ -203,7 +203,7 @@ impl MemoryTrees {
     /// unrelated path sends it back to waiting) or `pause` has passed. A release between
     /// the waiter's failed claim and its registration is seen by the check that follows
     /// the registration; one after it wakes the wait.
-    pub(crate) fn wait(&self, space: &str, path: &str, scope: TreeScope, pause: Duration) {
+    fn wait_now(&self, space: &str, path: &str, scope: TreeScope, pause: Duration) {
         let deadline = Instant::now() + pause;
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
@@ -215,14 +215,8 @@ impl MemoryTrees {
         }
     }
 
-    /// Async twin of [`MemoryTrees::wait`].
-    pub(crate) async fn wait_async(
-        &self,
-        space: &str,
-        path: &str,
-        scope: TreeScope,
-        pause: Duration,
-    ) {
+    /// Async twin of [`MemoryTrees::wait_now`].
+    async fn wait_now_async(&self, space: &str, path: &str, scope: TreeScope, pause: Duration) {
         let deadline = Instant::now() + pause;
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
@@ -235,26 +229,19 @@ impl MemoryTrees {
         }
     }
 
-    pub(crate) fn holder(
-        &self,
-        space: &str,
-        path: &str,
-        scope: TreeScope,
-    ) -> Option<crate::tree::TreeEntry> {
+    fn holder_now(&self, space: &str, path: &str, scope: TreeScope) -> Option<TreeEntry> {
         let shared = self.space(space)?;
         let space = locked(&shared);
         let now = Instant::now();
-        space
-            .conflict(path, scope, now)
-            .map(|(q, e)| crate::tree::TreeEntry {
-                path: q.to_owned(),
-                value: e.value.clone(),
-                ttl: Some(e.deadline.saturating_duration_since(now)),
-            })
+        space.conflict(path, scope, now).map(|(q, e)| TreeEntry {
+            path: q.to_owned(),
+            value: e.value.clone(),
+            ttl: Some(e.deadline.saturating_duration_since(now)),
+        })
     }
 
     /// Every live lock of `space`, by path (expired entries are left out, not removed).
-    pub(crate) fn list(&self, space: &str) -> Vec<crate::tree::TreeEntry> {
+    fn list_now(&self, space: &str) -> Vec<TreeEntry> {
         let Some(shared) = self.space(space) else {
             return Vec::new();
         };
@@ -264,12 +251,103 @@ impl MemoryTrees {
             .paths
             .iter()
             .filter(|(_, e)| e.live(now))
-            .map(|(path, e)| crate::tree::TreeEntry {
+            .map(|(path, e)| TreeEntry {
                 path: path.clone(),
                 value: e.value.clone(),
                 ttl: Some(e.deadline.saturating_duration_since(now)),
             })
             .collect()
+    }
+}
+
+/// Tree locks in memory answer inline: nothing here waits on I/O.
+impl TreeStore for MemoryTrees {
+    fn claim(
+        &self,
+        space: &str,
+        path: &str,
+        scope: TreeScope,
+        claim: &Claim<'_>,
+    ) -> CacheResult<Option<u64>> {
+        let value = claim.owner_value();
+        Ok(self.claim_value(space, path, &value, claim.ttl(), scope))
+    }
+
+    fn claim_async<'a>(
+        &'a self,
+        space: &'a str,
+        path: &'a str,
+        scope: TreeScope,
+        claim: &'a Claim<'a>,
+    ) -> BoxFuture<'a, CacheResult<Option<u64>>> {
+        Box::pin(std::future::ready(self.claim(space, path, scope, claim)))
+    }
+
+    fn release(&self, space: &str, path: &str, token: &str) -> CacheResult<bool> {
+        Ok(self.release_now(space, path, token))
+    }
+
+    fn release_async<'a>(
+        &'a self,
+        space: &'a str,
+        path: &'a str,
+        token: &'a str,
+    ) -> BoxFuture<'a, CacheResult<bool>> {
+        Box::pin(std::future::ready(TreeStore::release(
+            self, space, path, token,
+        )))
+    }
+
+    fn extend(&self, space: &str, path: &str, token: &str, ttl: Duration) -> CacheResult<bool> {
+        Ok(self.extend_now(space, path, token, ttl))
+    }
+
+    fn extend_async<'a>(
+        &'a self,
+        space: &'a str,
+        path: &'a str,
+        token: &'a str,
+        ttl: Duration,
+    ) -> BoxFuture<'a, CacheResult<bool>> {
+        Box::pin(std::future::ready(TreeStore::extend(
+            self, space, path, token, ttl,
+        )))
+    }
+
+    fn holder(&self, space: &str, path: &str, scope: TreeScope) -> CacheResult<Option<TreeEntry>> {
+        Ok(self.holder_now(space, path, scope))
+    }
+
+    fn holder_async<'a>(
+        &'a self,
+        space: &'a str,
+        path: &'a str,
+        scope: TreeScope,
+    ) -> BoxFuture<'a, CacheResult<Option<TreeEntry>>> {
+        Box::pin(std::future::ready(Ok(self.holder_now(space, path, scope))))
+    }
+
+    fn list(&self, space: &str) -> CacheResult<Vec<TreeEntry>> {
+        Ok(self.list_now(space))
+    }
+
+    fn list_async<'a>(&'a self, space: &'a str) -> BoxFuture<'a, CacheResult<Vec<TreeEntry>>> {
+        Box::pin(std::future::ready(Ok(self.list_now(space))))
+    }
+
+    /// Wakes on a release in `space` that unblocked `path` (or after `pause`).
+    fn wait_for_release(&self, space: &str, path: &str, scope: TreeScope, pause: Duration) {
+        self.wait_now(space, path, scope, pause);
+    }
+
+    fn wait_for_release_async<'a>(
+        &'a self,
+        space: &'a str,
+        path: &'a str,
+        scope: TreeScope,
+        pause: Duration,
+    ) -> BoxFuture<'a, ()> {
+        Box::pin(self.wait_now_async(space, path, scope, pause))
     }
 }
 
@@ -294,19 +372,19 @@ mod tests {
     fn a_release_wakes_a_registered_waiter_of_its_space_only_if_it_owned_the_path() {
         let trees = MemoryTrees::default();
         let ttl = Duration::from_secs(60);
-        assert!(trees.claim("s:", "/a", "t1|x", ttl, BOTH).is_some());
+        assert!(trees.claim_value("s:", "/a", "t1|x", ttl, BOTH).is_some());
         std::thread::scope(|scope| {
             let waiter = scope.spawn(|| {
                 let started = Instant::now();
-                trees.wait("s:", "/a/b", BOTH, LONG);
+                trees.wait_now("s:", "/a/b", BOTH, LONG);
                 started.elapsed()
             });
             until_registered(&trees, 1);
             // A release by a token that does not own the path changes nothing and wakes
             // nobody: the waiter stays registered.
-            assert!(!trees.release("s:", "/a", "t2"));
+            assert!(!trees.release_now("s:", "/a", "t2"));
             assert_eq!(trees.board.waiting(), 1);
-            assert!(trees.release("s:", "/a", "t1"));
+            assert!(trees.release_now("s:", "/a", "t1"));
             assert!(waiter.join().unwrap() < LONG, "woken, not timed out");
         });
         assert_eq!(trees.board.waiting(), 0);
@@ -316,17 +394,17 @@ mod tests {
     async fn a_release_wakes_a_registered_async_waiter() {
         let trees = Arc::new(MemoryTrees::default());
         let ttl = Duration::from_secs(60);
-        assert!(trees.claim("s:", "/a/b", "t1", ttl, BOTH).is_some());
+        assert!(trees.claim_value("s:", "/a/b", "t1", ttl, BOTH).is_some());
         let waiter = {
             let trees = trees.clone();
             tokio::spawn(async move {
                 let started = Instant::now();
-                trees.wait_async("s:", "/a", BOTH, LONG).await;
+                trees.wait_now_async("s:", "/a", BOTH, LONG).await;
                 started.elapsed()
             })
         };
         until_registered(&trees, 1);
-        assert!(trees.release("s:", "/a/b", "t1"));
+        assert!(trees.release_now("s:", "/a/b", "t1"));
         assert!(waiter.await.unwrap() < LONG, "woken, not timed out");
         assert_eq!(trees.board.waiting(), 0);
     }
@@ -336,11 +414,11 @@ mod tests {
         let trees = MemoryTrees::default();
         let ttl = Duration::from_secs(60);
         // A sibling is no conflict; neither is a lock of another space.
-        assert!(trees.claim("s:", "/a/c", "t1", ttl, BOTH).is_some());
-        assert!(trees.claim("other:", "/a", "t1", ttl, BOTH).is_some());
+        assert!(trees.claim_value("s:", "/a/c", "t1", ttl, BOTH).is_some());
+        assert!(trees.claim_value("other:", "/a", "t1", ttl, BOTH).is_some());
         let started = Instant::now();
-        trees.wait("s:", "/a/b", BOTH, LONG);
-        trees.wait("never-used:", "/a/b", BOTH, LONG);
+        trees.wait_now("s:", "/a/b", BOTH, LONG);
+        trees.wait_now("never-used:", "/a/b", BOTH, LONG);
         assert!(started.elapsed() < LONG);
         assert_eq!(trees.board.waiting(), 0);
     }
