@@ -6,6 +6,7 @@ use syn::parse::{Parse, ParseStream};
 use syn::{Expr, Ident, LitBool, LitStr, Path, Token};
 
 use crate::duration;
+use crate::max_ttl::{MAX_TTL_NANOS, MAX_TTL_TEXT};
 
 mod kw {
     syn::custom_keyword!(key);
@@ -49,9 +50,6 @@ pub(crate) struct Args {
     pub(crate) hold_at_least: Option<DurationArg>,
     pub(crate) krate: Option<Path>,
 }
-
-/// The longest TTL a lock accepts (`cachelock::MAX_TTL`): 30 days.
-const MAX_TTL_NANOS: u64 = 30 * 24 * 60 * 60 * 1_000_000_000;
 
 fn set<T>(slot: &mut Option<T>, value: T, name: &str, span: Span) -> syn::Result<()> {
     if slot.is_some() {
@@ -241,7 +239,9 @@ fn parse_duration(input: ParseStream<'_>, name: &str) -> syn::Result<DurationArg
         if name != "wait" && nanos > MAX_TTL_NANOS {
             return Err(syn::Error::new(
                 lit.span(),
-                format!("`{name}` is longer than the maximum of 30 days (cachelock::MAX_TTL)"),
+                format!(
+                    "`{name}` is longer than the maximum of {MAX_TTL_TEXT} (cachelock::MAX_TTL)"
+                ),
             ));
         }
         return Ok(DurationArg::Literal(nanos));

@@ -5,6 +5,7 @@
 mod args;
 mod duration;
 mod expand;
+mod max_ttl;
 mod template;
 
 use proc_macro::TokenStream;
