@@ -18,7 +18,7 @@ use quote::{quote, quote_spanned, ToTokens};
 use syn::spanned::Spanned;
 use syn::{FnArg, ItemFn, LitStr, Pat, ReturnType, Type};
 
-use crate::args::{Args, DurationArg};
+use crate::args::{Args, DurationArg, Flag};
 use crate::template::{self, Segment};
 
 /// Expands `#[once(args)] item`. On any error, the item is emitted untouched beside the
@@ -70,17 +70,17 @@ fn expand(args: TokenStream, item: TokenStream) -> syn::Result<TokenStream> {
         );
     }
 
-    if let Some((span, value)) = &args.cancel_on_lost {
-        if value.value && function.sig.asyncness.is_none() {
+    if let Some(cancel) = &args.cancel_on_lost {
+        if cancel.is_true() && function.sig.asyncness.is_none() {
             push(
                 &mut errors,
                 syn::Error::new(
-                    *span,
+                    cancel.span,
                     "`cancel_on_lost = true` needs an `async fn`: only a future can be dropped when the lock is lost (in sync code, check `Guard::is_lost()` with a `Lock` instead)",
                 ),
             );
         }
-        if value.value {
+        if cancel.is_true() {
             if let ReturnType::Default = function.sig.output {
                 push(
                     &mut errors,
@@ -366,6 +366,7 @@ fn generate(function: &ItemFn, args: &Args, key_tokens: &TokenStream) -> TokenSt
         lease_options.extend(quote!(.fencing(false)));
     }
     if let Some(renew) = &args.renew {
+        let renew = &renew.value;
         lease_options.extend(quote!(.renew(#renew)));
     }
     if let Some(max_hold) = args.max_hold.as_ref() {
@@ -377,7 +378,7 @@ fn generate(function: &ItemFn, args: &Args, key_tokens: &TokenStream) -> TokenSt
         lease_options.extend(quote!(.hold_at_least(#hold)));
     }
 
-    let raise = args.raise_if_locked.as_ref().is_some_and(|b| b.value);
+    let raise = args.raise_if_locked.as_ref().is_some_and(Flag::is_true);
     let on_error = if raise && ret_has_impl {
         quote_spanned!(ret_span=> #private::raise(__cachelock_error))
     } else if raise {
@@ -398,7 +399,7 @@ fn generate(function: &ItemFn, args: &Args, key_tokens: &TokenStream) -> TokenSt
         let __cachelock_lock = #private::lock(__cachelock_key, #cache_arg, #ttl) #lease_options;
     };
 
-    let cancel = args.cancel_on_lost.as_ref().is_some_and(|(_, b)| b.value);
+    let cancel = args.cancel_on_lost.as_ref().is_some_and(Flag::is_true);
     let run_body = if cancel {
         // Raced against the lost signal: on loss the body's future is dropped (at its
         // current `.await`) and the call returns `Err(Error::LockLost { .. }.into())`.

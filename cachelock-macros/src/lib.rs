@@ -6,6 +6,7 @@ mod args;
 mod duration;
 mod expand;
 mod max_ttl;
+mod options;
 mod template;
 
 use proc_macro::TokenStream;
