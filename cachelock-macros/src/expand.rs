@@ -13,18 +13,21 @@
 //! `__private` module of the cachelock crate, `::cachelock` unless `crate = "..."` says
 //! otherwise).
 
-use proc_macro2::{Span, TokenStream};
+use proc_macro2::TokenStream;
 use quote::{quote, quote_spanned, ToTokens};
 use syn::spanned::Spanned;
-use syn::{FnArg, ItemFn, LitStr, Pat, ReturnType, Type};
+use syn::{ItemFn, ReturnType, Type};
 
 use crate::args::{Args, DurationArg, Flag};
-use crate::template::{self, Segment};
+use crate::errors;
+use crate::key;
+use crate::private_path::{private_path, private_path_at};
+use crate::valid;
 
 /// Expands `#[once(args)] item`. On any error, the item is emitted untouched beside the
 /// `compile_error!`s, so that one mistake does not cascade into "function not found" errors.
 pub(crate) fn once(args: TokenStream, item: TokenStream) -> TokenStream {
-    match expand(args, item.clone()) {
+    match try_expand(args, item.clone()) {
         Ok(tokens) => tokens,
         Err(error) => {
             let error = error.to_compile_error();
@@ -33,242 +36,14 @@ pub(crate) fn once(args: TokenStream, item: TokenStream) -> TokenStream {
     }
 }
 
-/// Merges `error` into `errors`.
-fn push(errors: &mut Option<syn::Error>, error: syn::Error) {
-    match errors {
-        Some(errors) => errors.combine(error),
-        None => *errors = Some(error),
-    }
-}
-
-fn expand(args: TokenStream, item: TokenStream) -> syn::Result<TokenStream> {
-    let function: ItemFn = syn::parse2(item).map_err(|_| {
-        syn::Error::new(
-            Span::call_site(),
-            "`#[once]` applies to functions with a body (free functions, associated functions and methods)",
-        )
-    })?;
+/// Parses, checks, lowers the key, then generates: the errors of the checks and of the
+/// key are reported together.
+fn try_expand(args: TokenStream, item: TokenStream) -> syn::Result<TokenStream> {
+    let function = valid::function(item)?;
     let args: Args = syn::parse2(args)?;
-    let mut errors = None;
-
-    if let Some(constness) = &function.sig.constness {
-        push(
-            &mut errors,
-            syn::Error::new(
-                constness.span,
-                "`#[once]` cannot apply to a `const fn`: a lock is taken at run time, in a cache",
-            ),
-        );
-    }
-    if let Some(abi) = &function.sig.abi {
-        push(
-            &mut errors,
-            syn::Error::new(
-                abi.span(),
-                "`#[once]` cannot apply to an `extern` function: wrap it, and put `#[once]` on the Rust function it calls",
-            ),
-        );
-    }
-
-    if let Some(cancel) = &args.cancel_on_lost {
-        if cancel.is_true() && function.sig.asyncness.is_none() {
-            push(
-                &mut errors,
-                syn::Error::new(
-                    cancel.span,
-                    "`cancel_on_lost = true` needs an `async fn`: only a future can be dropped when the lock is lost (in sync code, check `Guard::is_lost()` with a `Lock` instead)",
-                ),
-            );
-        }
-        if cancel.is_true() {
-            if let ReturnType::Default = function.sig.output {
-                push(
-                    &mut errors,
-                    syn::Error::new(
-                        function.sig.ident.span(),
-                        "`cancel_on_lost = true` needs a function that returns `Result<T, E>` with `E: From<cachelock::Error>`: a cancelled call returns `Err(Error::LockLost { .. }.into())`",
-                    ),
-                );
-            }
-        }
-    }
-
-    let key_tokens = match &args.key {
-        Some(key) => key_builder(key, &function, &args),
-        None => Err(syn::Error::new(
-            Span::call_site(),
-            "`#[once]` needs a key template: #[once(key = \"job-<id>\")]",
-        )),
-    };
-    match (key_tokens, errors) {
-        (Ok(key_tokens), None) => Ok(generate(&function, &args, &key_tokens)),
-        (Ok(_), Some(errors)) => Err(errors),
-        (Err(error), None) => Err(error),
-        (Err(error), Some(mut errors)) => {
-            errors.combine(error);
-            Err(errors)
-        }
-    }
-}
-
-/// Span of a byte range of the literal's value, inside the literal where the compiler
-/// allows it (nightly), else the whole literal.
-fn span_in(lit: &LitStr, range: std::ops::Range<usize>) -> Span {
-    let source = lit.token().to_string();
-    // Only a plain "..." literal without escapes maps value bytes 1:1 onto source bytes.
-    if source.starts_with('"') && !source.contains('\\') {
-        if let Some(span) = lit.token().subspan(range.start + 1..range.end + 1) {
-            return span;
-        }
-    }
-    lit.span()
-}
-
-/// The names a placeholder may start with: the parameters bound to a plain identifier, and
-/// `self` in methods.
-fn parameters(function: &ItemFn) -> Vec<String> {
-    fn names(pat: &Pat, out: &mut Vec<String>) {
-        match pat {
-            Pat::Ident(ident) => out.push(ident.ident.to_string()),
-            Pat::Type(typed) => names(&typed.pat, out),
-            Pat::Reference(reference) => names(&reference.pat, out),
-            Pat::Paren(paren) => names(&paren.pat, out),
-            Pat::Tuple(tuple) => tuple.elems.iter().for_each(|p| names(p, out)),
-            Pat::TupleStruct(tuple) => tuple.elems.iter().for_each(|p| names(p, out)),
-            Pat::Struct(st) => st.fields.iter().for_each(|f| names(&f.pat, out)),
-            Pat::Slice(slice) => slice.elems.iter().for_each(|p| names(p, out)),
-            _ => {}
-        }
-    }
-    let mut out = Vec::new();
-    for input in &function.sig.inputs {
-        match input {
-            FnArg::Receiver(_) => out.push("self".to_owned()),
-            FnArg::Typed(typed) => names(&typed.pat, &mut out),
-        }
-    }
-    out
-}
-
-/// The statements that build the key into `__cachelock_key` (a `String`).
-fn key_builder(key: &LitStr, function: &ItemFn, args: &Args) -> syn::Result<TokenStream> {
-    let private = private_path(args);
-    let template = key.value();
-    let segments = template::parse(&template)
-        .map_err(|e| syn::Error::new(span_in(key, e.range), e.message))?;
-    let params = parameters(function);
-    let mut errors = None;
-    let mut writes = Vec::new();
-    for segment in &segments {
-        match segment {
-            Segment::Literal(text) => {
-                if let Some(name) = template::python_placeholder(text, &params) {
-                    push(
-                        &mut errors,
-                        syn::Error::new(
-                            key.span(),
-                            format!(
-                                "`{{{name}}}` is python-cachelock's placeholder syntax: write `<{name}>` to format the parameter `{name}`"
-                            ),
-                        ),
-                    );
-                }
-                writes.push(quote!(#private::KeyWriter::literal(&mut __cachelock_key, #text);));
-            }
-            Segment::Placeholder(placeholder) => {
-                let span = span_in(key, placeholder.range.clone());
-                let first = &placeholder.path[0];
-                if !params.iter().any(|p| p == first) {
-                    let message = if first == "self" {
-                        format!(
-                            "`{}` uses `self`, but `{}` is not a method",
-                            placeholder.display(),
-                            function.sig.ident
-                        )
-                    } else if params.is_empty() {
-                        format!(
-                            "`{}` names no parameter: `{}` has no parameters",
-                            placeholder.display(),
-                            function.sig.ident
-                        )
-                    } else {
-                        let list = params
-                            .iter()
-                            .map(|p| format!("`{p}`"))
-                            .collect::<Vec<_>>()
-                            .join(", ");
-                        format!(
-                            "`{}` names no parameter of `{}`; the parameters are {list}",
-                            placeholder.display(),
-                            function.sig.ident
-                        )
-                    };
-                    push(&mut errors, syn::Error::new(span, message));
-                    continue;
-                }
-                let mut expr = if first == "self" {
-                    quote_spanned!(span=> self)
-                } else {
-                    syn::Ident::new(first, span).into_token_stream()
-                };
-                for field in &placeholder.path[1..] {
-                    let member = if field.chars().all(|c| c.is_ascii_digit()) {
-                        syn::Member::Unnamed(syn::Index {
-                            index: field.parse().unwrap_or_default(),
-                            span,
-                        })
-                    } else {
-                        syn::Member::Named(syn::Ident::new(field, span))
-                    };
-                    expr = quote_spanned!(span=> #expr.#member);
-                }
-                let private = private_path_at(args, span);
-                writes.push(quote_spanned!(span=>
-                    #private::KeyWriter::value(&mut __cachelock_key, &#expr);
-                ));
-            }
-        }
-    }
-    if let Some(errors) = errors {
-        return Err(errors);
-    }
-    let reserved = template::reserved(&segments);
-    Ok(quote! {
-        let __cachelock_key = {
-            let mut __cachelock_key = #private::KeyWriter::new(&[#(#reserved),*]);
-            #(#writes)*
-            #private::KeyWriter::finish(__cachelock_key)
-        };
-    })
-}
-
-fn private_path(args: &Args) -> TokenStream {
-    match &args.krate {
-        Some(path) => quote!(#path::__private),
-        None => quote!(::cachelock::__private),
-    }
-}
-
-/// [`private_path`] with every token at `span`, so that an error about a call through it
-/// points at the user's tokens alone.
-fn private_path_at(args: &Args, span: Span) -> TokenStream {
-    fn respan(tokens: TokenStream, span: Span) -> TokenStream {
-        tokens
-            .into_iter()
-            .map(|mut token| {
-                if let proc_macro2::TokenTree::Group(group) = &token {
-                    let mut new =
-                        proc_macro2::Group::new(group.delimiter(), respan(group.stream(), span));
-                    new.set_span(span);
-                    token = proc_macro2::TokenTree::Group(new);
-                } else {
-                    token.set_span(span);
-                }
-                token
-            })
-            .collect()
-    }
-    respan(private_path(args), span)
+    let checked = valid::check(&function, &args);
+    let key = errors::both(checked, key::lower(&function, &args))?;
+    Ok(generate(&function, &args, &key))
 }
 
 fn duration(

@@ -4,10 +4,14 @@
 
 mod args;
 mod duration;
+mod errors;
 mod expand;
+mod key;
 mod max_ttl;
 mod options;
+mod private_path;
 mod template;
+mod valid;
 
 use proc_macro::TokenStream;
 
