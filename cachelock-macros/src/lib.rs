@@ -3,6 +3,7 @@
 #![deny(missing_docs)]
 
 mod args;
+mod claim;
 mod duration;
 mod errors;
 mod expand;
