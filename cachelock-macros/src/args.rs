@@ -95,11 +95,11 @@ impl Args {
                 set(field(self), Flag { span: whole, value }, name, span)
             }
             Takes::LockDuration(field) => {
-                let value = parse_duration(input, name, false)?;
+                let value = parse_duration(input, name, true)?;
                 set(field(self), value, name, span)
             }
             Takes::Duration(field) => {
-                let value = parse_duration(input, name, true)?;
+                let value = parse_duration(input, name, false)?;
                 set(field(self), value, name, span)
             }
             Takes::Expr(field) => set(field(self), input.parse()?, name, span),
@@ -149,9 +149,10 @@ fn parse_path(input: ParseStream<'_>, name: &str) -> syn::Result<Path> {
     })
 }
 
-/// A duration: a literal with a unit, checked here, or an expression. Only `zero_ok`
-/// durations may be zero or longer than a lock's TTL may be.
-fn parse_duration(input: ParseStream<'_>, name: &str, zero_ok: bool) -> syn::Result<DurationArg> {
+/// A duration: a literal with a unit, checked here, or an expression. A duration of the
+/// lock (`of_lock`) must be greater than zero and at most `cachelock::MAX_TTL`; the others
+/// (`wait`) may be zero, and have no maximum.
+fn parse_duration(input: ParseStream<'_>, name: &str, of_lock: bool) -> syn::Result<DurationArg> {
     if input.peek(syn::LitInt) || input.peek(syn::LitFloat) {
         let lit: syn::Lit = input.parse()?;
         let digits = match &lit {
@@ -167,7 +168,7 @@ fn parse_duration(input: ParseStream<'_>, name: &str, zero_ok: bool) -> syn::Res
     if input.peek(LitStr) {
         let lit: LitStr = input.parse()?;
         let nanos = duration::parse(&lit.value()).map_err(|e| syn::Error::new(lit.span(), e))?;
-        if !zero_ok && nanos == 0 {
+        if of_lock && nanos == 0 {
             let why = match name {
                 "ttl" => ": it is how long a crashed holder keeps the key",
                 _ => "",
@@ -177,7 +178,7 @@ fn parse_duration(input: ParseStream<'_>, name: &str, zero_ok: bool) -> syn::Res
                 format!("`{name}` must be greater than zero{why}"),
             ));
         }
-        if !zero_ok && nanos > MAX_TTL_NANOS {
+        if of_lock && nanos > MAX_TTL_NANOS {
             return Err(syn::Error::new(
                 lit.span(),
                 format!(

@@ -160,7 +160,7 @@ pub(crate) fn names() -> String {
     names.join(", ")
 }
 
-/// The error for an option named `name` that does not exist.
+/// The error message for an option named `name` that does not exist.
 pub(crate) fn unknown(name: &str) -> String {
     let names = names();
     match hint(name) {
