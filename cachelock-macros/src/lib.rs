@@ -3,9 +3,16 @@
 #![deny(missing_docs)]
 
 mod args;
+mod claim;
 mod duration;
+mod errors;
 mod expand;
+mod key;
+mod max_ttl;
+mod options;
+mod private_path;
 mod template;
+mod valid;
 
 use proc_macro::TokenStream;
 
