@@ -134,13 +134,18 @@ impl<C: Cache + ?Sized + 'static> CacheStore<C> {
     }
 }
 
-/// Set when the future of an async claim is dropped before it completes; the claim on the
-/// blocking pool then gives back what it won, in the same thread, right after winning.
-struct Cancelled(Arc<AtomicBool>);
+/// Sets its flag when the future of an async claim is dropped before it completes; the claim
+/// on the blocking pool then gives back what it won, in the same thread, right after winning.
+struct Cancelled {
+    flag: Arc<AtomicBool>,
+    armed: bool,
+}
 
 impl Drop for Cancelled {
     fn drop(&mut self) {
-        self.0.store(true, Ordering::SeqCst);
+        if self.armed {
+            self.flag.store(true, Ordering::SeqCst);
+        }
     }
 }
 
@@ -181,9 +186,12 @@ impl<C: Cache + ?Sized + 'static> LockStore for CacheStore<C> {
             Ok(won.map(Claimed::new))
         });
         Box::pin(async move {
-            let armed = Cancelled(cancelled);
+            let mut cancel = Cancelled {
+                flag: cancelled,
+                armed: true,
+            };
             let outcome = claimed.await;
-            std::mem::forget(armed);
+            cancel.armed = false;
             outcome
         })
     }

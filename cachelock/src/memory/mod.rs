@@ -17,12 +17,9 @@ use crate::store::{LockAdmin, LockStore};
 use crate::tree::TreeStore;
 use crate::wake::Board;
 
-use self::slot::{Slot, State};
-use self::sweep::{Sweep, Sweeper};
+use self::slot::{Moka, Slot, State};
+use self::sweep::{Sweep, Sweeper, Swept};
 use self::trees::MemoryTrees;
-
-/// The moka cache under a `MemoryCache`: one slot per key.
-type Moka = moka::sync::Cache<String, Arc<Slot>>;
 
 /// The fencing tokens of every `MemoryCache` of the process: one counter, so a fence never
 /// needs an entry of its own (memory still follows the live locks alone).
@@ -81,6 +78,16 @@ struct Shared {
     board: Board,
     /// Tree locks (`cachelock::tree`), apart from the plain locks.
     trees: MemoryTrees,
+}
+
+impl Swept for Shared {
+    fn moka(&self) -> &Moka {
+        &self.moka
+    }
+
+    fn sweeper(&self) -> &Sweeper {
+        &self.sweeper
+    }
 }
 
 impl Drop for Shared {

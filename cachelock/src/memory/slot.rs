@@ -29,6 +29,9 @@ use std::time::{Duration, Instant};
 use crate::clock::deadline_after;
 use crate::token::Token;
 
+/// The moka cache under a `MemoryCache`: one slot per key.
+pub(super) type Moka = moka::sync::Cache<String, std::sync::Arc<Slot>>;
+
 /// One key's state.
 pub(super) struct Slot {
     state: Mutex<State>,

@@ -38,8 +38,7 @@ use std::time::{Duration, Instant};
 
 use moka::ops::compute::Op;
 
-use super::slot::{Slot, State};
-use super::{Moka, Shared};
+use super::slot::{Moka, Slot, State};
 
 /// New keys inserted between two scans, at least.
 pub(super) const SWEEP_MIN: usize = 1024;
@@ -75,6 +74,12 @@ pub(super) struct Sweeper {
     signal: Arc<Signal>,
     /// What the last scan found free, removed a few per insertion.
     stale: Mutex<Vec<Stale>>,
+}
+
+/// What the sweep thread keeps a weak reference to: the cache's moka map and its sweeper.
+pub(super) trait Swept: Send + Sync + 'static {
+    fn moka(&self) -> &Moka;
+    fn sweeper(&self) -> &Sweeper;
 }
 
 /// Shared by a cache and its sweep thread; the thread holds only this and a `Weak`, so the
@@ -127,15 +132,15 @@ impl Sweeper {
     /// many have come in and no sweep has started (the thread is starved, or busy with a
     /// long sweep), the caller sweeps (or waits for the running sweep): memory stays bounded
     /// however fast new keys arrive.
-    pub(super) fn inserted(&self, shared: &Arc<Shared>) {
-        self.remove_listed(&shared.moka);
+    pub(super) fn inserted<S: Swept>(&self, shared: &Arc<S>) {
+        self.remove_listed(shared.moka());
         let inserted = self.inserted.fetch_add(1, Ordering::Relaxed) + 1;
         let threshold = self.threshold.load(Ordering::Relaxed);
         if inserted < threshold {
             return;
         }
         if inserted >= threshold.saturating_mul(2) {
-            self.sweep(&shared.moka, Sweep::IfBehind(threshold.saturating_mul(2)));
+            self.sweep(shared.moka(), Sweep::IfBehind(threshold.saturating_mul(2)));
             return;
         }
         let mut state = self.signal.locked();
@@ -159,7 +164,7 @@ impl Sweeper {
                 state.pending = false;
                 drop(state);
                 tracing::warn!(%error, "cannot start the cachelock-sweep thread; sweeping inline");
-                self.sweep(&shared.moka, Sweep::Generation);
+                self.sweep(shared.moka(), Sweep::Generation);
             }
         }
     }
@@ -301,7 +306,7 @@ fn stale(state: &mut State, generation: u64, full: bool, now: Instant) -> bool {
 }
 
 /// The sweep thread: waits for a signal, sweeps, until the cache is gone.
-fn background(signal: &Signal, cache: &Weak<Shared>) {
+fn background<S: Swept>(signal: &Signal, cache: &Weak<S>) {
     loop {
         let idle = {
             let mut state = signal.locked();
@@ -322,11 +327,11 @@ fn background(signal: &Signal, cache: &Weak<Shared>) {
         let Some(shared) = cache.upgrade() else {
             return;
         };
-        let sweeper = &shared.sweeper;
+        let sweeper = shared.sweeper();
         if !idle {
-            sweeper.sweep(&shared.moka, Sweep::Generation);
+            sweeper.sweep(shared.moka(), Sweep::Generation);
         } else if sweeper.freed.load(Ordering::Relaxed) >= SWEEP_MIN {
-            sweeper.sweep(&shared.moka, Sweep::Idle);
+            sweeper.sweep(shared.moka(), Sweep::Idle);
         }
         signal.locked().pending = false;
         // Dropped here, outside the signal's mutex: if this was the last reference, the

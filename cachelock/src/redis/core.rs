@@ -8,9 +8,10 @@ use std::time::Duration;
 
 use redis::{aio, RedisError, RedisResult};
 
+use super::command::Reply;
 use super::config::Settings;
 use super::exec::{exec, exec_async};
-use super::ops::{Op, Reply};
+use super::ops::Op;
 use super::pool::{is_dead_connection, Pool, SyncConnection};
 use super::runtime::PerRuntime;
 use super::tree_wake::TreeLog;

@@ -3,7 +3,8 @@
 
 use redis::{aio, Cmd, ConnectionLike, RedisError, RedisResult, Script, Value};
 
-use super::ops::{Op, Reply};
+use super::command::Reply;
+use super::ops::Op;
 
 fn is_noscript(error: &RedisError) -> bool {
     error.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::NoScript)

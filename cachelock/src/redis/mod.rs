@@ -100,6 +100,7 @@
 //! it after an outage.
 
 mod cluster;
+mod command;
 mod config;
 mod core;
 mod exec;

@@ -19,10 +19,10 @@ use std::time::Duration;
 
 use redis::{Cmd, RedisError, RedisResult, Script, Value};
 
+use super::command::{evalsha, Reply};
 use super::scripts;
 use super::tree::{TreeKeys, TreeOp};
 use crate::clock::ttl_ms;
-use crate::tree::TreeEntry;
 
 /// One store operation, with the keys as sent to Redis (the cache's prefix included).
 #[derive(Clone, Copy)]
@@ -46,25 +46,6 @@ pub(crate) enum Op<'a> {
     Extend(&'a str, &'a str, Duration),
     /// A tree lock operation on the keys of one lock space.
     Tree(&'a TreeKeys, TreeOp<'a>),
-}
-
-/// What an operation answered.
-#[derive(Debug)]
-pub(crate) enum Reply {
-    Value(Option<(String, Option<Duration>)>),
-    Flag(bool),
-    Fence(Option<u64>),
-    Entry(Option<TreeEntry>),
-    Entries(Vec<TreeEntry>),
-    Done,
-}
-
-/// `EVALSHA <sha1 of script> <numkeys>`, in a command sized for `data` more bytes of keys
-/// and arguments: the command is built directly, one buffer, no per-argument allocation.
-pub(crate) fn evalsha(script: &Script, numkeys: u8, args: usize, data: usize) -> Cmd {
-    let mut cmd = Cmd::with_capacity(3 + args, 7 + 40 + 1 + data);
-    cmd.arg("EVALSHA").arg(script.get_hash()).arg(numkeys);
-    cmd
 }
 
 /// A script command on one key with `args` (room left for one more, a TTL).

@@ -3,9 +3,10 @@
 
 use std::time::Duration;
 
+use super::command::Reply;
 use super::core::{unexpected, Backend, Core};
 use super::listing;
-use super::ops::{Op, Reply};
+use super::ops::Op;
 use super::tree::{keys, TreeOp};
 use super::tree_wake::TreeWait;
 use crate::claim::{Claim, Claimed, Handle};

@@ -41,7 +41,7 @@ use std::time::Duration;
 
 use redis::{Cmd, RedisError, RedisResult, Script, Value};
 
-use super::ops::{evalsha, Reply};
+use super::command::{evalsha, Reply};
 use crate::clock::ttl_ms;
 use crate::error::BoxError;
 use crate::tree::{TreeEntry, TreeScope};
