@@ -26,8 +26,8 @@ pub(crate) struct Attempts<'s, T> {
     settings: &'s Settings,
     /// `None`: one attempt only.
     backoff: Option<Backoff>,
-    /// When the current attempt started: the TTL is counted from here.
-    started: Instant,
+    /// When the current attempt started: the TTL is counted from here (set by `claim`).
+    started: Option<Instant>,
 }
 
 /// What to do after an attempt.
@@ -45,12 +45,12 @@ pub(crate) enum Next {
 impl<'s, T: Target> Attempts<'s, T> {
     /// Attempts on `target`: one, or until `wait` has passed.
     pub(crate) fn new(target: T, settings: &'s Settings, wait: Option<Duration>) -> Self {
-        let started = Instant::now();
+        let backoff = wait.map(|wait| Backoff::until(Instant::now() + wait.min(crate::MAX_TTL)));
         Attempts {
-            backoff: wait.map(|wait| Backoff::until(started + wait.min(crate::MAX_TTL))),
+            backoff,
             target,
             settings,
-            started,
+            started: None,
         }
     }
 
@@ -58,7 +58,7 @@ impl<'s, T: Target> Attempts<'s, T> {
     pub(crate) fn claim(&mut self) -> Claim<'s> {
         // The TTL starts when the store keeps the token, a little after this: counting from
         // here makes every local estimate of the expiry early, never late.
-        self.started = Instant::now();
+        self.started = Some(Instant::now());
         if T::KIND == Kind::Key {
             tracing::trace!(key = %self.target.key(), "lock attempt");
         }
@@ -78,21 +78,27 @@ impl<'s, T: Target> Attempts<'s, T> {
             }
             Ok(Some(claimed)) => {
                 match T::KIND {
-                    Kind::Key => tracing::debug!(key, fence = claimed.fence, "lock acquired"),
-                    Kind::Tree => tracing::debug!(key, fence = claimed.fence, "tree lock acquired"),
+                    Kind::Key => {
+                        tracing::debug!(key = %key, fence = claimed.fence, "lock acquired")
+                    }
+                    Kind::Tree => {
+                        tracing::debug!(key = %key, fence = claimed.fence, "tree lock acquired")
+                    }
                 }
                 Next::Won(claimed)
             }
             Ok(None) => {
                 match T::KIND {
-                    Kind::Key => tracing::debug!(key, "lock contended"),
-                    Kind::Tree => tracing::debug!(key, "tree lock contended"),
+                    Kind::Key => tracing::debug!(key = %key, "lock contended"),
+                    Kind::Tree => tracing::debug!(key = %key, "tree lock contended"),
                 }
                 match self.backoff.as_mut().and_then(Backoff::next_pause) {
                     Some(pause) => {
                         match T::KIND {
-                            Kind::Key => tracing::trace!(key, ?pause, "lock held; waiting"),
-                            Kind::Tree => tracing::trace!(key, ?pause, "tree lock held; waiting"),
+                            Kind::Key => tracing::trace!(key = %key, ?pause, "lock held; waiting"),
+                            Kind::Tree => {
+                                tracing::trace!(key = %key, ?pause, "tree lock held; waiting")
+                            }
                         }
                         Next::Wait(pause)
                     }
@@ -116,7 +122,7 @@ impl<'s, T: Target> Attempts<'s, T> {
             claim.owner_token(),
             claimed,
             self.settings.ttl,
-            self.started,
+            self.started.unwrap_or_else(Instant::now),
             self.settings.policy,
         )
         .watched()
@@ -208,8 +214,8 @@ pub(crate) async fn run_async<T: Target, F: Future>(
 /// A store that gave a handle is in-process and started the TTL when it stored the key,
 /// after `started` ([`LockStore::claim`](crate::LockStore::claim)): the guard's estimate of
 /// the expiry is early, never late, however long the call took, so no clock is read for it.
-fn is_late(claimed: &Claimed, started: Instant, ttl: Duration) -> bool {
-    claimed.handle.is_none() && started.elapsed() >= ttl
+fn is_late(claimed: &Claimed, started: Option<Instant>, ttl: Duration) -> bool {
+    claimed.handle.is_none() && started.is_some_and(|started| started.elapsed() >= ttl)
 }
 
 /// The error for a claim that the store granted only after the lock's whole TTL had passed

@@ -31,7 +31,7 @@ use crate::MAX_KEY_LEN;
 /// | setting | default | |
 /// |---|---|---|
 /// | [`cache`](Lock::cache) | the process default ([`set_default_cache`](crate::set_default_cache)), a [`MemoryCache`](crate::MemoryCache) unless set | any [`LockStore`] |
-/// | [`ttl`](Lock::ttl) | [`DEFAULT_TTL`] (60 s) | how long a holder that crashed keeps the key |
+/// | [`ttl`](Lock::ttl) | [`DEFAULT_TTL`](crate::DEFAULT_TTL) (60 s) | how long a holder that crashed keeps the key |
 /// | [`prefix`](Lock::prefix) | the process prefix ([`set_key_prefix`](crate::set_key_prefix)), `"cachelock:"` unless set | put in front of the key in the cache |
 /// | [`wait`](Lock::wait) | zero | how long [`run`](Lock::run) and [`run_async`](Lock::run_async) wait for a held key |
 /// | [`renew`](Lock::renew) | yes | renewed by the shared renewer while a guard holds it |

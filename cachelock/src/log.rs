@@ -14,11 +14,11 @@ pub(crate) fn log_detached_release(
 ) {
     let held_for = held_for.map(tracing::field::debug);
     match outcome {
-        Ok(true) => tracing::debug!(key, held_for, "lock released"),
+        Ok(true) => tracing::debug!(key = %key, held_for, "lock released"),
         // The guard's own message: the TTL ran out, or another owner took the key.
-        Ok(false) => tracing::warn!(key, held_for, "lock was lost before release"),
+        Ok(false) => tracing::warn!(key = %key, held_for, "lock was lost before release"),
         Err(error) => tracing::error!(
-            key,
+            key = %key,
             held_for,
             error = %error,
             "releasing lock failed; it stays until its TTL runs out"

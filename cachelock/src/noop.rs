@@ -1,5 +1,6 @@
 //! [`NoopCache`]: a store that grants every lock (pylock's "open" backend).
 
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use crate::claim::{Claim, Claimed, Handle};
@@ -32,17 +33,17 @@ fn ready<'a, T: Send + 'a>(value: T) -> BoxFuture<'a, T> {
     Box::pin(std::future::ready(value))
 }
 
-fn fence(claim: &Claim<'_>) -> u64 {
-    if claim.fencing() {
-        next_fence()
-    } else {
-        0
-    }
+/// A won claim: the next fence (0 without fencing), and a handle, so that guards release
+/// inline (nothing here waits on I/O).
+fn won(fencing: bool) -> Claimed {
+    static HANDLE: OnceLock<Handle> = OnceLock::new();
+    let handle = HANDLE.get_or_init(|| Arc::new(())).clone();
+    Claimed::with_handle(if fencing { next_fence() } else { 0 }, handle)
 }
 
 impl LockStore for NoopCache {
     fn claim(&self, _key: &str, claim: &Claim<'_>) -> CacheResult<Option<Claimed>> {
-        Ok(Some(Claimed::new(fence(claim))))
+        Ok(Some(won(claim.fencing())))
     }
 
     fn claim_async<'a>(
@@ -132,8 +133,8 @@ impl TreeStore for NoopCache {
         _path: &str,
         _scope: TreeScope,
         _claim: &Claim<'_>,
-    ) -> CacheResult<Option<u64>> {
-        Ok(Some(next_fence()))
+    ) -> CacheResult<Option<Claimed>> {
+        Ok(Some(won(true)))
     }
 
     fn claim_async<'a>(
@@ -142,11 +143,17 @@ impl TreeStore for NoopCache {
         _path: &'a str,
         _scope: TreeScope,
         _claim: &'a Claim<'a>,
-    ) -> BoxFuture<'a, CacheResult<Option<u64>>> {
-        ready(Ok(Some(next_fence())))
+    ) -> BoxFuture<'a, CacheResult<Option<Claimed>>> {
+        ready(Ok(Some(won(true))))
     }
 
-    fn release(&self, _space: &str, _path: &str, _token: &str) -> CacheResult<bool> {
+    fn release(
+        &self,
+        _space: &str,
+        _path: &str,
+        _token: &str,
+        _handle: Option<&Handle>,
+    ) -> CacheResult<bool> {
         Ok(true)
     }
 
@@ -155,11 +162,19 @@ impl TreeStore for NoopCache {
         _space: &'a str,
         _path: &'a str,
         _token: &'a str,
+        _handle: Option<&'a Handle>,
     ) -> BoxFuture<'a, CacheResult<bool>> {
         ready(Ok(true))
     }
 
-    fn extend(&self, _space: &str, _path: &str, _token: &str, _ttl: Duration) -> CacheResult<bool> {
+    fn extend(
+        &self,
+        _space: &str,
+        _path: &str,
+        _token: &str,
+        _ttl: Duration,
+        _handle: Option<&Handle>,
+    ) -> CacheResult<bool> {
         Ok(true)
     }
 
@@ -169,6 +184,7 @@ impl TreeStore for NoopCache {
         _path: &'a str,
         _token: &'a str,
         _ttl: Duration,
+        _handle: Option<&'a Handle>,
     ) -> BoxFuture<'a, CacheResult<bool>> {
         ready(Ok(true))
     }

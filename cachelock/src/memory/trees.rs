@@ -19,7 +19,7 @@ use std::ops::Bound;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use crate::claim::Claim;
+use crate::claim::{Claim, Claimed, Handle};
 use crate::clock::{deadline_after, next_fence};
 use crate::owner::is_owned_by;
 use crate::result::{BoxFuture, CacheResult};
@@ -127,6 +127,8 @@ impl MemoryTrees {
             .clone()
     }
 
+    /// Claims `path`; the fence and the space's map (kept for the life of the cache, so the
+    /// guard's handle on it stays the map every claim of the space uses).
     fn claim_value(
         &self,
         space: &str,
@@ -134,15 +136,15 @@ impl MemoryTrees {
         value: &str,
         ttl: Duration,
         scope: TreeScope,
-    ) -> Option<u64> {
+    ) -> Option<(u64, Arc<Mutex<Space>>)> {
         let shared = self.space_or_new(space);
-        let mut space = locked(&shared);
+        let mut entries = locked(&shared);
         let now = Instant::now();
-        if space.conflict(path, scope, now).is_some() {
+        if entries.conflict(path, scope, now).is_some() {
             return None;
         }
-        space.sweep_if_due(now);
-        space.paths.insert(
+        entries.sweep_if_due(now);
+        entries.paths.insert(
             path.to_owned(),
             Entry {
                 value: value.to_owned(),
@@ -150,43 +152,65 @@ impl MemoryTrees {
                 scope,
             },
         );
-        Some(next_fence())
+        drop(entries);
+        Some((next_fence(), shared))
     }
 
-    fn release_now(&self, space: &str, path: &str, token: &str) -> bool {
-        let Some(shared) = self.space(space) else {
-            return false;
-        };
-        let mut entries = locked(&shared);
-        let now = Instant::now();
-        let mine = entries
-            .paths
-            .get(path)
-            .is_some_and(|e| e.live(now) && e.owned_by(token));
-        if mine {
-            entries.paths.remove(path);
+    /// Runs `f` on the map of `space`: the claim's handle when there is one (no lookup).
+    fn with_space<R>(
+        &self,
+        space: &str,
+        handle: Option<&Handle>,
+        f: impl FnOnce(&mut Space) -> R,
+    ) -> Option<R> {
+        if let Some(map) = handle.and_then(|h| h.downcast_ref::<Mutex<Space>>()) {
+            return Some(f(&mut locked(map)));
         }
-        // Wake after letting go of the space: a waiter checks the space while registered.
-        drop(entries);
+        let shared = self.space(space)?;
+        let mut entries = locked(&shared);
+        Some(f(&mut entries))
+    }
+
+    fn release_now(&self, space: &str, path: &str, token: &str, handle: Option<&Handle>) -> bool {
+        let mine = self
+            .with_space(space, handle, |entries| {
+                let now = Instant::now();
+                let mine = entries
+                    .paths
+                    .get(path)
+                    .is_some_and(|e| e.live(now) && e.owned_by(token));
+                if mine {
+                    entries.paths.remove(path);
+                }
+                mine
+            })
+            .unwrap_or(false);
+        // Woken after letting go of the space: a waiter checks the space while registered.
         if mine {
             self.board.released(space);
         }
         mine
     }
 
-    fn extend_now(&self, space: &str, path: &str, token: &str, ttl: Duration) -> bool {
-        let Some(shared) = self.space(space) else {
-            return false;
-        };
-        let mut space = locked(&shared);
-        let now = Instant::now();
-        match space.paths.get_mut(path) {
-            Some(entry) if entry.live(now) && entry.owned_by(token) => {
-                entry.deadline = deadline_after(now, ttl);
-                true
+    fn extend_now(
+        &self,
+        space: &str,
+        path: &str,
+        token: &str,
+        ttl: Duration,
+        handle: Option<&Handle>,
+    ) -> bool {
+        self.with_space(space, handle, |entries| {
+            let now = Instant::now();
+            match entries.paths.get_mut(path) {
+                Some(entry) if entry.live(now) && entry.owned_by(token) => {
+                    entry.deadline = deadline_after(now, ttl);
+                    true
+                }
+                _ => false,
             }
-            _ => false,
-        }
+        })
+        .unwrap_or(false)
     }
 
     /// Whether a live lock of `space` conflicts with `path`/`scope` right now.
@@ -268,9 +292,13 @@ impl TreeStore for MemoryTrees {
         path: &str,
         scope: TreeScope,
         claim: &Claim<'_>,
-    ) -> CacheResult<Option<u64>> {
+    ) -> CacheResult<Option<Claimed>> {
         let value = claim.owner_value();
-        Ok(self.claim_value(space, path, &value, claim.ttl(), scope))
+        let won = self.claim_value(space, path, &value, claim.ttl(), scope);
+        Ok(won.map(|(fence, map)| {
+            let handle: Handle = map;
+            Claimed::with_handle(fence, handle)
+        }))
     }
 
     fn claim_async<'a>(
@@ -279,12 +307,18 @@ impl TreeStore for MemoryTrees {
         path: &'a str,
         scope: TreeScope,
         claim: &'a Claim<'a>,
-    ) -> BoxFuture<'a, CacheResult<Option<u64>>> {
+    ) -> BoxFuture<'a, CacheResult<Option<Claimed>>> {
         Box::pin(std::future::ready(self.claim(space, path, scope, claim)))
     }
 
-    fn release(&self, space: &str, path: &str, token: &str) -> CacheResult<bool> {
-        Ok(self.release_now(space, path, token))
+    fn release(
+        &self,
+        space: &str,
+        path: &str,
+        token: &str,
+        handle: Option<&Handle>,
+    ) -> CacheResult<bool> {
+        Ok(self.release_now(space, path, token, handle))
     }
 
     fn release_async<'a>(
@@ -292,14 +326,22 @@ impl TreeStore for MemoryTrees {
         space: &'a str,
         path: &'a str,
         token: &'a str,
+        handle: Option<&'a Handle>,
     ) -> BoxFuture<'a, CacheResult<bool>> {
-        Box::pin(std::future::ready(TreeStore::release(
-            self, space, path, token,
+        Box::pin(std::future::ready(Ok(
+            self.release_now(space, path, token, handle)
         )))
     }
 
-    fn extend(&self, space: &str, path: &str, token: &str, ttl: Duration) -> CacheResult<bool> {
-        Ok(self.extend_now(space, path, token, ttl))
+    fn extend(
+        &self,
+        space: &str,
+        path: &str,
+        token: &str,
+        ttl: Duration,
+        handle: Option<&Handle>,
+    ) -> CacheResult<bool> {
+        Ok(self.extend_now(space, path, token, ttl, handle))
     }
 
     fn extend_async<'a>(
@@ -308,9 +350,10 @@ impl TreeStore for MemoryTrees {
         path: &'a str,
         token: &'a str,
         ttl: Duration,
+        handle: Option<&'a Handle>,
     ) -> BoxFuture<'a, CacheResult<bool>> {
-        Box::pin(std::future::ready(TreeStore::extend(
-            self, space, path, token, ttl,
+        Box::pin(std::future::ready(Ok(
+            self.extend_now(space, path, token, ttl, handle)
         )))
     }
 
@@ -382,9 +425,9 @@ mod tests {
             until_registered(&trees, 1);
             // A release by a token that does not own the path changes nothing and wakes
             // nobody: the waiter stays registered.
-            assert!(!trees.release_now("s:", "/a", "t2"));
+            assert!(!trees.release_now("s:", "/a", "t2", None));
             assert_eq!(trees.board.waiting(), 1);
-            assert!(trees.release_now("s:", "/a", "t1"));
+            assert!(trees.release_now("s:", "/a", "t1", None));
             assert!(waiter.join().unwrap() < LONG, "woken, not timed out");
         });
         assert_eq!(trees.board.waiting(), 0);
@@ -404,7 +447,7 @@ mod tests {
             })
         };
         until_registered(&trees, 1);
-        assert!(trees.release_now("s:", "/a/b", "t1"));
+        assert!(trees.release_now("s:", "/a/b", "t1", None));
         assert!(waiter.await.unwrap() < LONG, "woken, not timed out");
         assert_eq!(trees.board.waiting(), 0);
     }

@@ -217,9 +217,9 @@ impl<B: Backend> Core<B> {
     }
 }
 
-fn tree_fence(reply: Reply) -> CacheResult<Option<u64>> {
+fn tree_fence(reply: Reply) -> CacheResult<Option<Claimed>> {
     match reply {
-        Reply::Fence(fence) => Ok(fence),
+        Reply::Fence(fence) => Ok(fence.map(Claimed::new)),
         other => Err(format!("unexpected reply to a Redis tree claim: {other:?}").into()),
     }
 }
@@ -252,7 +252,7 @@ impl<B: Backend> TreeStore for Core<B> {
         path: &str,
         scope: TreeScope,
         claim: &Claim<'_>,
-    ) -> CacheResult<Option<u64>> {
+    ) -> CacheResult<Option<Claimed>> {
         let value = claim.owner_value();
         let op = TreeOp::Claim {
             path,
@@ -269,7 +269,7 @@ impl<B: Backend> TreeStore for Core<B> {
         path: &'a str,
         scope: TreeScope,
         claim: &'a Claim<'a>,
-    ) -> BoxFuture<'a, CacheResult<Option<u64>>> {
+    ) -> BoxFuture<'a, CacheResult<Option<Claimed>>> {
         Box::pin(async move {
             let value = claim.owner_value();
             let op = TreeOp::Claim {
@@ -282,7 +282,13 @@ impl<B: Backend> TreeStore for Core<B> {
         })
     }
 
-    fn release(&self, space: &str, path: &str, token: &str) -> CacheResult<bool> {
+    fn release(
+        &self,
+        space: &str,
+        path: &str,
+        token: &str,
+        _handle: Option<&Handle>,
+    ) -> CacheResult<bool> {
         tree_flag(self.tree_run(space, TreeOp::Release { path, token })?)
     }
 
@@ -291,6 +297,7 @@ impl<B: Backend> TreeStore for Core<B> {
         space: &'a str,
         path: &'a str,
         token: &'a str,
+        _handle: Option<&'a Handle>,
     ) -> BoxFuture<'a, CacheResult<bool>> {
         Box::pin(async move {
             tree_flag(
@@ -300,7 +307,14 @@ impl<B: Backend> TreeStore for Core<B> {
         })
     }
 
-    fn extend(&self, space: &str, path: &str, token: &str, ttl: Duration) -> CacheResult<bool> {
+    fn extend(
+        &self,
+        space: &str,
+        path: &str,
+        token: &str,
+        ttl: Duration,
+        _handle: Option<&Handle>,
+    ) -> CacheResult<bool> {
         tree_flag(self.tree_run(space, TreeOp::Extend { path, token, ttl })?)
     }
 
@@ -310,6 +324,7 @@ impl<B: Backend> TreeStore for Core<B> {
         path: &'a str,
         token: &'a str,
         ttl: Duration,
+        _handle: Option<&'a Handle>,
     ) -> BoxFuture<'a, CacheResult<bool>> {
         Box::pin(async move {
             let op = TreeOp::Extend { path, token, ttl };

@@ -68,6 +68,12 @@ use crate::tree::TreeStore;
 /// Keys are the lock's stored key (prefix included). TTLs are at least 1 ms and at most
 /// [`MAX_TTL`](crate::MAX_TTL); a store that counts in milliseconds rounds **up**, so a
 /// fractional TTL never becomes "no TTL".
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` is not a lock store (`cachelock::LockStore`)",
+    label = "not a `LockStore`",
+    note = "a get/set/delete `cachelock::Cache` goes in the adapter: `CacheStore::new(my_cache)`",
+    note = "the built-in stores are `MemoryCache`, `NoopCache`, `RedisCache`, `RedisClusterCache`; a store with atomic operations of its own implements `LockStore`"
+)]
 pub trait LockStore: Send + Sync {
     /// Stores `claim`'s owner under `key` with `claim.ttl()` if the key holds no live lock.
     ///

@@ -21,7 +21,7 @@ use crate::store::LockStore;
 /// | setting | default | |
 /// |---|---|---|
 /// | [`cache`](TreeLock::cache) | the process default store | must have tree locks ([`LockStore::trees`](crate::LockStore::trees)) |
-/// | [`ttl`](TreeLock::ttl) | [`DEFAULT_TTL`] (60 s) | how long a holder that crashed keeps the path |
+/// | [`ttl`](TreeLock::ttl) | [`DEFAULT_TTL`](crate::DEFAULT_TTL) (60 s) | how long a holder that crashed keeps the path |
 /// | [`wait`](TreeLock::wait) | zero | how long [`run`](TreeLock::run) waits for a conflicting holder |
 /// | [`renew`](TreeLock::renew) | yes | renewed by the shared renewer while a guard holds it |
 /// | [`max_hold`](TreeLock::max_hold) | none | renewal never keeps it longer |
@@ -176,7 +176,7 @@ impl<C: LockStore> TreeLock<C> {
             return Ok(false);
         }
         self.trees()?
-            .release(self.space(), &self.path, token)
+            .release(self.space(), &self.path, token, None)
             .map_err(|source| Error::backend(self.full_key(), source))
     }
 
@@ -187,7 +187,7 @@ impl<C: LockStore> TreeLock<C> {
             return Ok(false);
         }
         self.trees()?
-            .release_async(self.space(), &self.path, token)
+            .release_async(self.space(), &self.path, token, None)
             .await
             .map_err(|source| Error::backend(self.full_key(), source))
     }
@@ -201,7 +201,7 @@ impl<C: LockStore> TreeLock<C> {
             return Ok(false);
         }
         self.trees()?
-            .extend(self.space(), &self.path, token, ttl)
+            .extend(self.space(), &self.path, token, ttl, None)
             .map_err(|source| Error::backend(self.full_key(), source))
     }
 
@@ -213,7 +213,7 @@ impl<C: LockStore> TreeLock<C> {
             return Ok(false);
         }
         self.trees()?
-            .extend_async(self.space(), &self.path, token, ttl)
+            .extend_async(self.space(), &self.path, token, ttl, None)
             .await
             .map_err(|source| Error::backend(self.full_key(), source))
     }

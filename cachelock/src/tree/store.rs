@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use super::path::TreeScope;
-use crate::claim::Claim;
+use crate::claim::{Claim, Claimed, Handle};
 use crate::result::{BoxFuture, CacheResult};
 
 /// A held tree lock as a store reports it from [`TreeStore::holder`] and
@@ -35,15 +35,17 @@ pub struct TreeEntry {
 /// [`Error::Backend`](crate::Error::Backend).
 pub trait TreeStore: Send + Sync {
     /// Stores `claim`'s owner for `path` in `space` with `scope`, if no live lock of the
-    /// space conflicts with it. `Some(fence)` if it stored it (tree locks are always
-    /// fenced: the fence strictly increases within the space), `None` on a conflict.
+    /// space conflicts with it. `Some` if it stored it, with the fence (tree locks are always
+    /// fenced: the fence strictly increases within the space) and, for an in-process store,
+    /// a [`Handle`] (with the same promises as
+    /// [`LockStore::claim`](crate::LockStore::claim)'s); `None` on a conflict.
     fn claim(
         &self,
         space: &str,
         path: &str,
         scope: TreeScope,
         claim: &Claim<'_>,
-    ) -> CacheResult<Option<u64>>;
+    ) -> CacheResult<Option<Claimed>>;
 
     /// Async twin of [`claim`](TreeStore::claim).
     fn claim_async<'a>(
@@ -52,10 +54,17 @@ pub trait TreeStore: Send + Sync {
         path: &'a str,
         scope: TreeScope,
         claim: &'a Claim<'a>,
-    ) -> BoxFuture<'a, CacheResult<Option<u64>>>;
+    ) -> BoxFuture<'a, CacheResult<Option<Claimed>>>;
 
-    /// Deletes the lock on `path` in `space` if it is live and held by `token`.
-    fn release(&self, space: &str, path: &str, token: &str) -> CacheResult<bool>;
+    /// Deletes the lock on `path` in `space` if it is live and held by `token`; `handle` is
+    /// the one this store returned with the claim, if any.
+    fn release(
+        &self,
+        space: &str,
+        path: &str,
+        token: &str,
+        handle: Option<&Handle>,
+    ) -> CacheResult<bool>;
 
     /// Async twin of [`release`](TreeStore::release).
     fn release_async<'a>(
@@ -63,11 +72,19 @@ pub trait TreeStore: Send + Sync {
         space: &'a str,
         path: &'a str,
         token: &'a str,
+        handle: Option<&'a Handle>,
     ) -> BoxFuture<'a, CacheResult<bool>>;
 
     /// Resets the TTL of the lock on `path` in `space` to `ttl` if it is live and held by
-    /// `token`.
-    fn extend(&self, space: &str, path: &str, token: &str, ttl: Duration) -> CacheResult<bool>;
+    /// `token` (`handle` as for [`release`](TreeStore::release)).
+    fn extend(
+        &self,
+        space: &str,
+        path: &str,
+        token: &str,
+        ttl: Duration,
+        handle: Option<&Handle>,
+    ) -> CacheResult<bool>;
 
     /// Async twin of [`extend`](TreeStore::extend).
     fn extend_async<'a>(
@@ -76,6 +93,7 @@ pub trait TreeStore: Send + Sync {
         path: &'a str,
         token: &'a str,
         ttl: Duration,
+        handle: Option<&'a Handle>,
     ) -> BoxFuture<'a, CacheResult<bool>>;
 
     /// A live lock of `space` that conflicts with a lock on `path` with `scope` (the one a

@@ -47,10 +47,8 @@ impl<S: LockStore + Clone + 'static> Target for TreeTarget<S> {
     }
 
     fn claim(&self, claim: &Claim<'_>) -> CacheResult<Option<Claimed>> {
-        let fence = self
-            .trees()?
-            .claim(self.space(), self.path(), self.scope, claim)?;
-        Ok(fence.map(Claimed::new))
+        self.trees()?
+            .claim(self.space(), self.path(), self.scope, claim)
     }
 
     fn claim_async<'a>(
@@ -58,43 +56,40 @@ impl<S: LockStore + Clone + 'static> Target for TreeTarget<S> {
         claim: &'a Claim<'a>,
     ) -> BoxFuture<'a, CacheResult<Option<Claimed>>> {
         match self.trees() {
-            Ok(trees) => Box::pin(async move {
-                let fence = trees
-                    .claim_async(self.space(), self.path(), self.scope, claim)
-                    .await?;
-                Ok(fence.map(Claimed::new))
-            }),
+            Ok(trees) => trees.claim_async(self.space(), self.path(), self.scope, claim),
             Err(error) => failed(error),
         }
     }
 
-    fn release(&self, token: &str, _handle: Option<&Handle>) -> CacheResult<bool> {
-        self.trees()?.release(self.space(), self.path(), token)
+    fn release(&self, token: &str, handle: Option<&Handle>) -> CacheResult<bool> {
+        self.trees()?
+            .release(self.space(), self.path(), token, handle)
     }
 
     fn release_async<'a>(
         &'a self,
         token: &'a str,
-        _handle: Option<&'a Handle>,
+        handle: Option<&'a Handle>,
     ) -> BoxFuture<'a, CacheResult<bool>> {
         match self.trees() {
-            Ok(trees) => trees.release_async(self.space(), self.path(), token),
+            Ok(trees) => trees.release_async(self.space(), self.path(), token, handle),
             Err(error) => failed(error),
         }
     }
 
-    fn extend(&self, token: &str, ttl: Duration, _handle: Option<&Handle>) -> CacheResult<bool> {
-        self.trees()?.extend(self.space(), self.path(), token, ttl)
+    fn extend(&self, token: &str, ttl: Duration, handle: Option<&Handle>) -> CacheResult<bool> {
+        self.trees()?
+            .extend(self.space(), self.path(), token, ttl, handle)
     }
 
     fn extend_async<'a>(
         &'a self,
         token: &'a str,
         ttl: Duration,
-        _handle: Option<&'a Handle>,
+        handle: Option<&'a Handle>,
     ) -> BoxFuture<'a, CacheResult<bool>> {
         match self.trees() {
-            Ok(trees) => trees.extend_async(self.space(), self.path(), token, ttl),
+            Ok(trees) => trees.extend_async(self.space(), self.path(), token, ttl, handle),
             Err(error) => failed(error),
         }
     }
