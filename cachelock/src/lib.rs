@@ -2,9 +2,8 @@
 //!
 //! cachelock takes a lock on a key in a store: in process memory by default, Redis, or any
 //! store that implements [`LockStore`] (a get/set/delete [`Cache`] plugs in through
-//! [`CacheStore`]). Every lock has an owner
-//! token and a TTL: only its owner can release or extend it, and a holder that crashes
-//! blocks the key for at most the TTL.
+//! [`CacheStore`]). Every lock has an owner token and a TTL: only its owner can release or
+//! extend it, and a holder that crashes blocks the key for at most the TTL.
 //!
 //! ```
 //! use cachelock::Lock;
@@ -34,7 +33,8 @@
 //!   and so does [`CacheStore`], the adapter for a get/set/delete [`Cache`] you already have.
 //!   [`LockAdmin`] and [`tree::TreeStore`] are the capabilities a store may add.
 //! - [`set_default_cache`] and [`set_key_prefix`]: process-wide settings, set once.
-//! - [`testing`]: the conformance suite every backend passes; run it on your own cache.
+//! - [`testing`]: the conformance suites every store passes; run them on your own store
+//!   ([`testing::conformance`]) or cache ([`testing::cache_conformance`]).
 //! - `cachelock::redis` (cargo feature `redis`, TLS with `redis-tls`): `RedisCache` and
 //!   `RedisClusterCache`, atomic locks across processes and machines in two round trips per
 //!   acquire + release.
@@ -57,10 +57,10 @@
 //! | `lock acquired` | debug | `key`, `fence` |
 //! | `lock contended` | debug | `key` |
 //! | `tree lock acquired` / `tree lock contended` | debug | `key` (lock space + path; `fence` when acquired) |
-//! | `lock held; waiting` | trace | `key`, `pause` |
+//! | `lock held; waiting` / `tree lock held; waiting` | trace | `key`, `pause` |
 //! | `lock renewed` | trace | `key`, `ttl`, `held_for` |
 //! | `lock lost` | warn | `key`, `held_for`, `why` |
-//! | `lock released` | debug | `key`, `held_for` (also when a dropped `AsyncGuard` releases in the background) |
+//! | `lock released` | debug | `key`, `held_for` (tree locks too, `key` = lock space + path; also when a dropped async guard releases in the background) |
 //! | `lock was lost before release` | warn | `key`, `held_for` |
 //! | `lock force-released` | warn | `key`, `holder_host`, `holder_pid`, `holder_label` |
 #![deny(missing_docs)]

@@ -16,7 +16,8 @@ use crate::tree::{TreeEntry, TreeScope, TreeStore};
 /// claim, release and extend succeeds. Fences come from the process's fence clock (wall
 /// clock microseconds, strictly increasing within the process). Tree locks
 /// ([`cachelock::tree`](crate::tree)) are granted the same way; nobody is ever reported as
-/// a holder, and nothing is listed.
+/// a holder, and nothing is listed. Claims come with a [`Handle`], as from any in-process
+/// store, so a dropped async guard lets go inline.
 ///
 /// ```
 /// use cachelock::{Lock, NoopCache};
