@@ -18,7 +18,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use cachelock::redis::RedisCache;
-use cachelock::{once, Cache, Lock, MemoryCache};
+use cachelock::{once, Lock, LockStore, MemoryCache};
 use cachelock_testkit::RedisServer;
 use criterion::{criterion_group, criterion_main, Criterion};
 use moka::ops::compute::Op;
@@ -254,7 +254,7 @@ const W2_THREADS: u64 = 16;
 
 /// W2: `iters` attempts on one key, shared by 16 threads; returns the wall time of all of
 /// them. Panics on a second occupant of the critical section.
-fn w2_attempts<C: Cache + Clone + 'static>(cache: &C, key: &str, iters: u64) -> Duration {
+fn w2_attempts<C: LockStore + Clone + 'static>(cache: &C, key: &str, iters: u64) -> Duration {
     let left = AtomicU64::new(iters);
     let inside = AtomicU32::new(0);
     let start = Instant::now();

@@ -1,30 +1,26 @@
-//! Plug in a cache you already have: implement get / set / delete, and run the conformance
-//! suite on it.
+//! Plug in a cache you already have: implement get / set / delete, wrap it in a
+//! `CacheStore`, and run the conformance suite on it.
 //!
 //! ```text
 //! cargo run --example custom_cache
 //! ```
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 use std::time::Duration;
 
-use cachelock::{testing, Cache, CacheResult, Lock};
+use cachelock::{testing, Cache, CacheResult, CacheStore, Lock};
 
 /// Stands for the cache client your application already uses.
-#[derive(Clone, Default)]
+#[derive(Default)]
 struct AppCache {
-    entries: Arc<Mutex<HashMap<String, String>>>,
+    entries: Mutex<HashMap<String, String>>,
 }
 
 impl Cache for AppCache {
     fn get(&self, key: &str) -> CacheResult<Option<String>> {
-        Ok(self
-            .entries
-            .lock()
-            .map_err(|_| "cache poisoned")?
-            .get(key)
-            .cloned())
+        let entries = self.entries.lock().map_err(|_| "cache poisoned")?;
+        Ok(entries.get(key).cloned())
     }
 
     fn set(&self, key: &str, value: &str, _ttl: Option<Duration>) -> CacheResult<()> {
@@ -34,33 +30,30 @@ impl Cache for AppCache {
     }
 
     fn delete(&self, key: &str) -> CacheResult<()> {
-        self.entries
-            .lock()
-            .map_err(|_| "cache poisoned")?
-            .remove(key);
+        let mut entries = self.entries.lock().map_err(|_| "cache poisoned")?;
+        entries.remove(key);
         Ok(())
     }
-
-    // `claim`, `release` and `extend` come from the trait's defaults: atomic within this
-    // process, not across processes. A store with its own compare-and-set (Redis, a
-    // database row) should override them; see the `Cache` docs.
 }
 
 fn main() -> Result<(), cachelock::BoxError> {
-    let cache = AppCache::default();
+    // `CacheStore` builds claim / release / extend from get / set / delete: atomic within
+    // this process, not across processes (see its docs). Clones share the cache.
+    let store = CacheStore::new(AppCache::default());
 
-    let guard = Lock::new("import").cache(cache.clone()).try_acquire()?;
-    println!("locked `{}`", guard.key());
-    let refused = Lock::new("import").cache(cache.clone()).try_acquire();
+    let guard = Lock::new("import").cache(store.clone()).try_acquire()?;
+    println!("locked `{}` (fence {})", guard.key(), guard.fence());
+    let refused = Lock::new("import").cache(store.clone()).try_acquire();
     println!("second attempt: {}", refused.unwrap_err());
     guard.release()?;
+    // The store dereferences to your cache, which is still yours to use.
     println!(
         "released; the stored value is gone: {:?}",
-        cache.get("cachelock:import")?
+        store.get("cachelock:import")?
     );
 
     println!("running the conformance suite on AppCache (takes a few seconds)...");
-    testing::conformance(cache.clone())?;
+    testing::cache_conformance(AppCache::default())?;
     println!("AppCache passes every conformance check");
     Ok(())
 }

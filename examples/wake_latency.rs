@@ -1,8 +1,8 @@
 //! Wake-up latency: how long after the holder releases does a waiter in `acquire_timeout`
-//! hold the lock? `MemoryCache` wakes its waiters on release; a cache with only the default
-//! `wait_for_release` polls with backoff (2 ms doubling to 100 ms). The "tree" rows do the
-//! same with a `TreeLock` waiter on `/<round>/child` while `/<round>` is held (woken by
-//! `tree_wait_for_release`, or polling with its default).
+//! hold the lock? `MemoryCache` wakes its waiters on release; a store with only the default
+//! `LockStore::wait_for_release` polls with backoff (2 ms doubling to 100 ms). The "tree"
+//! rows do the same with a `TreeLock` waiter on `/<round>/child` while `/<round>` is held
+//! (woken by `TreeStore::wait_for_release`, or polling with its default).
 //!
 //! With `--features redis` it also measures a `RedisCache` (a redis-server started on a
 //! loopback port by `cachelock-testkit`), whose release script publishes the key and whose
@@ -13,53 +13,145 @@
 use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant};
 
-use cachelock::tree::{TreeLock, TreeScope};
-use cachelock::{Cache, CacheResult, Lock, MemoryCache};
+use cachelock::tree::{TreeEntry, TreeLock, TreeScope, TreeStore};
+use cachelock::{
+    BoxFuture, CacheResult, Claim, Claimed, Handle, Lock, LockAdmin, LockStore, MemoryCache,
+};
 
-/// A cache without its release notification: waiters poll with backoff.
+/// A store without its release notification: waiters poll with backoff. It forwards every
+/// operation to the inner store but leaves `wait_for_release` (plain and tree) to the
+/// traits' defaults, which sleep the backoff pause.
 #[derive(Clone)]
 struct Polling<C>(C);
 
-impl<C: Cache> Cache for Polling<C> {
-    fn get(&self, key: &str) -> CacheResult<Option<String>> {
-        self.0.get(key)
+impl<C: LockStore> Polling<C> {
+    fn inner_trees(&self) -> &dyn TreeStore {
+        self.0.trees().expect("the inner store has tree locks")
     }
-    fn set(&self, key: &str, value: &str, ttl: Option<Duration>) -> CacheResult<()> {
-        self.0.set(key, value, ttl)
+}
+
+impl<C: LockStore> LockStore for Polling<C> {
+    fn claim(&self, key: &str, claim: &Claim<'_>) -> CacheResult<Option<Claimed>> {
+        self.0.claim(key, claim)
     }
-    fn delete(&self, key: &str) -> CacheResult<()> {
-        self.0.delete(key)
+    fn claim_async<'a>(
+        &'a self,
+        key: &'a str,
+        claim: &'a Claim<'a>,
+    ) -> BoxFuture<'a, CacheResult<Option<Claimed>>> {
+        self.0.claim_async(key, claim)
     }
-    fn claim(&self, key: &str, token: &str, ttl: Duration) -> CacheResult<Option<u64>> {
-        self.0.claim(key, token, ttl)
+    fn release(&self, key: &str, token: &str, handle: Option<&Handle>) -> CacheResult<bool> {
+        self.0.release(key, token, handle)
     }
-    fn release(&self, key: &str, token: &str) -> CacheResult<bool> {
-        self.0.release(key, token)
+    fn release_async<'a>(
+        &'a self,
+        key: &'a str,
+        token: &'a str,
+        handle: Option<&'a Handle>,
+    ) -> BoxFuture<'a, CacheResult<bool>> {
+        self.0.release_async(key, token, handle)
     }
-    fn extend(&self, key: &str, token: &str, ttl: Duration) -> CacheResult<bool> {
-        self.0.extend(key, token, ttl)
+    fn extend(
+        &self,
+        key: &str,
+        token: &str,
+        ttl: Duration,
+        handle: Option<&Handle>,
+    ) -> CacheResult<bool> {
+        self.0.extend(key, token, ttl, handle)
     }
-    fn tree_claim(
+    fn extend_async<'a>(
+        &'a self,
+        key: &'a str,
+        token: &'a str,
+        ttl: Duration,
+        handle: Option<&'a Handle>,
+    ) -> BoxFuture<'a, CacheResult<bool>> {
+        self.0.extend_async(key, token, ttl, handle)
+    }
+    fn admin(&self) -> Option<&dyn LockAdmin> {
+        self.0.admin()
+    }
+    fn trees(&self) -> Option<&dyn TreeStore> {
+        self.0.trees().map(|_| self as &dyn TreeStore)
+    }
+}
+
+impl<C: LockStore> TreeStore for Polling<C> {
+    fn claim(
         &self,
         space: &str,
         path: &str,
-        value: &str,
-        ttl: Duration,
         scope: TreeScope,
-    ) -> CacheResult<Option<u64>> {
-        self.0.tree_claim(space, path, value, ttl, scope)
+        claim: &Claim<'_>,
+    ) -> CacheResult<Option<Claimed>> {
+        self.inner_trees().claim(space, path, scope, claim)
     }
-    fn tree_release(&self, space: &str, path: &str, token: &str) -> CacheResult<bool> {
-        self.0.tree_release(space, path, token)
+    fn claim_async<'a>(
+        &'a self,
+        space: &'a str,
+        path: &'a str,
+        scope: TreeScope,
+        claim: &'a Claim<'a>,
+    ) -> BoxFuture<'a, CacheResult<Option<Claimed>>> {
+        self.inner_trees().claim_async(space, path, scope, claim)
     }
-    fn tree_extend(
+    fn release(
+        &self,
+        space: &str,
+        path: &str,
+        token: &str,
+        handle: Option<&Handle>,
+    ) -> CacheResult<bool> {
+        self.inner_trees().release(space, path, token, handle)
+    }
+    fn release_async<'a>(
+        &'a self,
+        space: &'a str,
+        path: &'a str,
+        token: &'a str,
+        handle: Option<&'a Handle>,
+    ) -> BoxFuture<'a, CacheResult<bool>> {
+        self.inner_trees().release_async(space, path, token, handle)
+    }
+    fn extend(
         &self,
         space: &str,
         path: &str,
         token: &str,
         ttl: Duration,
+        handle: Option<&Handle>,
     ) -> CacheResult<bool> {
-        self.0.tree_extend(space, path, token, ttl)
+        self.inner_trees().extend(space, path, token, ttl, handle)
+    }
+    fn extend_async<'a>(
+        &'a self,
+        space: &'a str,
+        path: &'a str,
+        token: &'a str,
+        ttl: Duration,
+        handle: Option<&'a Handle>,
+    ) -> BoxFuture<'a, CacheResult<bool>> {
+        self.inner_trees()
+            .extend_async(space, path, token, ttl, handle)
+    }
+    fn holder(&self, space: &str, path: &str, scope: TreeScope) -> CacheResult<Option<TreeEntry>> {
+        self.inner_trees().holder(space, path, scope)
+    }
+    fn holder_async<'a>(
+        &'a self,
+        space: &'a str,
+        path: &'a str,
+        scope: TreeScope,
+    ) -> BoxFuture<'a, CacheResult<Option<TreeEntry>>> {
+        self.inner_trees().holder_async(space, path, scope)
+    }
+    fn list(&self, space: &str) -> CacheResult<Vec<TreeEntry>> {
+        self.inner_trees().list(space)
+    }
+    fn list_async<'a>(&'a self, space: &'a str) -> BoxFuture<'a, CacheResult<Vec<TreeEntry>>> {
+        self.inner_trees().list_async(space)
     }
 }
 
@@ -71,7 +163,7 @@ enum Kind {
 }
 
 /// Takes the holder's lock (`waiter`: waits up to 30 s for the waiter's); returns its release.
-fn take<C: Cache + Clone + 'static>(
+fn take<C: LockStore + Clone + 'static>(
     cache: &C,
     kind: Kind,
     round: usize,
@@ -112,11 +204,11 @@ const ROUNDS: usize = 40;
 
 /// Release → acquired, over `ROUNDS` rounds: the holder keeps the lock `hold`, a waiter
 /// started right after it waits in `acquire_timeout`.
-fn measure<C: Cache + Clone + Send + 'static>(cache: C, hold: Duration) -> Vec<Duration> {
+fn measure<C: LockStore + Clone + Send + 'static>(cache: C, hold: Duration) -> Vec<Duration> {
     measure_kind(cache, hold, Kind::Plain)
 }
 
-fn measure_kind<C: Cache + Clone + Send + 'static>(
+fn measure_kind<C: LockStore + Clone + Send + 'static>(
     cache: C,
     hold: Duration,
     kind: Kind,

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use cachelock::{set_default_cache, set_key_prefix, Cache, Error, Lock, MemoryCache};
+use cachelock::{set_default_cache, set_key_prefix, Error, Lock, LockAdmin, MemoryCache};
 
 #[test]
 fn default_cache_and_prefix_are_set_once_and_then_used_by_every_lock() {
@@ -33,11 +33,13 @@ fn default_cache_and_prefix_are_set_once_and_then_used_by_every_lock() {
     let guard = built_early.try_acquire().unwrap();
     assert_eq!(guard.key(), "app:report");
     assert!(
-        mine.get("app:report").unwrap().is_some(),
+        mine.holder("app:report").unwrap().is_some(),
         "the lock lives in the configured cache"
     );
     assert!(cachelock::default_cache()
-        .get("app:report")
+        .admin()
+        .expect("the default memory store has admin operations")
+        .holder("app:report")
         .unwrap()
         .is_some());
 }

@@ -5,14 +5,14 @@
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use cachelock::{once, Cache, Lock, MemoryCache};
+use cachelock::{once, Lock, LockStore, MemoryCache};
 
 const CONTENDERS: usize = 8;
 const CLAIMS: usize = 1_000;
 
 /// 8 threads take turns on one key until 1,000 claims are done; each records its fence
 /// while holding the lock, so the record is in hold order.
-fn contended_fences<C: Cache + Clone + 'static>(cache: C, key: &str) -> Vec<u64> {
+fn contended_fences<C: LockStore + Clone + 'static>(cache: C, key: &str) -> Vec<u64> {
     let seen = Mutex::new(Vec::with_capacity(CLAIMS));
     std::thread::scope(|s| {
         for _ in 0..CONTENDERS {
@@ -45,7 +45,7 @@ fn assert_strictly_increasing(fences: &[u64]) {
 }
 
 /// A holder without renewal expires; the next holder's fence is greater.
-fn fence_grows_across_expiry<C: Cache + Clone + 'static>(cache: C, key: &str) {
+fn fence_grows_across_expiry<C: LockStore + Clone + 'static>(cache: C, key: &str) {
     let first = Lock::new(key)
         .cache(cache.clone())
         .ttl(Duration::from_millis(150))
@@ -115,6 +115,7 @@ async fn an_once_body_sees_its_fence() {
 mod redis_server {
     use super::*;
     use cachelock::redis::{RedisCache, RedisClusterCache};
+    use cachelock::Claim;
     use cachelock_testkit::{RedisCluster, RedisServer};
 
     #[test]
@@ -190,7 +191,13 @@ mod redis_server {
             .try_acquire()
             .unwrap_err();
         assert!(error.is_backend(), "{error}");
-        assert_eq!(cache.get("cachelock:fence-garbage").unwrap(), None);
+        let stored: Option<String> = redis::cmd("GET")
+            .arg("cachelock:fence-garbage")
+            .query(&mut admin)
+            .unwrap();
+        assert_eq!(stored, None);
+        let store_admin = cache.admin().expect("redis has admin");
+        assert_eq!(store_admin.holder("cachelock:fence-garbage").unwrap(), None);
     }
 
     #[test]
@@ -200,17 +207,16 @@ mod redis_server {
         // the key held (which would leave it blocked by nobody for a whole TTL).
         let server = RedisServer::start();
         let cache = RedisCache::from_url(&server.url()).expect("valid url");
-        let value = "0123456789abcdef0123456789abcdef|1|host|";
         let ttl = Duration::from_secs(30);
-        let first = cache.claim("resent", value, ttl).unwrap().expect("free");
-        let again = cache.claim("resent", value, ttl).unwrap();
+        let claim = Claim::new(ttl);
+        let first = cache.claim("resent", &claim).unwrap().expect("free").fence;
+        let again = cache.claim("resent", &claim).unwrap().map(|won| won.fence);
         assert!(again.is_some_and(|f| f >= first), "{again:?} after {first}");
-        // Another value (another claim's token) is still refused.
-        let other = "fedcba9876543210fedcba9876543210|1|host|";
-        assert_eq!(cache.claim("resent", other, ttl).unwrap(), None);
-        assert!(cache
-            .release("resent", "0123456789abcdef0123456789abcdef")
-            .unwrap());
+        // Another claim (another, fresh token) is still refused.
+        let other = Claim::new(ttl);
+        assert!(cache.claim("resent", &other).unwrap().is_none());
+        assert!(!cache.release("resent", other.token(), None).unwrap());
+        assert!(cache.release("resent", claim.token(), None).unwrap());
     }
 
     #[test]

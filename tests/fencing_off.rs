@@ -2,14 +2,17 @@
 //! token (the guard's fence is 0), costs on Redis exactly `SET NX PX` + `EVALSHA`
 //! (compare-and-delete) and never touches the fence counter, and the lock is as exclusive
 //! as ever: a second claim is refused, release and extend are owner-checked, renewal keeps
-//! it. On memory, on a get/set/delete cache (the default `claim_unfenced`), and on a real
+//! it. On memory, on a get/set/delete cache (through `CacheStore`), and on a real
 //! redis-server.
 
 use std::collections::BTreeMap;
 use std::sync::Mutex;
 use std::time::Duration;
 
-use cachelock::{once, Cache, CacheResult, Lock, MemoryCache};
+use cachelock::{
+    once, BoxFuture, Cache, CacheResult, CacheStore, Claim, Claimed, Handle, Lock, LockAdmin,
+    LockStore, MemoryCache,
+};
 
 #[cfg(feature = "redis")]
 #[path = "common/commands.rs"]
@@ -17,7 +20,7 @@ mod commands;
 
 /// What a `fencing(false)` lock must still do on any cache: fence 0, a second claim
 /// (fenced or not) refused, owner-checked release, free again after.
-fn unfenced_lock_excludes<C: Cache + Clone + 'static>(cache: C, key: &str) {
+fn unfenced_lock_excludes<C: LockStore + Clone + 'static>(cache: C, key: &str) {
     let lock = Lock::new(key)
         .cache(cache.clone())
         .ttl(Duration::from_secs(30))
@@ -40,9 +43,9 @@ fn unfenced_lock_excludes<C: Cache + Clone + 'static>(cache: C, key: &str) {
     next.release().unwrap();
 }
 
-/// Another value overwrites the key: the unfenced owner can neither extend nor release it,
-/// and its release deletes nothing.
-fn unfenced_release_is_owner_checked<C: Cache + Clone + 'static>(cache: C, key: &str) {
+/// Another owner takes the key (a force-release, then its own claim): the unfenced owner can
+/// neither extend nor release it, and its release deletes nothing.
+fn unfenced_release_is_owner_checked<C: LockStore + Clone + 'static>(cache: C, key: &str) {
     let lock = Lock::new(key)
         .cache(cache.clone())
         .ttl(Duration::from_secs(30))
@@ -50,20 +53,28 @@ fn unfenced_release_is_owner_checked<C: Cache + Clone + 'static>(cache: C, key: 
         .fencing(false);
     let guard = lock.try_acquire().expect("free");
     let stored = lock.full_key();
-    cache
-        .set(&stored, "another owner", Some(Duration::from_secs(30)))
-        .unwrap();
+    let admin = cache.admin().expect("the store has admin operations");
+    admin.force_release(&stored).unwrap();
+    let another = Claim::new(Duration::from_secs(30))
+        .with_fencing(false)
+        .with_label("another owner");
+    assert!(
+        cache.claim(&stored, &another).unwrap().is_some(),
+        "another owner takes the key"
+    );
     assert!(guard.extend().unwrap_err().is_lost());
     assert!(guard.release().unwrap_err().is_lost());
+    let (value, _) = admin.holder(&stored).unwrap().expect("still held");
     assert_eq!(
-        cache.get(&stored).unwrap().as_deref(),
-        Some("another owner"),
+        value,
+        another.owner_value().as_str(),
         "the other owner's value is kept"
     );
+    assert!(cache.release(&stored, another.token(), None).unwrap());
 }
 
 /// Renewal keeps an unfenced lock held for several TTLs.
-fn unfenced_lock_is_renewed<C: Cache + Clone + 'static>(cache: C, key: &str) {
+fn unfenced_lock_is_renewed<C: LockStore + Clone + 'static>(cache: C, key: &str) {
     let lock = Lock::new(key)
         .cache(cache.clone())
         .ttl(Duration::from_millis(600))
@@ -103,7 +114,7 @@ async fn memory_unfenced_async_lock_has_fence_zero_and_excludes() {
     assert!(lock.try_acquire_async().await.is_ok());
 }
 
-/// A cache with only get/set/delete: the default `claim_unfenced` (claim, fence dropped).
+/// A cache with only get/set/delete: `CacheStore` claims it unfenced (fence 0).
 #[derive(Default)]
 struct PlainCache(Mutex<BTreeMap<String, String>>);
 
@@ -126,9 +137,30 @@ impl Cache for PlainCache {
 
 #[test]
 fn a_get_set_delete_cache_takes_unfenced_locks_through_the_default() {
-    let cache = std::sync::Arc::new(PlainCache::default());
+    let cache = CacheStore::new(PlainCache::default());
     unfenced_lock_excludes(cache.clone(), "plain-unfenced");
-    unfenced_release_is_owner_checked(cache, "plain-unfenced-owner");
+    unfenced_release_is_owner_checked(cache.clone(), "plain-unfenced-owner");
+
+    // A foreign value written straight into the cache: the unfenced owner can neither extend
+    // nor release the key, and keeps its hands off the value.
+    let lock = Lock::new("plain-unfenced-foreign")
+        .cache(cache.clone())
+        .ttl(Duration::from_secs(30))
+        .renew(false)
+        .fencing(false);
+    let guard = lock.try_acquire().expect("free");
+    assert_eq!(guard.fence(), 0);
+    let stored = lock.full_key();
+    cache
+        .set(&stored, "another owner", Some(Duration::from_secs(30)))
+        .unwrap();
+    assert!(guard.extend().unwrap_err().is_lost());
+    assert!(guard.release().unwrap_err().is_lost());
+    assert_eq!(
+        cache.get(&stored).unwrap().as_deref(),
+        Some("another owner"),
+        "the other owner's value is kept"
+    );
 }
 
 /// Counts the claims of each kind, forwarding to a memory cache.
@@ -143,39 +175,68 @@ impl ClaimKinds {
     fn counts(&self) -> (usize, usize) {
         *self.counts.lock().unwrap()
     }
+
+    /// Counts `claim` as fenced or unfenced.
+    fn count(&self, claim: &Claim<'_>) {
+        let mut counts = self.counts.lock().unwrap();
+        if claim.fencing() {
+            counts.0 += 1;
+        } else {
+            counts.1 += 1;
+        }
+    }
 }
 
-impl Cache for ClaimKinds {
-    fn get(&self, key: &str) -> CacheResult<Option<String>> {
-        self.inner.get(key)
+impl LockStore for ClaimKinds {
+    fn claim(&self, key: &str, claim: &Claim<'_>) -> CacheResult<Option<Claimed>> {
+        self.count(claim);
+        self.inner.claim(key, claim)
     }
-    fn set(&self, key: &str, value: &str, ttl: Option<Duration>) -> CacheResult<()> {
-        self.inner.set(key, value, ttl)
+    fn claim_async<'a>(
+        &'a self,
+        key: &'a str,
+        claim: &'a Claim<'a>,
+    ) -> BoxFuture<'a, CacheResult<Option<Claimed>>> {
+        self.count(claim);
+        self.inner.claim_async(key, claim)
     }
-    fn delete(&self, key: &str) -> CacheResult<()> {
-        self.inner.delete(key)
+    fn release(&self, key: &str, token: &str, handle: Option<&Handle>) -> CacheResult<bool> {
+        self.inner.release(key, token, handle)
     }
-    fn claim(&self, key: &str, token: &str, ttl: Duration) -> CacheResult<Option<u64>> {
-        self.counts.lock().unwrap().0 += 1;
-        self.inner.claim(key, token, ttl)
+    fn release_async<'a>(
+        &'a self,
+        key: &'a str,
+        token: &'a str,
+        handle: Option<&'a Handle>,
+    ) -> BoxFuture<'a, CacheResult<bool>> {
+        self.inner.release_async(key, token, handle)
     }
-    fn release(&self, key: &str, token: &str) -> CacheResult<bool> {
-        self.inner.release(key, token)
+    fn extend(
+        &self,
+        key: &str,
+        token: &str,
+        ttl: Duration,
+        handle: Option<&Handle>,
+    ) -> CacheResult<bool> {
+        self.inner.extend(key, token, ttl, handle)
     }
-    fn extend(&self, key: &str, token: &str, ttl: Duration) -> CacheResult<bool> {
-        self.inner.extend(key, token, ttl)
-    }
-    fn claim_unfenced(&self, key: &str, token: &str, ttl: Duration) -> CacheResult<bool> {
-        self.counts.lock().unwrap().1 += 1;
-        self.inner.claim_unfenced(key, token, ttl)
-    }
-    fn claim_unfenced_async<'a>(
+    fn extend_async<'a>(
         &'a self,
         key: &'a str,
         token: &'a str,
         ttl: Duration,
-    ) -> cachelock::BoxFuture<'a, CacheResult<bool>> {
-        Box::pin(std::future::ready(self.claim_unfenced(key, token, ttl)))
+        handle: Option<&'a Handle>,
+    ) -> BoxFuture<'a, CacheResult<bool>> {
+        self.inner.extend_async(key, token, ttl, handle)
+    }
+    fn wait_for_release(&self, key: &str, pause: Duration) {
+        self.inner.wait_for_release(key, pause)
+    }
+    fn wait_for_release_async<'a>(&'a self, key: &'a str, pause: Duration) -> BoxFuture<'a, ()> {
+        self.inner.wait_for_release_async(key, pause)
+    }
+    fn admin(&self) -> Option<&dyn LockAdmin> {
+        self.inner.admin()
     }
 }
 
@@ -200,10 +261,10 @@ async fn plain_once_async(cache: &ClaimKinds) -> Option<()> {
 fn memory_once_without_fence_claims_unfenced_and_with_fence_claims_fenced() {
     let cache = ClaimKinds::default();
     assert_eq!(plain_once(&cache, 1), Some(1));
-    assert_eq!(cache.counts(), (0, 1), "without `fence`: claim_unfenced");
+    assert_eq!(cache.counts(), (0, 1), "without `fence`: an unfenced claim");
     let a = fenced_once(&cache, 1).expect("runs");
     let b = fenced_once(&cache, 1).expect("runs");
-    assert_eq!(cache.counts(), (2, 1), "with `fence`: claim");
+    assert_eq!(cache.counts(), (2, 1), "with `fence`: a fenced claim");
     assert!(a >= 1 && b > a, "{a} then {b}");
 }
 

@@ -12,7 +12,10 @@ use std::sync::mpsc::{channel, Receiver, Sender};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::Duration;
 
-use cachelock::{Cache, CacheResult, Lock, MemoryCache};
+use cachelock::tree::TreeStore;
+use cachelock::{
+    BoxFuture, CacheResult, Claim, Claimed, Handle, Lock, LockAdmin, LockStore, MemoryCache,
+};
 use cachelock_testkit::eventually;
 
 struct Shared {
@@ -25,14 +28,19 @@ struct Shared {
 }
 
 /// Forwards to `inner`; the first extend made by the renewer thread waits for `go`.
+///
+/// With `handles` off it drops the handle `inner` returns with a claim, as a network store
+/// (the guard then releases and extends by lookup); with it on, it forwards the handle (the
+/// path a `MemoryCache` guard takes).
 #[derive(Clone)]
 struct Crossing<C> {
     inner: C,
+    handles: bool,
     shared: Arc<Shared>,
 }
 
-impl<C: Cache> Crossing<C> {
-    fn new(inner: C) -> (Self, Receiver<()>) {
+impl<C: LockStore> Crossing<C> {
+    fn new(inner: C, handles: bool) -> (Self, Receiver<()>) {
         let (tx, rx) = channel();
         let shared = Arc::new(Shared {
             armed: AtomicBool::new(false),
@@ -40,7 +48,14 @@ impl<C: Cache> Crossing<C> {
             go: (Mutex::new(false), Condvar::new()),
             extends: AtomicUsize::new(0),
         });
-        (Crossing { inner, shared }, rx)
+        (
+            Crossing {
+                inner,
+                handles,
+                shared,
+            },
+            rx,
+        )
     }
 
     fn let_renewal_through(&self) {
@@ -54,23 +69,9 @@ impl<C: Cache> Crossing<C> {
     }
 }
 
-impl<C: Cache> Cache for Crossing<C> {
-    fn get(&self, key: &str) -> CacheResult<Option<String>> {
-        self.inner.get(key)
-    }
-    fn set(&self, key: &str, value: &str, ttl: Option<Duration>) -> CacheResult<()> {
-        self.inner.set(key, value, ttl)
-    }
-    fn delete(&self, key: &str) -> CacheResult<()> {
-        self.inner.delete(key)
-    }
-    fn claim(&self, key: &str, token: &str, ttl: Duration) -> CacheResult<Option<u64>> {
-        self.inner.claim(key, token, ttl)
-    }
-    fn release(&self, key: &str, token: &str) -> CacheResult<bool> {
-        self.inner.release(key, token)
-    }
-    fn extend(&self, key: &str, token: &str, ttl: Duration) -> CacheResult<bool> {
+impl<C: LockStore> Crossing<C> {
+    /// Holds the renewer's first extend until `go`.
+    fn stop_first_renewal(&self) {
         let renewer = std::thread::current().name() == Some("cachelock-renew");
         if renewer && !self.shared.armed.swap(true, Ordering::SeqCst) {
             if let Some(started) = self.shared.started.lock().unwrap().take() {
@@ -82,24 +83,88 @@ impl<C: Cache> Cache for Crossing<C> {
                 go = condvar.wait(go).unwrap();
             }
         }
-        let outcome = self.inner.extend(key, token, ttl);
+    }
+
+    fn claimed(&self, won: CacheResult<Option<Claimed>>) -> CacheResult<Option<Claimed>> {
+        if self.handles {
+            won
+        } else {
+            won.map(|won| won.map(|won| Claimed::new(won.fence)))
+        }
+    }
+}
+
+impl<C: LockStore> LockStore for Crossing<C> {
+    fn claim(&self, key: &str, claim: &Claim<'_>) -> CacheResult<Option<Claimed>> {
+        self.claimed(self.inner.claim(key, claim))
+    }
+    fn claim_async<'a>(
+        &'a self,
+        key: &'a str,
+        claim: &'a Claim<'a>,
+    ) -> BoxFuture<'a, CacheResult<Option<Claimed>>> {
+        Box::pin(async move { self.claimed(self.inner.claim_async(key, claim).await) })
+    }
+    fn release(&self, key: &str, token: &str, handle: Option<&Handle>) -> CacheResult<bool> {
+        self.inner.release(key, token, handle)
+    }
+    fn release_async<'a>(
+        &'a self,
+        key: &'a str,
+        token: &'a str,
+        handle: Option<&'a Handle>,
+    ) -> BoxFuture<'a, CacheResult<bool>> {
+        self.inner.release_async(key, token, handle)
+    }
+    fn extend(
+        &self,
+        key: &str,
+        token: &str,
+        ttl: Duration,
+        handle: Option<&Handle>,
+    ) -> CacheResult<bool> {
+        self.stop_first_renewal();
+        let outcome = self.inner.extend(key, token, ttl, handle);
         self.shared.extends.fetch_add(1, Ordering::SeqCst);
         outcome
     }
-    fn get_with_ttl(&self, key: &str) -> CacheResult<Option<(String, Option<Duration>)>> {
-        self.inner.get_with_ttl(key)
+    fn extend_async<'a>(
+        &'a self,
+        key: &'a str,
+        token: &'a str,
+        ttl: Duration,
+        handle: Option<&'a Handle>,
+    ) -> BoxFuture<'a, CacheResult<bool>> {
+        Box::pin(async move {
+            let outcome = self.inner.extend_async(key, token, ttl, handle).await;
+            self.shared.extends.fetch_add(1, Ordering::SeqCst);
+            outcome
+        })
+    }
+    fn wait_for_release(&self, key: &str, pause: Duration) {
+        self.inner.wait_for_release(key, pause)
+    }
+    fn wait_for_release_async<'a>(&'a self, key: &'a str, pause: Duration) -> BoxFuture<'a, ()> {
+        self.inner.wait_for_release_async(key, pause)
+    }
+    fn admin(&self) -> Option<&dyn LockAdmin> {
+        self.inner.admin()
+    }
+    fn trees(&self) -> Option<&dyn TreeStore> {
+        self.inner.trees()
     }
 }
 
 /// Takes `key` with `ttl` and `hold`, releases while the first renewal is under way, lets
 /// the renewal land last, and returns the key's TTL once the renewer is done with it.
-fn ttl_after_a_crossed_release<C: Cache + Clone + 'static>(
+fn ttl_after_a_crossed_release<C: LockStore + Clone + 'static>(
     inner: C,
+    handles: bool,
     key: &str,
     ttl: Duration,
     hold: Duration,
 ) -> Duration {
-    let (cache, renewal_started) = Crossing::new(inner);
+    let (cache, renewal_started) = Crossing::new(inner, handles);
     let guard = Lock::new(key)
         .cache(cache.clone())
         .ttl(ttl)
@@ -118,30 +183,32 @@ fn ttl_after_a_crossed_release<C: Cache + Clone + 'static>(
         || cache.extends() >= 3,
     );
     let (_, left) = cache
-        .get_with_ttl(&format!("cachelock:{key}"))
-        .expect("get_with_ttl")
+        .admin()
+        .expect("the store can look up its holders")
+        .holder(&format!("cachelock:{key}"))
+        .expect("holder")
         .expect("the key is kept for the hold window");
     left.expect("the kept key has a TTL")
 }
 
-fn hold_shorter_than_the_ttl_is_not_extended_by_a_crossing_renewal<C>(inner: C)
+fn hold_shorter_than_the_ttl_is_not_extended_by_a_crossing_renewal<C>(inner: C, handles: bool)
 where
-    C: Cache + Clone + 'static,
+    C: LockStore + Clone + 'static,
 {
     let (ttl, hold) = (Duration::from_secs(3), Duration::from_millis(2_500));
-    let left = ttl_after_a_crossed_release(inner, "crossed-short", ttl, hold);
+    let left = ttl_after_a_crossed_release(inner, handles, "crossed-short", ttl, hold);
     assert!(
         left <= hold,
         "the key's TTL {left:?} goes past the hold window {hold:?}"
     );
 }
 
-fn hold_longer_than_the_ttl_is_not_cut_short_by_a_crossing_renewal<C>(inner: C)
+fn hold_longer_than_the_ttl_is_not_cut_short_by_a_crossing_renewal<C>(inner: C, handles: bool)
 where
-    C: Cache + Clone + 'static,
+    C: LockStore + Clone + 'static,
 {
     let (ttl, hold) = (Duration::from_millis(900), Duration::from_secs(20));
-    let left = ttl_after_a_crossed_release(inner, "crossed-long", ttl, hold);
+    let left = ttl_after_a_crossed_release(inner, handles, "crossed-long", ttl, hold);
     assert!(left <= hold, "{left:?} past the hold window {hold:?}");
     assert!(
         left > ttl,
@@ -150,7 +217,9 @@ where
 }
 
 /// Without a crossing renewal: an early release leaves the key with at most the hold window.
-fn an_early_release_keeps_the_key_no_longer_than_the_hold<C: Cache + Clone + 'static>(cache: C) {
+fn an_early_release_keeps_the_key_no_longer_than_the_hold<C: LockStore + Clone + 'static>(
+    cache: C,
+) {
     let (ttl, hold) = (Duration::from_secs(60), Duration::from_secs(20));
     let lock = Lock::new("plain-hold")
         .cache(cache.clone())
@@ -169,12 +238,23 @@ fn memory_early_release_keeps_the_key_no_longer_than_the_hold() {
 
 #[test]
 fn memory_hold_shorter_than_the_ttl_survives_a_crossing_renewal() {
-    hold_shorter_than_the_ttl_is_not_extended_by_a_crossing_renewal(MemoryCache::new());
+    // Without the handle, as the old wrapper (whose default `claim_for_lock` dropped it).
+    hold_shorter_than_the_ttl_is_not_extended_by_a_crossing_renewal(MemoryCache::new(), false);
 }
 
 #[test]
 fn memory_hold_longer_than_the_ttl_survives_a_crossing_renewal() {
-    hold_longer_than_the_ttl_is_not_cut_short_by_a_crossing_renewal(MemoryCache::new());
+    hold_longer_than_the_ttl_is_not_cut_short_by_a_crossing_renewal(MemoryCache::new(), false);
+}
+
+#[test]
+fn memory_hold_shorter_than_the_ttl_survives_a_crossing_renewal_through_the_handle() {
+    hold_shorter_than_the_ttl_is_not_extended_by_a_crossing_renewal(MemoryCache::new(), true);
+}
+
+#[test]
+fn memory_hold_longer_than_the_ttl_survives_a_crossing_renewal_through_the_handle() {
+    hold_longer_than_the_ttl_is_not_cut_short_by_a_crossing_renewal(MemoryCache::new(), true);
 }
 
 #[cfg(feature = "redis")]
@@ -194,13 +274,13 @@ mod redis {
     fn redis_hold_shorter_than_the_ttl_survives_a_crossing_renewal() {
         let server = RedisServer::start();
         let cache = RedisCache::from_url(&server.url()).expect("valid url");
-        hold_shorter_than_the_ttl_is_not_extended_by_a_crossing_renewal(cache);
+        hold_shorter_than_the_ttl_is_not_extended_by_a_crossing_renewal(cache, false);
     }
 
     #[test]
     fn redis_hold_longer_than_the_ttl_survives_a_crossing_renewal() {
         let server = RedisServer::start();
         let cache = RedisCache::from_url(&server.url()).expect("valid url");
-        hold_longer_than_the_ttl_is_not_cut_short_by_a_crossing_renewal(cache);
+        hold_longer_than_the_ttl_is_not_cut_short_by_a_crossing_renewal(cache, false);
     }
 }

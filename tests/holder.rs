@@ -3,9 +3,9 @@
 
 use std::time::Duration;
 
-use cachelock::{held_locks, held_locks_async, Cache, Lock, MemoryCache};
+use cachelock::{held_locks, held_locks_async, CacheStore, Lock, LockStore, MemoryCache};
 
-fn holder_reports_what_was_set<C: Cache + Clone + 'static>(cache: C) {
+fn holder_reports_what_was_set<C: LockStore + Clone + 'static>(cache: C) {
     let lock = Lock::new("holder-job")
         .cache(cache.clone())
         .ttl(Duration::from_secs(30))
@@ -54,7 +54,7 @@ fn holder_reports_what_was_set<C: Cache + Clone + 'static>(cache: C) {
 }
 
 /// The async admin calls report what the sync ones do.
-async fn async_admin_calls_report_what_was_set<C: Cache + Clone + 'static>(cache: C) {
+async fn async_admin_calls_report_what_was_set<C: LockStore + Clone + 'static>(cache: C) {
     let lock = Lock::new("async-holder-job")
         .cache(cache.clone())
         .ttl(Duration::from_secs(30))
@@ -127,7 +127,7 @@ fn memory_holder_list_and_force_release() {
 
 #[test]
 fn a_get_set_delete_cache_reports_the_holder_but_cannot_list() {
-    let cache = std::sync::Arc::new(common::PlainCache::default());
+    let cache = CacheStore::new(common::PlainCache::default());
     let lock = Lock::new("plain-holder").cache(cache.clone()).label("l");
     let guard = lock.try_acquire().unwrap();
     let holder = lock.holder().unwrap().expect("held");
@@ -144,7 +144,7 @@ mod common {
 
     use cachelock::{Cache, CacheResult};
 
-    /// A cache with get/set/delete only: the defaults do the rest.
+    /// A cache with get/set/delete only: `CacheStore` does the rest.
     #[derive(Default)]
     pub(crate) struct PlainCache(Mutex<HashMap<String, String>>);
 

@@ -7,7 +7,7 @@
 
 use std::time::{Duration, Instant};
 
-use cachelock::{once, Cache, Lock, MemoryCache};
+use cachelock::{once, Claim, Lock, LockAdmin, LockStore, MemoryCache};
 use cachelock_testkit::eventually;
 
 fn lock(cache: &MemoryCache, key: &str) -> Lock<MemoryCache> {
@@ -58,23 +58,26 @@ async fn an_overwritten_key_raises_the_lost_signal() {
         .try_acquire_async()
         .await
         .unwrap();
-    // Someone else's value replaces ours (an operator, or a holder after our TTL ran out).
-    cache
-        .set(
-            "cachelock:taken-over",
-            "intruder",
-            Some(Duration::from_secs(60)),
-        )
-        .unwrap();
+    // Someone else's value replaces ours (an operator, or a holder after our TTL ran out):
+    // the key is force-released and claimed by another owner.
+    let intruder = Claim::new(Duration::from_secs(60));
+    cache.force_release("cachelock:taken-over").unwrap();
+    assert!(cache
+        .claim("cachelock:taken-over", &intruder)
+        .unwrap()
+        .is_some());
     tokio::time::timeout(Duration::from_secs(30), guard.lost())
         .await
         .expect("the renewal notices the overwritten key");
     assert!(guard.is_lost());
     assert!(guard.release().await.unwrap_err().is_lost());
-    assert_eq!(
-        cache.get("cachelock:taken-over").unwrap().as_deref(),
-        Some("intruder"),
-        "a lost lock's release deletes nothing"
+    let (value, _) = cache
+        .holder("cachelock:taken-over")
+        .unwrap()
+        .expect("a lost lock's release deletes nothing");
+    assert!(
+        value.starts_with(intruder.token()),
+        "the intruder still holds the key: {value}"
     );
 }
 
@@ -89,9 +92,9 @@ async fn work_can_stop_the_moment_the_lock_is_lost() {
     let intruder = cache.clone();
     tokio::spawn(async move {
         tokio::time::sleep(Duration::from_millis(50)).await;
-        intruder.delete("cachelock:cancel").unwrap();
+        intruder.force_release("cachelock:cancel").unwrap();
         assert!(intruder
-            .claim("cachelock:cancel", "other", Duration::from_secs(60))
+            .claim("cachelock:cancel", &Claim::new(Duration::from_secs(60)))
             .unwrap()
             .is_some());
     });
@@ -196,7 +199,10 @@ fn a_once_body_longer_than_its_ttl_keeps_the_lock() {
         let runner = s.spawn(|| long_body(Duration::from_millis(3000)));
         // Read-only probe: trying to acquire here could steal the key from the runner.
         eventually("the body has started", || {
-            ONCE_CACHE.get("cachelock:renewed-body").unwrap().is_some()
+            ONCE_CACHE
+                .holder("cachelock:renewed-body")
+                .unwrap()
+                .is_some()
         });
         let start = Instant::now();
         while start.elapsed() < Duration::from_millis(2000) {

@@ -6,7 +6,7 @@
 use std::time::{Duration, Instant};
 
 use cachelock::redis::RedisCache;
-use cachelock::{Cache, Lock};
+use cachelock::Lock;
 use cachelock_testkit::eventually;
 use cachelock_testkit::RedisServer;
 
@@ -55,27 +55,26 @@ async fn an_overwritten_redis_key_raises_the_lost_signal() {
         .try_acquire_async()
         .await
         .unwrap();
-    let intruder = cache(&server);
-    intruder
-        .set_async(
-            "cachelock:taken-over",
-            "intruder",
-            Some(Duration::from_secs(60)),
-        )
-        .await
-        .unwrap();
+    // Another client overwrites the key, straight through a raw connection.
+    let mut intruder = redis::Client::open(server.url())
+        .and_then(|c| c.get_connection())
+        .expect("raw connection");
+    let () = redis::cmd("SET")
+        .arg("cachelock:taken-over")
+        .arg("intruder")
+        .arg("EX")
+        .arg(60)
+        .query(&mut intruder)
+        .expect("SET");
     tokio::time::timeout(Duration::from_secs(30), guard.lost())
         .await
         .expect("the renewal notices the overwritten key");
     assert!(guard.release().await.unwrap_err().is_lost());
-    assert_eq!(
-        intruder
-            .get_async("cachelock:taken-over")
-            .await
-            .unwrap()
-            .as_deref(),
-        Some("intruder")
-    );
+    let value: Option<String> = redis::cmd("GET")
+        .arg("cachelock:taken-over")
+        .query(&mut intruder)
+        .expect("GET");
+    assert_eq!(value.as_deref(), Some("intruder"));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

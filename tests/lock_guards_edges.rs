@@ -4,51 +4,92 @@
 use std::time::Duration;
 
 use cachelock::tree::TreeLock;
-use cachelock::{BoxFuture, Cache, CacheResult, Error, Lock, MemoryCache};
+use cachelock::{
+    BoxFuture, CacheResult, Claim, Claimed, Error, Handle, Lock, LockAdmin, LockStore, MemoryCache,
+};
 use cachelock_testkit::eventually;
 
-/// A memory cache whose claims answer late: the claim is stored, then the reply takes
+/// A memory store whose claims answer late: the claim is stored, then the reply takes
 /// `delay` (a reconnect, retries, a stalled server). It stores claims with ten times the
 /// TTL asked for, as a server whose TTL started later than the client's count does, so a
 /// late grant is still held when it comes back unless it is given back.
+///
+/// It behaves as a network store: it returns no [`Handle`] (the memory slot is kept to
+/// itself), so the lock does not trust the TTL to have started inside the claim and checks
+/// how long the grant took.
 #[derive(Clone)]
 struct SlowClaims {
     inner: MemoryCache,
     delay: Duration,
 }
 
-impl Cache for SlowClaims {
-    fn get(&self, key: &str) -> CacheResult<Option<String>> {
-        self.inner.get(key)
+impl SlowClaims {
+    /// Stores the claim in memory for ten times its TTL (a claim, then an owner-checked
+    /// extend by the same token: a claim's token cannot be carried to a new `Claim`), and
+    /// answers as a network store: the fence, no handle.
+    fn store(&self, key: &str, claim: &Claim<'_>) -> CacheResult<Option<Claimed>> {
+        let Some(won) = self.inner.claim(key, claim)? else {
+            return Ok(None);
+        };
+        assert!(self
+            .inner
+            .extend(key, claim.token(), claim.ttl() * 10, won.handle.as_ref())?);
+        Ok(Some(Claimed::new(won.fence)))
     }
-    fn set(&self, key: &str, value: &str, ttl: Option<Duration>) -> CacheResult<()> {
-        self.inner.set(key, value, ttl)
-    }
-    fn delete(&self, key: &str) -> CacheResult<()> {
-        self.inner.delete(key)
-    }
-    fn claim(&self, key: &str, token: &str, ttl: Duration) -> CacheResult<Option<u64>> {
-        let won = self.inner.claim(key, token, ttl * 10);
+}
+
+impl LockStore for SlowClaims {
+    fn claim(&self, key: &str, claim: &Claim<'_>) -> CacheResult<Option<Claimed>> {
+        let won = self.store(key, claim);
         std::thread::sleep(self.delay);
         won
-    }
-    fn release(&self, key: &str, token: &str) -> CacheResult<bool> {
-        self.inner.release(key, token)
     }
     fn claim_async<'a>(
         &'a self,
         key: &'a str,
-        token: &'a str,
-        ttl: Duration,
-    ) -> BoxFuture<'a, CacheResult<Option<u64>>> {
+        claim: &'a Claim<'a>,
+    ) -> BoxFuture<'a, CacheResult<Option<Claimed>>> {
         Box::pin(async move {
-            let won = self.inner.claim(key, token, ttl * 10);
+            let won = self.store(key, claim);
             tokio::time::sleep(self.delay).await;
             won
         })
     }
-    fn extend(&self, key: &str, token: &str, ttl: Duration) -> CacheResult<bool> {
-        self.inner.extend(key, token, ttl)
+    fn release(&self, key: &str, token: &str, handle: Option<&Handle>) -> CacheResult<bool> {
+        assert!(handle.is_none(), "this store hands out no handle");
+        self.inner.release(key, token, None)
+    }
+    fn release_async<'a>(
+        &'a self,
+        key: &'a str,
+        token: &'a str,
+        handle: Option<&'a Handle>,
+    ) -> BoxFuture<'a, CacheResult<bool>> {
+        assert!(handle.is_none(), "this store hands out no handle");
+        self.inner.release_async(key, token, None)
+    }
+    fn extend(
+        &self,
+        key: &str,
+        token: &str,
+        ttl: Duration,
+        handle: Option<&Handle>,
+    ) -> CacheResult<bool> {
+        assert!(handle.is_none(), "this store hands out no handle");
+        self.inner.extend(key, token, ttl, None)
+    }
+    fn extend_async<'a>(
+        &'a self,
+        key: &'a str,
+        token: &'a str,
+        ttl: Duration,
+        handle: Option<&'a Handle>,
+    ) -> BoxFuture<'a, CacheResult<bool>> {
+        assert!(handle.is_none(), "this store hands out no handle");
+        self.inner.extend_async(key, token, ttl, None)
+    }
+    fn admin(&self) -> Option<&dyn LockAdmin> {
+        self.inner.admin()
     }
 }
 

@@ -4,7 +4,7 @@ use std::sync::mpsc;
 use std::sync::Arc;
 use std::time::Duration;
 
-use cachelock::{Cache, Error, Lock, MemoryCache, MAX_KEY_LEN};
+use cachelock::{Cache, CacheStore, Error, Lock, LockAdmin, LockStore, MemoryCache, MAX_KEY_LEN};
 
 fn lock(cache: &MemoryCache, key: &str) -> Lock<MemoryCache> {
     Lock::new(key).cache(cache.clone())
@@ -190,7 +190,7 @@ fn a_lock_can_choose_its_own_prefix() {
     assert_eq!(l.full_key(), "billing:job");
     let guard = l.try_acquire().unwrap();
     assert_eq!(guard.key(), "billing:job");
-    assert!(cache.get("billing:job").unwrap().is_some());
+    assert!(cache.holder("billing:job").unwrap().is_some());
     // Same key under another prefix is another lock.
     let _other = lock(&cache, "job").try_acquire().unwrap();
 }
@@ -198,8 +198,8 @@ fn a_lock_can_choose_its_own_prefix() {
 #[test]
 fn forwarding_impls_share_the_same_store() {
     let cache = MemoryCache::new();
-    let arc: Arc<dyn Cache> = Arc::new(cache.clone());
-    let boxed: Arc<Box<dyn Cache>> = Arc::new(Box::new(cache.clone()));
+    let arc: Arc<dyn LockStore> = Arc::new(cache.clone());
+    let boxed: Arc<Box<dyn LockStore>> = Arc::new(Box::new(cache.clone()));
     let leaked: &'static MemoryCache = Box::leak(Box::new(cache.clone()));
     let _held = Lock::new("job").cache(leaked).try_acquire().unwrap();
     assert!(Lock::new("job")
@@ -231,7 +231,8 @@ fn error_messages_name_the_key() {
     assert_eq!(err.key(), Some("cachelock:nightly"));
 }
 
-/// A cache whose every operation fails: errors surface as `Error::Backend`, never a panic.
+/// A get/set/delete cache whose every operation fails (a lock reaches it through
+/// `CacheStore`): errors surface as `Error::Backend`, never a panic.
 struct Broken;
 
 impl Cache for Broken {
@@ -248,7 +249,11 @@ impl Cache for Broken {
 
 #[test]
 fn a_failing_cache_gives_backend_errors() {
-    let err = Lock::new("job").cache(&Broken).try_acquire().unwrap_err();
+    let broken = CacheStore::new(Broken);
+    let err = Lock::new("job")
+        .cache(broken.clone())
+        .try_acquire()
+        .unwrap_err();
     assert!(
         matches!(&err, Error::Backend { key, .. } if key == "cachelock:job"),
         "{err:?}"
@@ -257,7 +262,7 @@ fn a_failing_cache_gives_backend_errors() {
     assert_eq!(source.to_string(), "connection refused");
     // A backend error ends a wait at once instead of retrying until the deadline.
     assert!(Lock::new("job")
-        .cache(&Broken)
+        .cache(broken)
         .acquire_timeout(Duration::from_secs(3600))
         .unwrap_err()
         .is_backend());

@@ -4,7 +4,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Barrier;
 use std::time::Duration;
 
-use cachelock::{testing, Cache, Lock, MemoryCache};
+use cachelock::{testing, Claim, Lock, LockAdmin, LockStore, MemoryCache, MAX_TTL};
 
 #[test]
 fn memory_cache_passes_the_conformance_suite() {
@@ -83,7 +83,7 @@ fn entry_count_follows_held_locks_and_expiry() {
 
     // An abandoned lock's entry goes away with its TTL (checked by polling, not by timing).
     assert!(cache
-        .claim("abandoned", "token", Duration::from_millis(20))
+        .claim("abandoned", &Claim::new(Duration::from_millis(20)))
         .unwrap()
         .is_some());
     let mut waited = Duration::ZERO;
@@ -111,37 +111,74 @@ fn clones_share_one_store() {
         .is_locked());
 }
 
+/// Was `plain_values_expire_with_their_ttl` (a `set` with a TTL, and one without): a
+/// `MemoryCache` stores only locks now, and every lock has a TTL, so "without a TTL" is a
+/// claim for `MAX_TTL`, the longest there is.
 #[test]
-fn plain_values_expire_with_their_ttl() {
+fn lock_values_expire_with_their_ttl() {
     let cache = MemoryCache::new();
-    cache
-        .set("plain", "v", Some(Duration::from_millis(30)))
-        .unwrap();
-    cache.set("forever", "v", None).unwrap();
+    let short = Claim::new(Duration::from_millis(30));
+    let long = Claim::new(MAX_TTL);
+    assert!(cache.claim("plain", &short).unwrap().is_some());
+    assert!(cache.claim("forever", &long).unwrap().is_some());
     std::thread::sleep(Duration::from_millis(120));
-    assert_eq!(cache.get("plain").unwrap(), None);
-    assert_eq!(cache.get("forever").unwrap().as_deref(), Some("v"));
+    assert_eq!(cache.holder("plain").unwrap(), None);
+    let (value, ttl) = cache.holder("forever").unwrap().expect("still held");
+    assert!(value.starts_with(long.token()), "{value}");
+    let ttl = ttl.expect("memory tells the TTL");
+    assert!(
+        ttl <= MAX_TTL && ttl > MAX_TTL - Duration::from_secs(60),
+        "{ttl:?}"
+    );
+    // The expired one is free for anybody, and its old owner can no longer release it.
+    assert!(!cache.release("plain", short.token(), None).unwrap());
+    let next = Claim::new(Duration::from_secs(5));
+    assert!(cache.claim("plain", &next).unwrap().is_some());
+    assert!(cache.claim("forever", &next).unwrap().is_none());
+    assert_eq!(cache.entry_count(), 2);
+    assert!(cache.release("plain", next.token(), None).unwrap());
+    assert!(cache.release("forever", long.token(), None).unwrap());
+    assert_eq!(cache.entry_count(), 0);
 }
 
+/// Was `short_and_long_values_round_trip` (values of many lengths through `set`/`get`, and
+/// tokens of many lengths through `claim`/`release`): a `MemoryCache` keeps the owner typed
+/// and formats the owner value (`<token>|<pid>|<host>|<label>`, inline up to 128 bytes) only
+/// for an admin call, so the labels of many lengths, around that bound too, must come back
+/// whole from `holder`. Tokens are now always 32 hex digits (callers cannot choose them):
+/// release by a token's prefix, suffix, or the token with a byte more, must fail.
 #[test]
-fn short_and_long_values_round_trip() {
+fn short_and_long_labels_round_trip() {
     let cache = MemoryCache::new();
-    for len in [0, 1, 32, 61, 62, 63, 100, 10_000] {
-        let value: String = "é".repeat(len / 2) + &"x".repeat(len % 2);
-        cache.set("k", &value, None).unwrap();
-        assert_eq!(
-            cache.get("k").unwrap().as_deref(),
-            Some(value.as_str()),
-            "len {len}"
-        );
-        let token = "t".repeat(len + 1);
-        cache.delete("k").unwrap();
-        assert!(cache
-            .claim("k", &token, Duration::from_secs(5))
-            .unwrap()
-            .is_some());
-        assert!(!cache.release("k", &token[1..]).unwrap());
-        assert!(cache.release("k", &token).unwrap());
+    let bare = Claim::new(Duration::from_secs(5));
+    assert!(cache.claim("k", &bare).unwrap().is_some());
+    let (value, _) = cache.holder("k").unwrap().expect("held");
+    assert!(
+        value.starts_with(bare.token()) && value.ends_with('|'),
+        "{value}"
+    );
+    assert!(cache.release("k", bare.token(), None).unwrap());
+    // The label length at which the owner value no longer fits 128 bytes.
+    let inline = 128usize.saturating_sub(value.len());
+    let mut lengths = vec![0, 1, 32, 100, 10_000];
+    lengths.extend([inline.saturating_sub(1), inline, inline + 1]);
+    for len in lengths {
+        let label: String = "é".repeat(len / 2) + &"x".repeat(len % 2);
+        let claim = Claim::new(Duration::from_secs(5)).with_label(&label);
+        assert!(cache.claim("k", &claim).unwrap().is_some(), "len {len}");
+        let (stored, ttl) = cache.holder("k").unwrap().expect("held");
+        assert!(ttl.is_some_and(|ttl| ttl <= Duration::from_secs(5)));
+        assert_eq!(stored.len(), value.len() + label.len(), "len {len}");
+        let mut parts = stored.splitn(4, '|');
+        assert_eq!(parts.next(), Some(claim.token()), "len {len}");
+        assert_eq!(parts.nth(2), Some(label.as_str()), "len {len}");
+        let token = claim.token();
+        assert!(!cache.release("k", &token[1..], None).unwrap());
+        assert!(!cache.release("k", &token[..31], None).unwrap());
+        assert!(!cache.release("k", &format!("{token}x"), None).unwrap());
+        assert!(!cache.release("k", &stored, None).unwrap());
+        assert!(cache.release("k", token, None).unwrap(), "len {len}");
+        assert_eq!(cache.holder("k").unwrap(), None);
     }
 }
 
@@ -152,8 +189,11 @@ fn a_released_key_keeps_its_empty_slot_until_a_sweep() {
         .cache(cache.clone())
         .try_acquire()
         .unwrap();
+    // (The old test read `get("reused")`, without the key prefix: a key never stored.)
+    let key = Lock::new("reused").full_key();
+    assert!(cache.holder(&key).unwrap().is_some(), "held before release");
     guard.release().unwrap();
-    assert_eq!(cache.get("reused").unwrap(), None, "released means free");
+    assert_eq!(cache.holder(&key).unwrap(), None, "released means free");
     assert_eq!(cache.stored_slots(), 1, "the empty slot stays for reuse");
     // Taking it again reuses the slot.
     let guard = Lock::new("reused")
@@ -260,7 +300,7 @@ fn sweeps_never_remove_a_held_lock_or_let_two_holders_in() {
     assert_eq!(violations.load(Ordering::SeqCst), 0);
     assert!(wins.load(Ordering::Relaxed) > 0);
     let key = Lock::new("held-all-along").full_key();
-    assert!(cache.get(&key).unwrap().is_some(), "still held");
+    assert!(cache.holder(&key).unwrap().is_some(), "still held");
     long.release().unwrap();
     assert_eq!(cache.entry_count(), 0);
 }
@@ -288,7 +328,7 @@ fn free_slots_go_after_a_mass_release_without_new_keys() {
     });
     assert!(
         cache
-            .get(&Lock::new("mass-0").full_key())
+            .holder(&Lock::new("mass-0").full_key())
             .unwrap()
             .is_some(),
         "the held one stays"

@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use cachelock::{once, Cache, Error, MemoryCache};
+use cachelock::{once, Claim, Error, LockStore, MemoryCache};
 use tokio::sync::Notify;
 
 /// Sets its flag when dropped: proves the body's future was dropped, not left running.
@@ -42,6 +42,28 @@ async fn endless(probe: &Probe) {
     probe.started.notify_one();
     tokio::time::sleep(Duration::from_secs(3600)).await;
     probe.finished.store(true, Ordering::SeqCst);
+}
+
+/// Another owner takes `key` over behind its holder's back: the key is deleted and claimed
+/// again at once with a fresh claim. Returns the new owner's stored value.
+fn take_over(cache: &MemoryCache, key: &str) -> String {
+    cache.admin().unwrap().force_release(key).unwrap();
+    let intruder = Claim::new(Duration::from_secs(60));
+    cache
+        .claim(key, &intruder)
+        .unwrap()
+        .expect("the intruder takes the freed key");
+    intruder.owner_value().as_str().to_owned()
+}
+
+/// The owner value stored under `key`, if any.
+fn stored(cache: &MemoryCache, key: &str) -> Option<String> {
+    cache
+        .admin()
+        .unwrap()
+        .holder(key)
+        .unwrap()
+        .map(|(value, _ttl)| value)
 }
 
 #[once(key = "cancel-<id>", cache = cache, ttl = "600ms", cancel_on_lost = true, raise_if_locked = true)]
@@ -79,13 +101,7 @@ async fn a_lost_lock_cancels_the_body_and_returns_lock_lost() {
     let probe = Probe::new();
     let call = tokio::spawn(job(cache.clone(), 7, probe.clone()));
     probe.started.notified().await;
-    cache
-        .set(
-            "cachelock:cancel-7",
-            "intruder",
-            Some(Duration::from_secs(60)),
-        )
-        .unwrap();
+    let intruder = take_over(&cache, "cachelock:cancel-7");
     let outcome = tokio::time::timeout(Duration::from_secs(30), call)
         .await
         .expect("the loss is noticed and the call returns")
@@ -97,10 +113,7 @@ async fn a_lost_lock_cancels_the_body_and_returns_lock_lost() {
     assert!(probe.dropped.load(Ordering::SeqCst), "the body was dropped");
     assert!(!probe.finished.load(Ordering::SeqCst));
     // The intruder's value is untouched: a lost lock deletes nothing.
-    assert_eq!(
-        cache.get("cachelock:cancel-7").unwrap().as_deref(),
-        Some("intruder")
-    );
+    assert_eq!(stored(&cache, "cachelock:cancel-7"), Some(intruder));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -109,13 +122,7 @@ async fn the_error_converts_into_the_functions_error_type() {
     let probe = Probe::new();
     let call = tokio::spawn(job_own_error(cache.clone(), 8, probe.clone()));
     probe.started.notified().await;
-    cache
-        .set(
-            "cachelock:cancel-own-8",
-            "intruder",
-            Some(Duration::from_secs(60)),
-        )
-        .unwrap();
+    take_over(&cache, "cachelock:cancel-own-8");
     let outcome = tokio::time::timeout(Duration::from_secs(30), call)
         .await
         .expect("the call returns")

@@ -61,7 +61,7 @@ mod facade {
         pub static LOCKS: ::std::sync::atomic::AtomicUsize =
             ::std::sync::atomic::AtomicUsize::new(0);
 
-        pub fn lock<C: ::cachelock::Cache + ::core::clone::Clone + 'static>(
+        pub fn lock<C: ::cachelock::LockStore + ::core::clone::Clone + 'static>(
             key: ::std::string::String,
             cache: C,
             ttl: ::core::time::Duration,

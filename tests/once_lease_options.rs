@@ -4,10 +4,10 @@
 
 use std::time::{Duration, Instant};
 
-use cachelock::{once, Cache, Lock, MemoryCache};
+use cachelock::{once, Lock, LockStore, MemoryCache};
 use cachelock_testkit::eventually;
 
-fn held<C: Cache + Clone + 'static>(cache: &C, key: &str) -> bool {
+fn held<C: LockStore + Clone + 'static>(cache: &C, key: &str) -> bool {
     match Lock::new(key).cache(cache.clone()).try_acquire() {
         Ok(_) => false,
         Err(e) if e.is_locked() => true,
@@ -16,13 +16,13 @@ fn held<C: Cache + Clone + 'static>(cache: &C, key: &str) -> bool {
 }
 
 #[once(key = "digest-<id>", cache = cache, hold_at_least = "1500ms")]
-fn digest<C: Cache + Clone + 'static>(cache: &C, id: u32) -> Option<u32> {
+fn digest<C: LockStore + Clone + 'static>(cache: &C, id: u32) -> Option<u32> {
     Some(id)
 }
 
 /// A quick body with `hold_at_least` runs once per window: a second call inside it is
 /// skipped, one after it runs.
-fn hold_at_least_runs_once_per_window<C: Cache + Clone + 'static>(cache: C) {
+fn hold_at_least_runs_once_per_window<C: LockStore + Clone + 'static>(cache: C) {
     let window = Duration::from_millis(1500);
     let start = Instant::now();
     assert_eq!(digest(&cache, 1), Some(1));
@@ -55,7 +55,7 @@ fn redis_hold_at_least_runs_once_per_window() {
 }
 
 #[once(key = "runaway", cache = cache, ttl = "300ms", max_hold = "1200ms")]
-fn runaway<C: Cache + Clone + 'static>(cache: &C) -> Option<bool> {
+fn runaway<C: LockStore + Clone + 'static>(cache: &C) -> Option<bool> {
     // Renewed past its TTL, then let go at max_hold while the body still runs.
     std::thread::sleep(Duration::from_millis(450));
     let still_held_after_the_ttl = held(cache, "runaway");
@@ -64,7 +64,7 @@ fn runaway<C: Cache + Clone + 'static>(cache: &C) -> Option<bool> {
 }
 
 #[once(key = "unrenewed", cache = cache, ttl = "200ms", renew = false)]
-fn unrenewed<C: Cache + Clone + 'static>(cache: &C) -> Option<()> {
+fn unrenewed<C: LockStore + Clone + 'static>(cache: &C) -> Option<()> {
     eventually("the unrenewed lock expires under the body", || {
         !held(cache, "unrenewed")
     });
@@ -72,7 +72,7 @@ fn unrenewed<C: Cache + Clone + 'static>(cache: &C) -> Option<()> {
 }
 
 #[once(key = "long-body", cache = cache, ttl = "600ms")]
-fn long_body<C: Cache + Clone + 'static>(cache: &C) -> Option<()> {
+fn long_body<C: LockStore + Clone + 'static>(cache: &C) -> Option<()> {
     let start = Instant::now();
     while start.elapsed() < Duration::from_millis(3000) {
         assert!(held(cache, "long-body"), "lost after {:?}", start.elapsed());

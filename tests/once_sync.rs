@@ -445,29 +445,73 @@ fn ttl_option_sets_the_lock_ttl() {
         MemoryCache,
         std::sync::Arc<std::sync::Mutex<Vec<std::time::Duration>>>,
     );
-    impl cachelock::Cache for TtlCache {
-        fn get(&self, key: &str) -> cachelock::CacheResult<Option<String>> {
-            self.0.get(key)
-        }
-        fn set(
+    // A memory store that records the TTL of every claim.
+    impl cachelock::LockStore for TtlCache {
+        fn claim(
             &self,
             key: &str,
-            value: &str,
-            ttl: Option<std::time::Duration>,
-        ) -> cachelock::CacheResult<()> {
-            self.0.set(key, value, ttl)
+            claim: &cachelock::Claim<'_>,
+        ) -> cachelock::CacheResult<Option<cachelock::Claimed>> {
+            self.1.lock().unwrap().push(claim.ttl());
+            self.0.claim(key, claim)
         }
-        fn delete(&self, key: &str) -> cachelock::CacheResult<()> {
-            self.0.delete(key)
+        fn claim_async<'a>(
+            &'a self,
+            key: &'a str,
+            claim: &'a cachelock::Claim<'a>,
+        ) -> cachelock::BoxFuture<'a, cachelock::CacheResult<Option<cachelock::Claimed>>> {
+            self.1.lock().unwrap().push(claim.ttl());
+            self.0.claim_async(key, claim)
         }
-        fn claim(
+        fn release(
+            &self,
+            key: &str,
+            token: &str,
+            handle: Option<&cachelock::Handle>,
+        ) -> cachelock::CacheResult<bool> {
+            self.0.release(key, token, handle)
+        }
+        fn release_async<'a>(
+            &'a self,
+            key: &'a str,
+            token: &'a str,
+            handle: Option<&'a cachelock::Handle>,
+        ) -> cachelock::BoxFuture<'a, cachelock::CacheResult<bool>> {
+            self.0.release_async(key, token, handle)
+        }
+        fn extend(
             &self,
             key: &str,
             token: &str,
             ttl: std::time::Duration,
-        ) -> cachelock::CacheResult<Option<u64>> {
-            self.1.lock().unwrap().push(ttl);
-            self.0.claim(key, token, ttl)
+            handle: Option<&cachelock::Handle>,
+        ) -> cachelock::CacheResult<bool> {
+            self.0.extend(key, token, ttl, handle)
+        }
+        fn extend_async<'a>(
+            &'a self,
+            key: &'a str,
+            token: &'a str,
+            ttl: std::time::Duration,
+            handle: Option<&'a cachelock::Handle>,
+        ) -> cachelock::BoxFuture<'a, cachelock::CacheResult<bool>> {
+            self.0.extend_async(key, token, ttl, handle)
+        }
+        fn wait_for_release(&self, key: &str, pause: std::time::Duration) {
+            self.0.wait_for_release(key, pause)
+        }
+        fn wait_for_release_async<'a>(
+            &'a self,
+            key: &'a str,
+            pause: std::time::Duration,
+        ) -> cachelock::BoxFuture<'a, ()> {
+            self.0.wait_for_release_async(key, pause)
+        }
+        fn admin(&self) -> Option<&dyn cachelock::LockAdmin> {
+            self.0.admin()
+        }
+        fn trees(&self) -> Option<&dyn cachelock::tree::TreeStore> {
+            self.0.trees()
         }
     }
     #[once(key = "sync-ttl-check", ttl = "1.5s", cache = cache)]

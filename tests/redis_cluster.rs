@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use cachelock::redis::RedisClusterCache;
 use cachelock::testing::{conformance, conformance_async};
-use cachelock::{held_locks, held_locks_async, once, Cache, Lock};
+use cachelock::{held_locks, held_locks_async, once, Claim, Lock, LockStore};
 use cachelock_testkit::RedisCluster;
 
 fn cache(cluster: &RedisCluster) -> RedisClusterCache {
@@ -146,8 +146,19 @@ async fn async_locks_on_many_slots() {
     for guard in guards {
         guard.release().await.expect("owner releases");
     }
-    cache.set("plain", "value", None).expect("set");
-    assert_eq!(cache.get("plain").expect("get"), Some("value".to_owned()));
+    // The store's own operations on a key outside any lock prefix, sync after async: a
+    // claim, the holder lookup, a force-release.
+    let claim = Claim::new(Duration::from_secs(30));
+    assert!(cache.claim("plain", &claim).expect("claim").is_some());
+    let admin = cache.admin().expect("Redis Cluster has admin operations");
+    let (value, ttl) = admin.holder("plain").expect("holder").expect("held");
+    assert_eq!(value, claim.owner_value().as_str());
+    assert!(
+        ttl.is_some_and(|ttl| ttl <= Duration::from_secs(30)),
+        "{ttl:?}"
+    );
+    admin.force_release("plain").expect("force-release");
+    assert_eq!(admin.holder("plain").expect("holder"), None);
 }
 
 #[once(key = "cluster-job-<id>", cache = cache, ttl = "30s")]

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use cachelock::redis::RedisCache;
 use cachelock::testing::{conformance, conformance_async};
-use cachelock::{Cache, Lock};
+use cachelock::{Claim, Lock, LockStore};
 use cachelock_testkit::RedisServer;
 
 #[test]
@@ -49,10 +49,33 @@ fn a_cache_prefix_namespaces_every_key() {
         .build()
         .expect("valid settings");
     conformance(cache.clone()).expect("conforms with a prefix");
-    cache.set("k", "v", None).expect("set");
-    let raw = RedisCache::from_url(&server.url()).expect("valid url");
-    assert_eq!(raw.get("app1:k").expect("get"), Some("v".to_owned()));
-    assert_eq!(raw.get("k").expect("get"), None);
+    let claim = Claim::new(Duration::from_secs(30));
+    assert!(cache.claim("k", &claim).expect("claim").is_some(), "free");
+    // Straight on the server: the key is stored under the prefix, and only there.
+    let mut raw = redis::Client::open(server.url())
+        .and_then(|c| c.get_connection())
+        .expect("raw connection");
+    let get = |raw: &mut redis::Connection, key: &str| -> Option<String> {
+        redis::cmd("GET").arg(key).query(raw).expect("GET")
+    };
+    assert_eq!(
+        get(&mut raw, "app1:k"),
+        Some(claim.owner_value().as_str().to_owned())
+    );
+    assert_eq!(get(&mut raw, "k"), None);
+    // An unprefixed cache sees it under the full key; the prefixed one under its own.
+    let unprefixed = RedisCache::from_url(&server.url()).expect("valid url");
+    let admin = unprefixed.admin().expect("Redis has admin operations");
+    assert_eq!(
+        admin
+            .holder("app1:k")
+            .expect("holder")
+            .map(|(value, _)| value),
+        Some(claim.owner_value().as_str().to_owned())
+    );
+    assert_eq!(admin.holder("k").expect("holder"), None);
+    assert!(cache.release("k", claim.token(), None).expect("release"));
+    assert_eq!(get(&mut raw, "app1:k"), None);
 }
 
 #[test]

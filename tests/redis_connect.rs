@@ -1,8 +1,10 @@
 //! Connecting: the URL forms (TCP with a database, Unix socket, TLS) and a client handed in.
 #![cfg(feature = "redis")]
 
+use std::time::Duration;
+
 use cachelock::redis::RedisCache;
-use cachelock::{Cache, Lock};
+use cachelock::{Claim, Lock, LockStore};
 use cachelock_testkit::RedisServer;
 
 fn admin(server: &RedisServer, db: u8) -> redis::Connection {
@@ -11,11 +13,21 @@ fn admin(server: &RedisServer, db: u8) -> redis::Connection {
         .expect("admin connection")
 }
 
+/// Claims `key` through `cache`, and returns the value the claim stored.
+fn claim(cache: &RedisCache, key: &str) -> String {
+    let claim = Claim::new(Duration::from_secs(30));
+    assert!(
+        cache.claim(key, &claim).expect("claim").is_some(),
+        "{key} free"
+    );
+    claim.owner_value().as_str().to_owned()
+}
+
 #[test]
 fn the_database_in_the_url_is_used() {
     let server = RedisServer::start();
     let cache = RedisCache::from_url(&format!("{}/3", server.url())).expect("valid url");
-    cache.set("where", "db3", None).expect("set");
+    let value = claim(&cache, "where");
     let in_db3: Option<String> = redis::cmd("GET")
         .arg("where")
         .query(&mut admin(&server, 3))
@@ -24,7 +36,7 @@ fn the_database_in_the_url_is_used() {
         .arg("where")
         .query(&mut admin(&server, 0))
         .expect("GET");
-    assert_eq!(in_db3.as_deref(), Some("db3"));
+    assert_eq!(in_db3, Some(value));
     assert_eq!(in_db0, None);
 }
 
@@ -47,12 +59,12 @@ fn a_unix_socket_url_works() {
         .try_acquire()
         .expect("free");
     guard.release().expect("released");
-    cache.set("k", "v", None).expect("set");
+    let value = claim(&cache, "k");
     let in_db1: Option<String> = redis::cmd("GET")
         .arg("k")
         .query(&mut admin(&server, 1))
         .expect("GET");
-    assert_eq!(in_db1.as_deref(), Some("v"));
+    assert_eq!(in_db1, Some(value));
     drop(server);
     let _ = std::fs::remove_dir_all(dir);
 }
@@ -76,10 +88,15 @@ fn a_client_handed_in_keeps_its_settings() {
     let client = redis::Client::open(format!("{}/2", server.url())).expect("valid url");
     let cache = RedisCache::from_client(client);
     assert!(format!("{cache:?}").contains("/2"), "{cache:?}");
-    cache.set("k", "v", None).expect("set");
+    let value = claim(&cache, "k");
     let in_db2: Option<String> = redis::cmd("GET")
         .arg("k")
         .query(&mut admin(&server, 2))
         .expect("GET");
-    assert_eq!(in_db2.as_deref(), Some("v"));
+    assert_eq!(in_db2, Some(value));
+    let in_db0: Option<String> = redis::cmd("GET")
+        .arg("k")
+        .query(&mut admin(&server, 0))
+        .expect("GET");
+    assert_eq!(in_db0, None);
 }

@@ -8,7 +8,7 @@
 use std::time::{Duration, Instant};
 
 use cachelock::redis::RedisCache;
-use cachelock::{Cache, Error, Lock};
+use cachelock::{Claim, Error, Lock, LockStore};
 use cachelock_testkit::{free_port, RedisServer};
 
 const CONNECT: Duration = Duration::from_millis(300);
@@ -213,7 +213,12 @@ fn paused_server_gives_a_timeout_error_sync() {
     let started = Instant::now();
     let error = assert_backend_error(lock.try_acquire(), "acquire while paused");
     assert!(error.is_timeout(), "expected a timeout, got {error:?}");
-    let error = assert_backend_error(cache.get("x").map_err(|e| Error::backend("x", e)), "get");
+    // A plain read (a holder lookup, bounded by the response timeout alone) times out too.
+    let holder = cache
+        .admin()
+        .expect("Redis has admin operations")
+        .holder("x");
+    let error = assert_backend_error(holder.map_err(|e| Error::backend("x", e)), "holder");
     assert!(error.is_timeout(), "expected a timeout, got {error:?}");
     assert!(started.elapsed() < BOUND, "took {:?}", started.elapsed());
 
@@ -313,27 +318,43 @@ fn garbage_at_the_key_is_locked_and_never_touched_sync() {
         let lock = Lock::new(key).cache(cache.clone());
         assert!(lock.try_acquire().expect_err(key).is_locked(), "{key}");
         let stored = lock.full_key();
-        let token = "0123456789abcdef0123456789abcdef";
+        let claim = Claim::new(Duration::from_secs(5));
+        let token = claim.token();
         assert!(
-            !cache.release(&stored, token).expect("release refuses"),
+            !cache
+                .release(&stored, token, None)
+                .expect("release refuses"),
             "{key}"
         );
         assert!(
             !cache
-                .extend(&stored, token, Duration::from_secs(5))
+                .extend(&stored, token, Duration::from_secs(5), None)
                 .expect("extend refuses"),
             "{key}"
         );
         assert!(
             cache
-                .claim(&stored, token, Duration::from_secs(5))
+                .claim(&stored, &claim)
                 .expect("claim refuses")
                 .is_none(),
             "{key}"
         );
+        let unfenced = Claim::new(Duration::from_secs(5)).with_fencing(false);
+        assert!(
+            cache
+                .claim(&stored, &unfenced)
+                .expect("unfenced claim refuses")
+                .is_none(),
+            "{key}"
+        );
     }
-    // A plain `get` of a list is an error from Redis (WRONGTYPE), not a panic.
-    assert!(cache.get("cachelock:garbage-list").is_err());
+    // A holder lookup of a list (`GET` answers WRONGTYPE inside the script) is no lock and
+    // no panic: it answers "nobody".
+    let admin_ops = cache.admin().expect("Redis has admin operations");
+    assert_eq!(
+        admin_ops.holder("cachelock:garbage-list").expect("answers"),
+        None
+    );
     assert_garbage_untouched(&mut admin);
 }
 
@@ -347,14 +368,30 @@ async fn garbage_at_the_key_is_locked_and_never_touched_async() {
         let lock = Lock::new(key).cache(cache.clone());
         assert!(lock.try_acquire_async().await.expect_err(key).is_locked());
         let stored = lock.full_key();
-        let token = "0123456789abcdef0123456789abcdef";
-        assert!(!cache.release_async(&stored, token).await.expect("refuses"));
+        let claim = Claim::new(Duration::from_secs(5));
+        let token = claim.token();
         assert!(!cache
-            .extend_async(&stored, token, Duration::from_secs(5))
+            .release_async(&stored, token, None)
             .await
             .expect("refuses"));
+        assert!(!cache
+            .extend_async(&stored, token, Duration::from_secs(5), None)
+            .await
+            .expect("refuses"));
+        assert!(cache
+            .claim_async(&stored, &claim)
+            .await
+            .expect("refuses")
+            .is_none());
     }
-    assert!(cache.get_async("cachelock:garbage-list").await.is_err());
+    let admin_ops = cache.admin().expect("Redis has admin operations");
+    assert_eq!(
+        admin_ops
+            .holder_async("cachelock:garbage-list")
+            .await
+            .expect("answers"),
+        None
+    );
     assert_garbage_untouched(&mut admin);
 }
 
@@ -387,12 +424,15 @@ fn a_held_key_overwritten_by_garbage_is_reported_lost_and_left_alone() {
 fn out_of_range_input_is_an_error_not_a_panic() {
     let server = RedisServer::start();
     let cache = cache(&server.url());
-    // Past what Redis accepts as an expiry: Redis answers with an error.
-    assert!(cache.claim("huge-ttl", "t", Duration::MAX).is_err());
-    assert!(cache.set("huge-ttl", "v", Some(Duration::MAX)).is_err());
+    // Past what Redis accepts as an expiry: Redis answers with an error, for the claim
+    // script and for the plain `SET NX PX` of an unfenced claim alike.
+    assert!(cache.claim("huge-ttl", &Claim::new(Duration::MAX)).is_err());
+    assert!(cache
+        .claim("huge-ttl", &Claim::new(Duration::MAX).with_fencing(false))
+        .is_err());
     // A zero TTL rounds up to 1 ms (never "no TTL"); the reply may even time out, as the
     // claim must not wait past the TTL: either way, no panic.
-    let _ = cache.claim("zero-ttl", "t", Duration::ZERO);
+    let _ = cache.claim("zero-ttl", &Claim::new(Duration::ZERO));
     assert!(RedisCache::builder(&server.url())
         .response_timeout(Duration::ZERO)
         .build()

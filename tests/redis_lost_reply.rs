@@ -18,7 +18,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use cachelock::redis::{RedisCache, RedisClusterCache};
-use cachelock::{once, Cache, Lock};
+use cachelock::{once, Claim, Lock, LockStore};
 use cachelock_testkit::{LostReplyProxy, RedisCluster, RedisServer};
 
 #[path = "common/commands.rs"]
@@ -34,6 +34,19 @@ fn cache(proxy: &LostReplyProxy) -> RedisCache {
         .response_timeout(Duration::from_secs(2))
         .build()
         .expect("valid settings")
+}
+
+/// One command on `cache` (a holder lookup of a key nobody holds): its connection is open
+/// and pooled afterwards.
+fn warm_up(cache: &RedisCache) {
+    let admin = cache.admin().expect("Redis has admin operations");
+    assert_eq!(admin.holder("warm-up").expect("holder"), None);
+}
+
+/// Async twin of [`warm_up`]: the runtime's connection is made and connected.
+async fn warm_up_async(cache: &RedisCache) {
+    let admin = cache.admin().expect("Redis has admin operations");
+    assert_eq!(admin.holder_async("warm-up").await.expect("holder"), None);
 }
 
 fn pttl(admin: &mut redis::Connection, key: &str) -> i64 {
@@ -60,7 +73,7 @@ fn an_unfenced_claim_whose_reply_was_lost_is_resent_and_wins_sync() {
     let cache = cache(&proxy);
     // Warm up: a pooled connection, which the claim takes (a reused connection found dead
     // is what the backend resends on).
-    assert_eq!(cache.get("warm-up").expect("get"), None);
+    warm_up(&cache);
 
     let lock = Lock::new("lost-reply-sync")
         .cache(cache.clone())
@@ -94,7 +107,7 @@ async fn an_unfenced_claim_whose_reply_was_lost_is_resent_and_wins_async() {
     let mut admin = admin(&server);
     let cache = cache(&proxy);
     // Warm up: the runtime's connection is made and connected.
-    assert_eq!(cache.get_async("warm-up").await.expect("get"), None);
+    warm_up_async(&cache).await;
 
     let lock = Lock::new("lost-reply-async")
         .cache(cache.clone())
@@ -134,7 +147,7 @@ fn an_unfenced_once_whose_claim_reply_was_lost_still_runs() {
     let proxy = LostReplyProxy::start(server.port());
     let mut admin = admin(&server);
     let cache = cache(&proxy);
-    assert_eq!(cache.get("warm-up").expect("get"), None);
+    warm_up(&cache);
 
     proxy.arm("lost-reply-once");
     assert_eq!(job(&cache), Some(7), "the call runs: its resent claim won");
@@ -154,22 +167,21 @@ fn a_resent_unfenced_claim_never_takes_another_holders_key() {
     let proxy = LostReplyProxy::start(server.port());
     let mut admin = admin(&server);
     let direct = RedisCache::from_url(&server.url()).expect("valid url");
-    let holder = "0123456789abcdef0123456789abcdef|1|holder|";
-    assert!(direct
-        .claim_unfenced("lost-reply-held", holder, TTL)
-        .unwrap());
+    let holder = Claim::new(TTL).with_fencing(false);
+    assert!(direct.claim("lost-reply-held", &holder).unwrap().is_some());
 
     let cache = cache(&proxy);
-    assert_eq!(cache.get("warm-up").expect("get"), None);
+    warm_up(&cache);
     proxy.arm("lost-reply-held");
-    let mine = "fedcba9876543210fedcba9876543210|1|me|";
-    assert!(!cache
-        .claim_unfenced("lost-reply-held", mine, Duration::from_secs(60))
-        .expect("answers"));
+    let mine = Claim::new(Duration::from_secs(60)).with_fencing(false);
+    assert!(cache
+        .claim("lost-reply-held", &mine)
+        .expect("answers")
+        .is_none());
     assert_eq!(proxy.lost(), 1, "the first reply was lost");
     assert_eq!(
         value(&mut admin, "lost-reply-held").as_deref(),
-        Some(holder)
+        Some(holder.owner_value().as_str())
     );
     let ttl = pttl(&mut admin, "lost-reply-held");
     assert!(
@@ -187,25 +199,23 @@ fn a_resent_unfenced_claim_never_takes_another_holders_key() {
 fn on_a_cluster_an_unfenced_claim_that_finds_its_own_value_wins_sync() {
     let cluster = RedisCluster::start();
     let cache = RedisClusterCache::from_urls(cluster.urls()).expect("valid urls");
-    let mine = "0123456789abcdef0123456789abcdef|1|me|";
-    let other = "fedcba9876543210fedcba9876543210|1|other|";
+    let mine = Claim::new(TTL).with_fencing(false);
+    let other = Claim::new(TTL).with_fencing(false);
+    let other_fenced = Claim::new(TTL);
     for key in ["resent-a", "resent-b", "resent-c", "resent-d"] {
-        assert!(cache.claim_unfenced(key, mine, TTL).unwrap(), "{key} free");
+        let won = cache.claim(key, &mine).unwrap().expect("free");
+        assert_eq!(won.fence, 0, "{key}: unfenced");
+        let again = cache
+            .claim(key, &mine)
+            .unwrap()
+            .unwrap_or_else(|| panic!("{key}: the resend finds its own value"));
+        assert_eq!(again.fence, 0, "{key}: unfenced");
+        assert!(cache.claim(key, &other).unwrap().is_none(), "{key} held");
         assert!(
-            cache.claim_unfenced(key, mine, TTL).unwrap(),
-            "{key}: the resend finds its own value"
-        );
-        assert!(
-            !cache.claim_unfenced(key, other, TTL).unwrap(),
+            cache.claim(key, &other_fenced).unwrap().is_none(),
             "{key} held"
         );
-        assert!(
-            cache.claim(key, other, TTL).unwrap().is_none(),
-            "{key} held"
-        );
-        assert!(cache
-            .release(key, "0123456789abcdef0123456789abcdef")
-            .unwrap());
+        assert!(cache.release(key, mine.token(), None).unwrap());
     }
 }
 
@@ -213,19 +223,16 @@ fn on_a_cluster_an_unfenced_claim_that_finds_its_own_value_wins_sync() {
 async fn on_a_cluster_an_unfenced_claim_that_finds_its_own_value_wins_async() {
     let cluster = RedisCluster::start();
     let cache = RedisClusterCache::from_urls(cluster.urls()).expect("valid urls");
-    let mine = "0123456789abcdef0123456789abcdef|1|me|";
-    let other = "fedcba9876543210fedcba9876543210|1|other|";
+    let mine = Claim::new(TTL).with_fencing(false);
+    let other = Claim::new(TTL).with_fencing(false);
     for key in ["resent-a", "resent-b", "resent-c", "resent-d"] {
-        assert!(cache.claim_unfenced_async(key, mine, TTL).await.unwrap());
+        assert!(cache.claim_async(key, &mine).await.unwrap().is_some());
         assert!(
-            cache.claim_unfenced_async(key, mine, TTL).await.unwrap(),
+            cache.claim_async(key, &mine).await.unwrap().is_some(),
             "{key}: the resend finds its own value"
         );
-        assert!(!cache.claim_unfenced_async(key, other, TTL).await.unwrap());
-        assert!(cache
-            .release_async(key, "0123456789abcdef0123456789abcdef")
-            .await
-            .unwrap());
+        assert!(cache.claim_async(key, &other).await.unwrap().is_none());
+        assert!(cache.release_async(key, mine.token(), None).await.unwrap());
     }
 }
 
@@ -283,7 +290,7 @@ fn a_release_whose_reply_was_lost_is_not_reported_lost_sync() {
     let proxy = LostReplyProxy::start(server.port());
     let mut admin = admin(&server);
     let cache = cache(&proxy);
-    assert_eq!(cache.get("warm-up").expect("get"), None);
+    warm_up(&cache);
     // The release script is loaded (a first `EVALSHA` would only get `NOSCRIPT`).
     warm_up_release(&cache);
 
@@ -306,7 +313,7 @@ async fn a_release_whose_reply_was_lost_is_not_reported_lost_async() {
     let proxy = LostReplyProxy::start(server.port());
     let mut admin = admin(&server);
     let cache = cache(&proxy);
-    assert_eq!(cache.get_async("warm-up").await.expect("get"), None);
+    warm_up_async(&cache).await;
     warm_up_release(&cache);
 
     let guard = Lock::new("lost-release-async")
@@ -332,7 +339,7 @@ fn a_resent_release_never_deletes_another_holders_key() {
     let proxy = LostReplyProxy::start(server.port());
     let mut admin = admin(&server);
     let cache = cache(&proxy);
-    assert_eq!(cache.get("warm-up").expect("get"), None);
+    warm_up(&cache);
     warm_up_release(&cache);
 
     let guard = Lock::new("resent-release-other")

@@ -6,7 +6,7 @@ use std::collections::HashSet;
 use std::time::Duration;
 
 use cachelock::redis::{RedisCache, RedisClusterCache};
-use cachelock::{Cache, Error, Lock};
+use cachelock::{Claim, Error, Lock, LockStore};
 use cachelock_testkit::{RedisServer, TracingCapture};
 
 const PASSWORD: &str = "S3cretPassw0rdXyz";
@@ -90,8 +90,17 @@ fn passwords_never_show_in_debug_display_errors_or_tracing() {
             .expect_err("wrong password");
         assert!(error.is_backend(), "{error:?}");
         assert_no_secret("an authentication error", &error_texts(&error));
-        let raw = cache.get("k").expect_err("wrong password");
-        assert_no_secret("a raw cache error", &format!("{raw} | {raw:?}"));
+        // The store's own errors (not wrapped in `Error`), from a claim and an admin lookup.
+        let raw = cache
+            .claim("k", &Claim::new(Duration::from_secs(5)))
+            .expect_err("wrong password");
+        assert_no_secret("a raw store error", &format!("{raw} | {raw:?}"));
+        let raw = cache
+            .admin()
+            .expect("Redis has admin operations")
+            .holder("k")
+            .expect_err("wrong password");
+        assert_no_secret("a raw admin error", &format!("{raw} | {raw:?}"));
 
         // A lock whose server goes away logs its failed release on drop.
         let good_cache = RedisCache::from_url(&good).expect("valid url");
@@ -168,14 +177,21 @@ fn another_cache_cannot_release_or_extend_a_lock() {
         .is_locked());
     for _ in 0..50 {
         let guess = format!("{:032x}", rand_u128());
-        assert!(!other.release(&key, &guess).expect("refused"));
+        assert!(!other.release(&key, &guess, None).expect("refused"));
         assert!(!other
-            .extend(&key, &guess, Duration::from_millis(1))
+            .extend(&key, &guess, Duration::from_millis(1), None)
             .expect("refused"));
     }
+    // Nor does the token of a claim of its own.
+    let own = Claim::new(Duration::from_secs(30));
+    assert!(other.claim(&key, &own).expect("answers").is_none());
+    assert!(!other.release(&key, own.token(), None).expect("refused"));
+    assert!(!other
+        .extend(&key, own.token(), Duration::from_millis(1), None)
+        .expect("refused"));
     // An empty token or the key itself is no better.
-    assert!(!other.release(&key, "").expect("refused"));
-    assert!(!other.release(&key, &key).expect("refused"));
+    assert!(!other.release(&key, "", None).expect("refused"));
+    assert!(!other.release(&key, &key, None).expect("refused"));
 
     assert!(lock
         .clone()
@@ -201,9 +217,11 @@ fn tokens_are_unique_and_unguessable_looking() {
             .cache(cache.clone())
             .try_acquire()
             .expect("free");
-        let value = cache
-            .get(guard.key())
-            .expect("get")
+        let (value, _ttl) = cache
+            .admin()
+            .expect("Redis has admin operations")
+            .holder(guard.key())
+            .expect("holder")
             .expect("the lock value");
         // The value is `<token>|<pid>|<host>|<label>`: the token is its first field.
         let token = value.split('|').next().unwrap_or_default().to_owned();

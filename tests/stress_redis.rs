@@ -34,7 +34,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use cachelock::redis::RedisCache;
-use cachelock::{Cache, Lock, NoopCache};
+use cachelock::{Lock, LockStore, NoopCache};
 use cachelock_testkit::RedisServer;
 
 /// Set (to the log directory) in a worker process.
@@ -233,7 +233,7 @@ fn record(file: &mut File, line: &str) {
     file.write_all(line.as_bytes()).expect("record");
 }
 
-fn worker_thread<C: Cache + Clone + 'static>(
+fn worker_thread<C: LockStore + Clone + 'static>(
     dir: &Path,
     worker: u64,
     thread: usize,

@@ -1,16 +1,16 @@
-//! A dropped `AsyncGuard` releases in the background (`Cache::release_detached_held`); the
+//! A dropped `AsyncGuard` releases in the background (the one detached-release path); the
 //! event it logs is the guard's own: `lock released` (or `lock was lost before release`)
-//! with `key` and `held_for`. On memory, on a get/set/delete cache, and on a real
-//! redis-server inside and outside a tokio runtime.
+//! with `key` and `held_for`. On memory, on a get/set/delete cache (through `CacheStore`),
+//! and on a real redis-server inside and outside a tokio runtime.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use cachelock::{Cache, CacheResult, Lock, MemoryCache};
+use cachelock::{Cache, CacheResult, CacheStore, Claim, Lock, LockStore, MemoryCache};
 use cachelock_testkit::TracingCapture;
 
-/// A cache with get/set/delete only: the defaults do the rest (`release_detached` inline).
+/// A cache with get/set/delete only: `CacheStore` does the rest.
 #[derive(Default)]
 struct PlainCache(Mutex<HashMap<String, String>>);
 
@@ -63,7 +63,7 @@ fn assert_held_for(line: &str) {
     );
 }
 
-async fn drop_async_guard<C: Cache + Clone + 'static>(cache: C, key: &str) {
+async fn drop_async_guard<C: LockStore + Clone + 'static>(cache: C, key: &str) {
     let guard = Lock::new(key)
         .cache(cache.clone())
         .try_acquire_async()
@@ -88,8 +88,8 @@ async fn a_dropped_async_guard_logs_its_release_with_held_for() {
         "cachelock:dropped-memory",
     ));
 
-    // A get/set/delete cache: the default release_detached, inline.
-    drop_async_guard(std::sync::Arc::new(PlainCache::default()), "dropped-plain").await;
+    // A get/set/delete cache, through its adapter.
+    drop_async_guard(CacheStore::new(PlainCache::default()), "dropped-plain").await;
     assert_held_for(&event(&capture, "lock released", "cachelock:dropped-plain"));
 
     // Lost before the drop: the guard's lost event, with held_for too.
@@ -99,9 +99,16 @@ async fn a_dropped_async_guard_logs_its_release_with_held_for() {
         .try_acquire_async()
         .await
         .unwrap();
-    cache
-        .set("cachelock:dropped-lost", "intruder", None)
-        .expect("overwrite");
+    // Another owner takes the key: a force-release, then its own claim.
+    let admin = cache.admin().expect("memory has admin");
+    admin
+        .force_release("cachelock:dropped-lost")
+        .expect("force-release");
+    let intruder = Claim::new(Duration::from_secs(60));
+    assert!(cache
+        .claim("cachelock:dropped-lost", &intruder)
+        .expect("claim")
+        .is_some());
     drop(guard);
     let line = event(
         &capture,
@@ -109,6 +116,12 @@ async fn a_dropped_async_guard_logs_its_release_with_held_for() {
         "cachelock:dropped-lost",
     );
     assert_held_for(&line);
+    // The drop released nothing of the other owner's.
+    let (value, _) = admin
+        .holder("cachelock:dropped-lost")
+        .unwrap()
+        .expect("still held by the other owner");
+    assert_eq!(value, intruder.owner_value().as_str());
 
     #[cfg(feature = "redis")]
     {
@@ -132,6 +145,13 @@ async fn a_dropped_async_guard_logs_its_release_with_held_for() {
             "lock released",
             "cachelock:dropped-redis-thread",
         ));
-        assert_eq!(redis.get("cachelock:dropped-redis-thread").unwrap(), None);
+        let admin = redis.admin().expect("redis has admin");
+        assert_eq!(
+            admin
+                .holder_async("cachelock:dropped-redis-thread")
+                .await
+                .unwrap(),
+            None
+        );
     }
 }

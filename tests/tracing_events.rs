@@ -5,7 +5,7 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use cachelock::{Cache, Lock, MemoryCache};
+use cachelock::{Claim, Lock, LockStore, MemoryCache};
 use cachelock_testkit::eventually;
 use tracing::field::{Field, Visit};
 use tracing::span::{Attributes, Id, Record};
@@ -63,6 +63,17 @@ impl Subscriber for Recorder {
     fn exit(&self, _: &Id) {}
 }
 
+/// The owner token of the lock held under `key` in `cache`.
+fn held_token(cache: &MemoryCache, key: &str) -> String {
+    let (value, _) = cache
+        .admin()
+        .expect("memory has admin")
+        .holder(key)
+        .unwrap()
+        .expect("held");
+    value.split('|').next().expect("a token").to_owned()
+}
+
 fn seen(events: &Mutex<Vec<Recorded>>, message: &str) -> bool {
     events.lock().unwrap().iter().any(|e| e.message == message)
 }
@@ -79,20 +90,25 @@ fn every_lock_event_names_the_key_and_never_the_token() {
         .cache(cache.clone())
         .ttl(Duration::from_millis(300));
     let guard = lock.try_acquire().expect("free");
-    tokens.push(cache.get("cachelock:traced").unwrap().expect("held"));
+    tokens.push(held_token(&cache, "cachelock:traced"));
     assert!(lock.try_acquire().unwrap_err().is_locked());
     eventually("a renewal", || seen(&events, "lock renewed"));
     guard.release().expect("released");
 
     let lost = lock.try_acquire().expect("free");
-    tokens.push(cache.get("cachelock:traced").unwrap().expect("held"));
+    tokens.push(held_token(&cache, "cachelock:traced"));
+    // Another owner takes the key: a force-release, then its own claim.
     cache
-        .set(
-            "cachelock:traced",
-            "intruder",
-            Some(Duration::from_secs(60)),
-        )
+        .admin()
+        .expect("memory has admin")
+        .force_release("cachelock:traced")
         .unwrap();
+    let intruder = Claim::new(Duration::from_secs(60));
+    assert!(cache
+        .claim("cachelock:traced", &intruder)
+        .unwrap()
+        .is_some());
+    tokens.push(intruder.token().to_owned());
     eventually("the loss", || lost.is_lost() && seen(&events, "lock lost"));
     assert!(lost.release().unwrap_err().is_lost());
 

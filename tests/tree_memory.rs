@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use cachelock::testing::{tree_conformance, tree_conformance_async};
 use cachelock::tree::{self, conflicts, TreeLock, TreeScope};
-use cachelock::{Cache, CacheResult, Error, MemoryCache, NoopCache};
+use cachelock::{Cache, CacheResult, CacheStore, Error, LockStore, MemoryCache, NoopCache};
 use cachelock_testkit::eventually;
 
 #[path = "common/tree_cases.rs"]
@@ -254,7 +254,7 @@ async fn async_guards_and_run_async() {
         .is_ok());
 }
 
-/// A cache with only get/set/delete.
+/// A cache with only get/set/delete (a `LockStore` through `CacheStore`).
 #[derive(Clone, Default)]
 struct PlainCache(Arc<Mutex<HashMap<String, String>>>);
 
@@ -274,7 +274,7 @@ impl Cache for PlainCache {
 
 #[test]
 fn a_cache_without_tree_support_says_so() {
-    let lock = TreeLock::new("/a").cache(PlainCache::default());
+    let lock = TreeLock::new("/a").cache(CacheStore::new(PlainCache::default()));
     for error in [
         lock.try_acquire().map(drop).unwrap_err(),
         lock.holder().map(drop).unwrap_err(),
@@ -306,7 +306,7 @@ fn the_default_cache_and_arc_dyn_cache_carry_tree_locks() {
         .unwrap_err()
         .is_locked());
     guard.release().unwrap();
-    let shared: Arc<dyn Cache> = Arc::new(MemoryCache::new());
+    let shared: Arc<dyn LockStore> = Arc::new(MemoryCache::new());
     let guard = TreeLock::new("/x")
         .cache(shared.clone())
         .try_acquire()
@@ -571,7 +571,8 @@ async fn held_locks_async_lists_a_kept_path_with_its_shortened_ttl() {
 
 #[test]
 fn held_locks_on_a_cache_without_tree_support_is_a_backend_error() {
-    let error = tree::held_locks(&PlainCache::default(), "cachelock:").unwrap_err();
+    let error =
+        tree::held_locks(&CacheStore::new(PlainCache::default()), "cachelock:").unwrap_err();
     assert!(error.is_backend(), "{error:?}");
     assert_eq!(error.key(), Some("cachelock:"));
 }

@@ -442,33 +442,34 @@ fn held_locks_lists_plain_locks_not_the_keys_of_a_tree_space_or_the_fence_counte
 
 #[test]
 fn a_tree_claim_resent_after_it_landed_is_its_own_grant_not_a_conflict() {
-    use cachelock::Cache;
+    use cachelock::{Claim, LockStore};
     let server = RedisServer::start();
     let cache = cache(&server);
-    let value = "0123456789abcdef0123456789abcdef|1|host|ci";
+    let trees = cache.trees().expect("RedisCache has tree locks");
     let ttl = Duration::from_secs(30);
-    let first = cache
-        .tree_claim("space:", "/a/b", value, ttl, BOTH)
+    // The same claim (the same token) sent twice, as a client resends it after its
+    // connection died with the first one's reply.
+    let claim = Claim::new(ttl).with_label("ci");
+    let first = trees
+        .claim("space:", "/a/b", BOTH, &claim)
         .unwrap()
-        .expect("free");
-    let again = cache
-        .tree_claim("space:", "/a/b", value, ttl, BOTH)
-        .unwrap();
+        .expect("free")
+        .fence;
+    let again = trees
+        .claim("space:", "/a/b", BOTH, &claim)
+        .unwrap()
+        .map(|won| won.fence);
     assert!(again.is_some_and(|f| f >= first), "{again:?} after {first}");
     // Another claim (another token), on the path or an ancestor, is still refused.
-    let other = "fedcba9876543210fedcba9876543210|1|host|ci";
-    assert_eq!(
-        cache
-            .tree_claim("space:", "/a/b", other, ttl, BOTH)
-            .unwrap(),
-        None
-    );
-    assert_eq!(
-        cache.tree_claim("space:", "/a", other, ttl, BOTH).unwrap(),
-        None
-    );
-    assert!(cache
-        .tree_release("space:", "/a/b", "0123456789abcdef0123456789abcdef")
+    let other = Claim::new(ttl).with_label("ci");
+    assert_ne!(other.token(), claim.token());
+    assert!(trees
+        .claim("space:", "/a/b", BOTH, &other)
+        .unwrap()
+        .is_none());
+    assert!(trees.claim("space:", "/a", BOTH, &other).unwrap().is_none());
+    assert!(trees
+        .release("space:", "/a/b", claim.token(), None)
         .unwrap());
 }
 

@@ -2,7 +2,7 @@
 //! (`--redis` / `CACHELOCK_REDIS_URL`), a Redis Cluster (`--redis-cluster` /
 //! `CACHELOCK_REDIS_CLUSTER_URLS`), or this process's memory when neither is given.
 //!
-//! Every command gets the same [`Backend`]: an `Arc<dyn Cache>` and a description of the
+//! Every command gets the same [`Backend`]: an `Arc<dyn LockStore>` and a description of the
 //! [`Store`] for messages. No command knows which kind of store it works on, except to refuse
 //! the in-memory one where it makes no sense ([`Backend::require_shared`]).
 
@@ -10,7 +10,7 @@ use std::fmt;
 use std::sync::Arc;
 
 use cachelock::redis::{redact_url, RedisCache, RedisClusterCache};
-use cachelock::{Cache, Lock, MemoryCache};
+use cachelock::{Lock, LockStore, MemoryCache};
 
 use crate::cli::BackendArgs;
 use crate::exit::{error_chain, Failure};
@@ -45,7 +45,7 @@ impl fmt::Display for Store {
 /// The cache handle, its prefix and a description for messages.
 #[derive(Clone)]
 pub struct Backend {
-    cache: Arc<dyn Cache>,
+    cache: Arc<dyn LockStore>,
     prefix: String,
     store: Store,
 }
@@ -67,7 +67,7 @@ impl Backend {
             .map(|u| u.trim())
             .filter(|u| !u.is_empty())
             .collect();
-        let (cache, store): (Arc<dyn Cache>, Store) = match (redis, nodes.is_empty()) {
+        let (cache, store): (Arc<dyn LockStore>, Store) = match (redis, nodes.is_empty()) {
             (Some(url), false) => return Err(conflict(args, url, &nodes)),
             (None, true) => (Arc::new(MemoryCache::new()), Store::Memory),
             (Some(url), true) => {
@@ -98,7 +98,7 @@ impl Backend {
     }
 
     /// The cache handle.
-    pub fn cache(&self) -> &Arc<dyn Cache> {
+    pub fn cache(&self) -> &Arc<dyn LockStore> {
         &self.cache
     }
 
@@ -118,7 +118,7 @@ impl Backend {
     }
 
     /// A lock on `key` in this store.
-    pub fn lock(&self, key: &str) -> Lock<Arc<dyn Cache>> {
+    pub fn lock(&self, key: &str) -> Lock<Arc<dyn LockStore>> {
         Lock::new(key)
             .cache(Arc::clone(&self.cache))
             .prefix(self.prefix.clone())

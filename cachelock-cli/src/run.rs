@@ -7,7 +7,7 @@ use std::path::Path;
 use std::process::ExitStatus;
 use std::sync::Arc;
 
-use cachelock::{AsyncGuard, Cache, Error, Lock};
+use cachelock::{AsyncGuard, Error, Lock, LockStore};
 use tokio::process::{Child, Command};
 use tokio::sync::mpsc::UnboundedReceiver;
 
@@ -17,7 +17,7 @@ use crate::exit::{Failure, CANNOT_EXECUTE, NOT_FOUND, SIGNALED};
 use crate::show::describe;
 use crate::signals::{self, Caught};
 
-type Guard = AsyncGuard<Arc<dyn Cache>>;
+type Guard = AsyncGuard<Arc<dyn LockStore>>;
 
 /// Runs the command under the lock; returns the exit code.
 pub fn run(args: &RunArgs, backend: &Backend) -> Result<u8, Failure> {
@@ -117,7 +117,7 @@ async fn hold_and_run(
     }
 }
 
-async fn acquire(lock: &Lock<Arc<dyn Cache>>, args: &RunArgs) -> Result<Guard, Error> {
+async fn acquire(lock: &Lock<Arc<dyn LockStore>>, args: &RunArgs) -> Result<Guard, Error> {
     if args.wait.is_zero() {
         lock.try_acquire_async().await
     } else {
@@ -180,7 +180,7 @@ async fn release(guard: Guard, key: &str) {
 }
 
 /// The one line for a held key: who holds it.
-async fn held_message(lock: &Lock<Arc<dyn Cache>>, key: &str) -> String {
+async fn held_message(lock: &Lock<Arc<dyn LockStore>>, key: &str) -> String {
     match lock.holder_async().await {
         Ok(Some(holder)) => format!("`{key}` is held by {}", describe(&holder)),
         Ok(None) => format!("`{key}` was held by another owner (released just now)"),

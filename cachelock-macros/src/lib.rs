@@ -3,9 +3,16 @@
 #![deny(missing_docs)]
 
 mod args;
+mod claim;
 mod duration;
+mod errors;
 mod expand;
+mod key;
+mod max_ttl;
+mod options;
+mod private_path;
 mod template;
+mod valid;
 
 use proc_macro::TokenStream;
 
@@ -166,7 +173,7 @@ use proc_macro::TokenStream;
 ///
 /// ```
 /// use std::time::Duration;
-/// use cachelock::{once, Cache, Error, MemoryCache};
+/// use cachelock::{once, Error, Lock, MemoryCache};
 ///
 /// #[once(key = "sync-<id>", cache = cache, ttl = "300ms", cancel_on_lost = true, raise_if_locked = true)]
 /// async fn sync(cache: &MemoryCache, id: u32) -> Result<u32, Error> {
@@ -177,13 +184,14 @@ use proc_macro::TokenStream;
 /// # #[tokio::main(flavor = "current_thread")]
 /// # async fn main() {
 /// let cache = MemoryCache::new();
-/// let intruder = cache.clone();
-/// // Someone else overwrites the key while the call holds it.
+/// let intruder = Lock::new("sync-1").cache(cache.clone());
+/// // An admin force-releases the key while the call holds it, and someone else takes it.
 /// std::thread::spawn(move || {
-///     while intruder.get("cachelock:sync-1").unwrap().is_none() {
+///     while intruder.holder().unwrap().is_none() {
 ///         std::thread::sleep(Duration::from_millis(5));
 ///     }
-///     intruder.set("cachelock:sync-1", "another owner", Some(Duration::from_secs(60))).unwrap();
+///     intruder.force_release().unwrap();
+///     std::mem::forget(intruder.try_acquire().unwrap());
 /// });
 /// let error = sync(&cache, 1).await.unwrap_err();
 /// assert!(error.is_lost()); // the body was dropped at its `.await`

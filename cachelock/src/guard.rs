@@ -1,34 +1,141 @@
-//! [`Guard`] and [`AsyncGuard`]: proof of holding a lock, released on drop.
+//! [`Guard`] and [`AsyncGuard`]: proof of holding a lock, released on drop; and
+//! [`Holding`], what every guard (tree guards too) is made of.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::cache::Cache;
+use crate::detached::{self, Job};
 use crate::error::{check_ttl, BoxError, Error};
 use crate::lease::Lease;
+use crate::store::LockStore;
+use crate::target::{KeyTarget, Target};
 
-/// Starts looking after `lease` (renewal, lost detection) and returns it shared.
-pub(crate) fn watched<C: Cache + 'static>(lease: Lease<C>) -> Arc<Lease<C>> {
-    let lease = Arc::new(lease);
-    let first_due = lease.first_due();
-    crate::renew::watch(lease.clone(), first_due);
-    lease
+/// A held lease and what a guard does with it: release, extend, the accessors, and the
+/// release on drop (inline for a sync guard; for an async guard, inline only if the store
+/// is in-process, else in the background).
+pub(crate) struct Holding<T: Target> {
+    /// `None` only after a release consumed the guard.
+    lease: Option<Arc<Lease<T>>>,
+    /// Whether a drop must not block: an async guard's.
+    async_drop: bool,
 }
 
-impl<C: Cache> Lease<C> {
+impl<T: Target> Holding<T> {
+    /// The holding of a sync guard: its drop releases inline.
+    pub(crate) fn sync(lease: Arc<Lease<T>>) -> Self {
+        Holding {
+            lease: Some(lease),
+            async_drop: false,
+        }
+    }
+
+    /// The holding of an async guard: its drop never blocks.
+    pub(crate) fn detached(lease: Arc<Lease<T>>) -> Self {
+        Holding {
+            lease: Some(lease),
+            async_drop: true,
+        }
+    }
+
+    pub(crate) fn lease(&self) -> &Lease<T> {
+        // `lease` is only `None` after `release` consumed the guard, so never here.
+        match &self.lease {
+            Some(lease) => lease,
+            None => unreachable!("a guard is only emptied by consuming it"),
+        }
+    }
+
+    /// Releases now (sync), reporting what happened.
+    pub(crate) fn release(mut self) -> Result<(), Error> {
+        match self.lease.take() {
+            Some(lease) => lease.let_go(),
+            None => Ok(()),
+        }
+    }
+
+    /// Releases now (async), reporting what happened.
+    pub(crate) async fn release_async(mut self) -> Result<(), Error> {
+        match self.lease.take() {
+            Some(lease) => lease.let_go_async().await,
+            None => Ok(()),
+        }
+    }
+
+    /// Releases, and reports a lost lock or a failure through `tracing` only.
+    pub(crate) fn release_logged(self) {
+        log_release_failure(self.release());
+    }
+
+    /// Async twin of [`Holding::release_logged`].
+    pub(crate) async fn release_logged_async(self) {
+        log_release_failure(self.release_async().await);
+    }
+
+    /// Sets the remaining TTL to `ttl` (owner-checked, sync).
+    pub(crate) fn extend_for(&self, ttl: Duration) -> Result<(), Error> {
+        let lease = self.lease();
+        check_ttl(lease.key(), "ttl", ttl)?;
+        let started = Instant::now();
+        let outcome = lease.extend_now(ttl);
+        lease.extend_outcome(started, ttl, outcome)
+    }
+
+    /// Sets the remaining TTL to `ttl` (owner-checked, async).
+    pub(crate) async fn extend_for_async(&self, ttl: Duration) -> Result<(), Error> {
+        let lease = self.lease();
+        check_ttl(lease.key(), "ttl", ttl)?;
+        let started = Instant::now();
+        let outcome = lease.extend_now_async(ttl).await;
+        lease.extend_outcome(started, ttl, outcome)
+    }
+
+    /// Gives the lock up without releasing it: renewal stops, the drop does nothing, and the
+    /// key stays held until its TTL runs out (or its owner token releases it).
+    pub(crate) fn into_kept(mut self) -> Option<Arc<Lease<T>>> {
+        let lease = self.lease.take()?;
+        lease.finish();
+        Some(lease)
+    }
+}
+
+impl<T: Target> Drop for Holding<T> {
+    fn drop(&mut self) {
+        let Some(lease) = self.lease.take() else {
+            return;
+        };
+        if !self.async_drop || lease.handle.is_some() {
+            // Sync code, or an in-process store (it gave a handle): released inline.
+            log_release_failure(lease.let_go());
+            return;
+        }
+        lease.finish();
+        let job = match lease.keep_for() {
+            Some(keep) => Job::Keep(keep),
+            None => Job::Release,
+        };
+        detached::let_go(
+            lease.target.clone(),
+            lease.token,
+            job,
+            lease.acquired_at.elapsed(),
+        );
+    }
+}
+
+impl<T: Target> Lease<T> {
     fn released(&self, outcome: Result<bool, BoxError>) -> Result<(), Error> {
         match outcome {
             Ok(true) => {
-                tracing::debug!(key = %self.key, held_for = ?self.acquired_at.elapsed(), "lock released");
+                tracing::debug!(key = %self.key(), held_for = ?self.acquired_at.elapsed(), "lock released");
                 Ok(())
             }
             Ok(false) => {
-                tracing::warn!(key = %self.key, held_for = ?self.acquired_at.elapsed(), "lock was lost before release");
+                tracing::warn!(key = %self.key(), held_for = ?self.acquired_at.elapsed(), "lock was lost before release");
                 Err(Error::LockLost {
-                    key: self.key.clone(),
+                    key: self.key().to_owned(),
                 })
             }
-            Err(source) => Err(Error::backend(self.key.clone(), source)),
+            Err(source) => Err(Error::backend(self.key(), source)),
         }
     }
 
@@ -46,10 +153,10 @@ impl<C: Cache> Lease<C> {
             Ok(false) => {
                 self.mark_lost("extend found the key expired or held by another owner");
                 Err(Error::LockLost {
-                    key: self.key.clone(),
+                    key: self.key().to_owned(),
                 })
             }
-            Err(source) => Err(Error::backend(self.key.clone(), source)),
+            Err(source) => Err(Error::backend(self.key(), source)),
         }
     }
 
@@ -84,21 +191,45 @@ fn log_release_failure(result: Result<(), Error>) {
     }
 }
 
-macro_rules! guard_common {
+/// The accessors every guard has, on its `hold` field.
+macro_rules! guard_accessors {
     () => {
-        /// The key as stored in the cache (prefix included).
-        pub fn key(&self) -> &str {
-            &self.lease().key
-        }
-
         /// The TTL the lock was taken with (and is renewed and extended by).
-        pub fn ttl(&self) -> Duration {
-            self.lease().ttl
+        pub fn ttl(&self) -> std::time::Duration {
+            self.hold.lease().ttl
         }
 
+        /// How long this guard has held the lock.
+        pub fn held_for(&self) -> std::time::Duration {
+            self.hold.lease().acquired_at.elapsed()
+        }
+
+        /// `true` once the lock is no longer ours: a renewal or an extend found it expired or
+        /// held by another owner, or the TTL ran out without renewal (`renew(false)`,
+        /// `max_hold` reached, or the store unreachable for a whole TTL).
+        ///
+        /// Work that must not run twice should check it before each irreversible step (or
+        /// use the fencing token downstream): after a loss, another holder may be inside.
+        pub fn is_lost(&self) -> bool {
+            self.hold.lease().is_lost()
+        }
+
+        /// Completes when the lock is lost (see `is_lost`); never, if it stays held. Use it
+        /// in `tokio::select!` to stop work the moment the lock goes.
+        pub async fn lost(&self) {
+            self.hold.lease().lost().await
+        }
+    };
+}
+
+pub(crate) use guard_accessors;
+
+/// The fence accessor of [`Guard`] and [`AsyncGuard`], with its documentation.
+macro_rules! fence_accessor {
+    () => {
         /// The fencing token of this hold: strictly greater than the fence of every earlier
         /// hold of this key (across expiry, and across processes on a shared store; see
-        /// [`Cache::claim`] for what each backend guarantees).
+        /// [`LockStore::claim`] for what each store guarantees).
         ///
         /// A lock alone cannot stop a holder that was paused (a GC pause, a stopped VM)
         /// past its TTL from writing after another holder took over. Send the fence with
@@ -131,7 +262,7 @@ macro_rules! guard_common {
         ///
         /// let paused = lock.try_acquire()?;        // holder A, then A pauses...
         /// let stale = paused.fence();
-        /// # cachelock::Cache::delete(&cache, "cachelock:report").unwrap(); // (A's TTL runs out)
+        /// # lock.force_release().unwrap(); // (A's TTL runs out)
         /// let fresh = lock.try_acquire()?;         // ...its TTL runs out; B takes over
         /// store.write(fresh.fence(), "B's report").unwrap();
         /// // A wakes up and writes: the store refuses it.
@@ -154,36 +285,7 @@ macro_rules! guard_common {
         /// case there; an `Option` would break every caller of this method for a case that
         /// only arises when the lock was built to opt out of fencing.
         pub fn fence(&self) -> u64 {
-            self.lease().fence
-        }
-
-        /// How long this guard has held the lock.
-        pub fn held_for(&self) -> Duration {
-            self.lease().acquired_at.elapsed()
-        }
-
-        /// `true` once the lock is no longer ours: a renewal or an extend found the key
-        /// expired or held by another owner, or the TTL ran out without renewal
-        /// (`renew(false)`, `max_hold` reached, or the cache unreachable for a whole TTL).
-        ///
-        /// Work that must not run twice should check it before each irreversible step
-        /// (or use a fencing token downstream): after a loss, another holder may be inside.
-        pub fn is_lost(&self) -> bool {
-            self.lease().is_lost()
-        }
-
-        /// Completes when the lock is lost (see [`is_lost`](Self::is_lost)); never, if it
-        /// stays held. Use it in `tokio::select!` to stop work the moment the lock goes.
-        pub async fn lost(&self) {
-            self.lease().lost().await
-        }
-
-        fn lease(&self) -> &Lease<C> {
-            // `lease` is only `None` after `release` consumed the guard, so never here.
-            match &self.lease {
-                Some(lease) => lease,
-                None => unreachable!("a guard is only emptied by consuming it"),
-            }
+            self.hold.lease().fence
         }
     };
 }
@@ -200,28 +302,33 @@ macro_rules! guard_common {
 /// [`release`](Guard::release) returns [`Error::LockLost`]. `Drop` does the same and reports
 /// the outcome through `tracing`.
 #[must_use = "the lock is released as soon as the guard is dropped"]
-pub struct Guard<C: Cache> {
-    lease: Option<Arc<Lease<C>>>,
+pub struct Guard<C: LockStore + Clone + 'static> {
+    hold: Holding<KeyTarget<C>>,
 }
 
-impl<C: Cache> Guard<C> {
-    pub(crate) fn new(lease: Arc<Lease<C>>) -> Self {
-        Guard { lease: Some(lease) }
+impl<C: LockStore + Clone + 'static> Guard<C> {
+    pub(crate) fn new(lease: Arc<Lease<KeyTarget<C>>>) -> Self {
+        Guard {
+            hold: Holding::sync(lease),
+        }
     }
 
-    guard_common!();
+    /// The key as stored (prefix included).
+    pub fn key(&self) -> &str {
+        self.hold.lease().key()
+    }
+
+    guard_accessors!();
+    fence_accessor!();
 
     /// Releases the lock now, reporting what happened.
     ///
     /// `Ok(())`: the key was ours and is deleted (or, with
     /// [`hold_at_least`](crate::Lock::hold_at_least), kept until that time has passed).
     /// [`Error::LockLost`]: the lock had expired or was taken over; nothing was touched.
-    /// [`Error::Backend`]: the cache failed; the key stays until its TTL runs out.
-    pub fn release(mut self) -> Result<(), Error> {
-        match self.lease.take() {
-            Some(lease) => lease.let_go(),
-            None => Ok(()),
-        }
+    /// [`Error::Backend`]: the store failed; the key stays until its TTL runs out.
+    pub fn release(self) -> Result<(), Error> {
+        self.hold.release()
     }
 
     /// Resets the lock's TTL to its full length (owner-checked).
@@ -233,66 +340,52 @@ impl<C: Cache> Guard<C> {
 
     /// Sets the lock's remaining TTL to `ttl` (owner-checked).
     pub fn extend_for(&self, ttl: Duration) -> Result<(), Error> {
-        let lease = self.lease();
-        check_ttl(&lease.key, "ttl", ttl)?;
-        let started = Instant::now();
-        let outcome = lease.extend_now(ttl);
-        lease.extend_outcome(started, ttl, outcome)
-    }
-
-    /// Releases, and reports a lost lock or a failure through `tracing` only.
-    pub(crate) fn release_logged(mut self) {
-        if let Some(lease) = self.lease.take() {
-            log_release_failure(lease.let_go());
-        }
+        self.hold.extend_for(ttl)
     }
 }
 
-impl<C: Cache> Drop for Guard<C> {
-    fn drop(&mut self) {
-        if let Some(lease) = self.lease.take() {
-            log_release_failure(lease.let_go());
-        }
-    }
-}
-
-impl<C: Cache> std::fmt::Debug for Guard<C> {
+impl<C: LockStore + Clone + 'static> std::fmt::Debug for Guard<C> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let mut d = f.debug_struct("Guard");
-        if let Some(lease) = &self.lease {
-            d.field("key", &lease.key)
-                .field("ttl", &lease.ttl)
-                .field("fence", &lease.fence);
-        }
-        d.finish_non_exhaustive()
+        let lease = self.hold.lease();
+        f.debug_struct("Guard")
+            .field("key", &lease.key())
+            .field("ttl", &lease.ttl)
+            .field("fence", &lease.fence)
+            .finish_non_exhaustive()
     }
 }
 
 /// Holds a lock in async code; release it with [`release`](AsyncGuard::release)`.await`.
 ///
 /// Renewed in the background like a [`Guard`]. If it is dropped instead of released (an
-/// early return, a panic, a cancelled future), `Drop` hands the release to the cache's
-/// [`release_detached_held`](Cache::release_detached_held), which never blocks the runtime thread: in
-/// memory it releases at once, a network backend releases in the background. Prefer the
-/// explicit `release().await`: it reports a lost lock.
+/// early return, a panic, a cancelled future), `Drop` never blocks the runtime thread: an
+/// in-process store ([`MemoryCache`](crate::MemoryCache)) releases at once; a network store
+/// releases in the background (on a task of the current tokio runtime, or on a short-lived
+/// thread outside one), owner-checked, logged. Prefer the explicit `release().await`: it
+/// reports a lost lock.
 #[must_use = "the lock is released as soon as the guard is dropped"]
-pub struct AsyncGuard<C: Cache> {
-    lease: Option<Arc<Lease<C>>>,
+pub struct AsyncGuard<C: LockStore + Clone + 'static> {
+    hold: Holding<KeyTarget<C>>,
 }
 
-impl<C: Cache> AsyncGuard<C> {
-    pub(crate) fn new(lease: Arc<Lease<C>>) -> Self {
-        AsyncGuard { lease: Some(lease) }
+impl<C: LockStore + Clone + 'static> AsyncGuard<C> {
+    pub(crate) fn new(lease: Arc<Lease<KeyTarget<C>>>) -> Self {
+        AsyncGuard {
+            hold: Holding::detached(lease),
+        }
     }
 
-    guard_common!();
+    /// The key as stored (prefix included).
+    pub fn key(&self) -> &str {
+        self.hold.lease().key()
+    }
+
+    guard_accessors!();
+    fence_accessor!();
 
     /// Releases the lock now, reporting what happened (see [`Guard::release`]).
-    pub async fn release(mut self) -> Result<(), Error> {
-        match self.lease.take() {
-            Some(lease) => lease.let_go_async().await,
-            None => Ok(()),
-        }
+    pub async fn release(self) -> Result<(), Error> {
+        self.hold.release_async().await
     }
 
     /// Resets the lock's TTL to its full length (owner-checked).
@@ -302,71 +395,17 @@ impl<C: Cache> AsyncGuard<C> {
 
     /// Sets the lock's remaining TTL to `ttl` (owner-checked).
     pub async fn extend_for(&self, ttl: Duration) -> Result<(), Error> {
-        let lease = self.lease();
-        check_ttl(&lease.key, "ttl", ttl)?;
-        let started = Instant::now();
-        let outcome = lease.extend_now_async(ttl).await;
-        lease.extend_outcome(started, ttl, outcome)
-    }
-
-    /// Releases, and reports a lost lock or a failure through `tracing` only.
-    pub(crate) async fn release_logged(mut self) {
-        if let Some(lease) = self.lease.take() {
-            log_release_failure(lease.let_go_async().await);
-        }
+        self.hold.extend_for_async(ttl).await
     }
 }
 
-impl<C: Cache> Drop for AsyncGuard<C> {
-    fn drop(&mut self) {
-        if let Some(lease) = self.lease.take() {
-            if lease.handle.is_some() {
-                // An in-process cache (it gave a handle): released inline, never blocking.
-                log_release_failure(lease.let_go());
-                return;
-            }
-            lease.finish();
-            lease.cache.release_detached_held(
-                &lease.key,
-                lease.token.as_str(),
-                lease.keep_for(),
-                lease.acquired_at.elapsed(),
-            );
-        }
-    }
-}
-
-impl<C: Cache> std::fmt::Debug for AsyncGuard<C> {
+impl<C: LockStore + Clone + 'static> std::fmt::Debug for AsyncGuard<C> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let mut d = f.debug_struct("AsyncGuard");
-        if let Some(lease) = &self.lease {
-            d.field("key", &lease.key)
-                .field("ttl", &lease.ttl)
-                .field("fence", &lease.fence);
-        }
-        d.finish_non_exhaustive()
+        let lease = self.hold.lease();
+        f.debug_struct("AsyncGuard")
+            .field("key", &lease.key())
+            .field("ttl", &lease.ttl)
+            .field("fence", &lease.fence)
+            .finish_non_exhaustive()
     }
 }
-
-/// What tree guards (`crate::tree`) need beyond the public API of the guards they wrap.
-macro_rules! guard_internals {
-    ($guard:ident) => {
-        impl<C: Cache> $guard<C> {
-            /// The owner token of this hold.
-            pub(crate) fn token(&self) -> &str {
-                self.lease().token.as_str()
-            }
-
-            /// Gives the lock up without releasing it: renewal stops, `Drop` does nothing,
-            /// and the key stays held until its TTL runs out (or its owner token releases it).
-            pub(crate) fn into_kept(mut self) -> Option<Arc<Lease<C>>> {
-                let lease = self.lease.take()?;
-                lease.finish();
-                Some(lease)
-            }
-        }
-    };
-}
-
-guard_internals!(Guard);
-guard_internals!(AsyncGuard);

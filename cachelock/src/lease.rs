@@ -6,9 +6,10 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::Notify;
 
-use crate::cache::{Cache, CacheResult};
-use crate::claimed::{Claimed, Handle};
+use crate::claim::{Claimed, Handle};
 use crate::renew::Renewable;
+use crate::result::CacheResult;
+use crate::target::Target;
 use crate::token::Token;
 
 /// How a lease is kept: renewal and its bounds.
@@ -22,15 +23,15 @@ pub(crate) struct Policy {
     pub(crate) hold_at_least: Option<Duration>,
 }
 
-/// One held lock: the cache, the key, the owner token, and whether it is still ours.
-pub(crate) struct Lease<C> {
-    pub(crate) cache: C,
-    pub(crate) key: String,
+/// One held lock: the target (store and key), the owner token, and whether it is still
+/// ours.
+pub(crate) struct Lease<T> {
+    pub(crate) target: T,
     pub(crate) token: Token,
     /// The fencing token the claim returned.
     pub(crate) fence: u64,
-    /// The cache's handle on the key, if it gave one (an in-process cache): release and
-    /// extend go through it ([`Lease::release_now`], [`Lease::extend_now`]).
+    /// The store's handle on the key, if it gave one (an in-process store): release and
+    /// extend pass it back ([`Lease::release_now`], [`Lease::extend_now`]).
     pub(crate) handle: Option<Handle>,
     pub(crate) ttl: Duration,
     pub(crate) acquired_at: Instant,
@@ -60,10 +61,9 @@ fn nanos(d: Duration) -> u64 {
     u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
 }
 
-impl<C: Cache> Lease<C> {
+impl<T: Target> Lease<T> {
     pub(crate) fn new(
-        cache: C,
-        key: String,
+        target: T,
         token: Token,
         claimed: Claimed,
         ttl: Duration,
@@ -71,8 +71,7 @@ impl<C: Cache> Lease<C> {
         policy: Policy,
     ) -> Self {
         Lease {
-            cache,
-            key,
+            target,
             token,
             fence: claimed.fence,
             handle: claimed.handle,
@@ -87,36 +86,38 @@ impl<C: Cache> Lease<C> {
         }
     }
 
-    /// Deletes the key if it still holds this lease's token: through the cache's handle
-    /// when it gave one (no lookup, no I/O), else [`Cache::release`].
+    /// Starts looking after this lease (renewal, lost detection) and returns it shared.
+    pub(crate) fn watched(self) -> std::sync::Arc<Self> {
+        let lease = std::sync::Arc::new(self);
+        let first_due = lease.first_due();
+        crate::renew::watch(lease.clone(), first_due);
+        lease
+    }
+
+    /// The key as errors and logs name it.
+    pub(crate) fn key(&self) -> &str {
+        self.target.key()
+    }
+
+    /// Deletes the key if it still holds this lease's token (passing the store's handle
+    /// back, if it gave one).
     pub(crate) fn release_now(&self) -> CacheResult<bool> {
-        let token = self.token.as_str();
-        match &self.handle {
-            Some(handle) => self.cache.release_claimed(&self.key, token, handle),
-            None => self.cache.release(&self.key, token),
-        }
+        self.target
+            .release(self.token.as_str(), self.handle.as_ref())
     }
 
-    /// Sets the key's TTL to `ttl` if it still holds this lease's token (see
-    /// [`Lease::release_now`]).
+    /// Sets the key's TTL to `ttl` if it still holds this lease's token.
     pub(crate) fn extend_now(&self, ttl: Duration) -> CacheResult<bool> {
-        let token = self.token.as_str();
-        match &self.handle {
-            Some(handle) => self.cache.extend_claimed(&self.key, token, ttl, handle),
-            None => self.cache.extend(&self.key, token, ttl),
-        }
+        self.target
+            .extend(self.token.as_str(), ttl, self.handle.as_ref())
     }
 
-    /// Async twin of [`Lease::release_now`]: with a handle, the cache is in-process and
+    /// Async twin of [`Lease::release_now`]: with a handle, the store is in-process and
     /// answers inline.
     pub(crate) async fn release_now_async(&self) -> CacheResult<bool> {
         match &self.handle {
             Some(_) => self.release_now(),
-            None => {
-                self.cache
-                    .release_async(&self.key, self.token.as_str())
-                    .await
-            }
+            None => self.target.release_async(self.token.as_str(), None).await,
         }
     }
 
@@ -125,8 +126,8 @@ impl<C: Cache> Lease<C> {
         match &self.handle {
             Some(_) => self.extend_now(ttl),
             None => {
-                self.cache
-                    .extend_async(&self.key, self.token.as_str(), ttl)
+                self.target
+                    .extend_async(self.token.as_str(), ttl, None)
                     .await
             }
         }
@@ -163,7 +164,7 @@ impl<C: Cache> Lease<C> {
             return;
         }
         if !self.lost.swap(true, Ordering::AcqRel) {
-            tracing::warn!(key = %self.key, held_for = ?self.acquired_at.elapsed(), why, "lock lost");
+            tracing::warn!(key = %self.key(), held_for = ?self.acquired_at.elapsed(), why, "lock lost");
             self.lost_signal.notify_waiters();
         }
     }
@@ -231,10 +232,10 @@ impl<C: Cache> Lease<C> {
                 };
                 match outcome {
                     Ok(_) => {
-                        tracing::debug!(key = %self.key, ?left, "a renewal crossed the release; the hold_at_least TTL is set again")
+                        tracing::debug!(key = %self.key(), ?left, "a renewal crossed the release; the hold_at_least TTL is set again")
                     }
                     Err(error) => {
-                        tracing::warn!(key = %self.key, %error, "a renewal crossed the release and setting the hold_at_least TTL again failed; the key may stay up to one TTL")
+                        tracing::warn!(key = %self.key(), %error, "a renewal crossed the release and setting the hold_at_least TTL again failed; the key may stay up to one TTL")
                     }
                 }
                 true
@@ -260,7 +261,7 @@ fn retry_interval(ttl: Duration) -> Duration {
     (ttl / 10).clamp(Duration::from_millis(5), Duration::from_secs(1))
 }
 
-impl<C: Cache> Renewable for Lease<C> {
+impl<T: Target> Renewable for Lease<T> {
     fn is_done(&self) -> bool {
         self.done.load(Ordering::Acquire)
     }
@@ -275,7 +276,7 @@ impl<C: Cache> Renewable for Lease<C> {
         if let Some(max_hold) = self.policy.max_hold {
             let left = (self.acquired_at + max_hold).saturating_duration_since(now);
             if left.is_zero() {
-                tracing::debug!(key = %self.key, ?max_hold, "max_hold reached; renewal stops");
+                tracing::debug!(key = %self.key(), ?max_hold, "max_hold reached; renewal stops");
                 return Some(expires_at);
             }
             ttl = ttl.min(left);
@@ -290,7 +291,7 @@ impl<C: Cache> Renewable for Lease<C> {
         match outcome {
             Ok(true) => {
                 self.extended(now, ttl);
-                tracing::trace!(key = %self.key, ?ttl, held_for = ?self.acquired_at.elapsed(), "lock renewed");
+                tracing::trace!(key = %self.key(), ?ttl, held_for = ?self.acquired_at.elapsed(), "lock renewed");
                 Some(now + renew_interval(ttl).max(Duration::from_millis(1)))
             }
             Ok(false) => {
@@ -298,7 +299,7 @@ impl<C: Cache> Renewable for Lease<C> {
                 None
             }
             Err(error) => {
-                tracing::warn!(key = %self.key, %error, "renewing lock failed; retrying");
+                tracing::warn!(key = %self.key(), %error, "renewing lock failed; retrying");
                 Some((now + retry_interval(self.ttl)).min(expires_at))
             }
         }

@@ -1,9 +1,9 @@
 //! Run a piece of code at most once at a time, across threads, tasks, processes and machines.
 //!
-//! cachelock takes a lock on a key in a cache: in process memory by default, or in any store
-//! that implements [`Cache`] (get/set/delete is enough to plug in). Every lock has an owner
-//! token and a TTL: only its owner can release or extend it, and a holder that crashes
-//! blocks the key for at most the TTL.
+//! cachelock takes a lock on a key in a store: in process memory by default, Redis, or any
+//! store that implements [`LockStore`] (a get/set/delete [`Cache`] plugs in through
+//! [`CacheStore`]). Every lock has an owner token and a TTL: only its owner can release or
+//! extend it, and a holder that crashes blocks the key for at most the TTL.
 //!
 //! ```
 //! use cachelock::Lock;
@@ -28,10 +28,13 @@
 //!   [`run`](Lock::run) / [`run_async`](Lock::run_async).
 //! - [`Guard`] (sync, releases on drop) and [`AsyncGuard`] (`release().await`, and a `Drop`
 //!   that never blocks a runtime thread).
-//! - [`Cache`]: the trait a store implements; [`MemoryCache`] (the default, on moka) and
-//!   [`NoopCache`] (grants everything, for tests).
+//! - [`LockStore`]: the contract of a store with atomic lock operations; [`MemoryCache`]
+//!   (the default, on moka) and [`NoopCache`] (grants everything, for tests) implement it,
+//!   and so does [`CacheStore`], the adapter for a get/set/delete [`Cache`] you already have.
+//!   [`LockAdmin`] and [`tree::TreeStore`] are the capabilities a store may add.
 //! - [`set_default_cache`] and [`set_key_prefix`]: process-wide settings, set once.
-//! - [`testing`]: the conformance suite every backend passes; run it on your own cache.
+//! - [`testing`]: the conformance suites every store passes; run them on your own store
+//!   ([`testing::conformance`]) or cache ([`testing::cache_conformance`]).
 //! - `cachelock::redis` (cargo feature `redis`, TLS with `redis-tls`): `RedisCache` and
 //!   `RedisClusterCache`, atomic locks across processes and machines in two round trips per
 //!   acquire + release.
@@ -54,10 +57,10 @@
 //! | `lock acquired` | debug | `key`, `fence` |
 //! | `lock contended` | debug | `key` |
 //! | `tree lock acquired` / `tree lock contended` | debug | `key` (lock space + path; `fence` when acquired) |
-//! | `lock held; waiting` | trace | `key`, `pause` |
+//! | `lock held; waiting` / `tree lock held; waiting` | trace | `key`, `pause` |
 //! | `lock renewed` | trace | `key`, `ttl`, `held_for` |
 //! | `lock lost` | warn | `key`, `held_for`, `why` |
-//! | `lock released` | debug | `key`, `held_for` (also when a dropped `AsyncGuard` releases in the background) |
+//! | `lock released` | debug | `key`, `held_for` (tree locks too, `key` = lock space + path; also when a dropped async guard releases in the background) |
 //! | `lock was lost before release` | warn | `key`, `held_for` |
 //! | `lock force-released` | warn | `key`, `holder_host`, `holder_pid`, `holder_label` |
 #![deny(missing_docs)]
@@ -66,23 +69,31 @@
 #[doc(hidden)]
 #[path = "private.rs"]
 pub mod __private;
+mod acquire;
+mod admin;
 mod backoff;
-mod basic;
 mod cache;
-mod claimed;
+mod cache_store;
+mod claim;
+mod clock;
 mod config;
 mod default_cache;
+mod detached;
 mod error;
 mod guard;
-mod holder;
-mod in_flight;
 mod lease;
 mod lock;
+mod log;
 mod memory;
 mod noop;
+mod owner;
 #[cfg(feature = "redis")]
 pub mod redis;
 mod renew;
+mod result;
+mod settings;
+mod store;
+mod target;
 pub mod testing;
 mod token;
 pub mod tree;
@@ -90,19 +101,22 @@ mod wake;
 
 use std::time::Duration;
 
-pub use cache::{BoxFuture, Cache, CacheResult};
-pub use claimed::{Claimed, Handle};
-pub use config::{
-    default_cache, default_cache_arc, key_prefix, set_default_cache, set_default_cache_arc,
-    set_key_prefix, DEFAULT_PREFIX,
+pub use admin::{held_locks, held_locks_async};
+pub use cache::Cache;
+pub use cache_store::CacheStore;
+pub use claim::{Claim, Claimed, Handle};
+pub use config::{key_prefix, set_key_prefix, DEFAULT_PREFIX};
+pub use default_cache::{
+    default_cache, default_cache_arc, set_default_cache, set_default_cache_arc, DefaultCache,
 };
-pub use default_cache::DefaultCache;
 pub use error::{BoxError, Error};
 pub use guard::{AsyncGuard, Guard};
-pub use holder::{held_locks, held_locks_async, Holder};
 pub use lock::Lock;
 pub use memory::MemoryCache;
 pub use noop::NoopCache;
+pub use owner::{Holder, OwnerValue};
+pub use result::{BoxFuture, CacheResult};
+pub use store::{LockAdmin, LockStore};
 
 /// Runs a function at most once at a time per formatted key: `#[once(key = "job-<id>")]`.
 ///

@@ -8,7 +8,7 @@ pub use core::time::Duration;
 
 pub use crate::default_cache::DefaultCache;
 pub use crate::DEFAULT_TTL;
-use crate::{AsyncGuard, Cache, Error, Guard, Lock};
+use crate::{AsyncGuard, Error, Guard, Lock, LockStore};
 
 /// Builds a formatted key: literal text as is, argument values escaped.
 ///
@@ -94,7 +94,7 @@ impl fmt::Write for Escaper<'_> {
 /// The cache is a `'static` handle (the guard hands it to the shared renewer); the
 /// `cache = ...` expression is cloned into one, and checked once, here, so a type that is
 /// not a cache gives one error pointing at it.
-pub fn lock<C: Cache + Clone + 'static>(key: String, cache: C, ttl: Duration) -> Lock<C> {
+pub fn lock<C: LockStore + Clone + 'static>(key: String, cache: C, ttl: Duration) -> Lock<C> {
     Lock::new(key).ttl(ttl).cache(cache)
 }
 
@@ -109,7 +109,7 @@ pub trait CacheHandle {
     fn cachelock_handle(&self) -> Self;
 }
 
-impl<T: Cache + Clone + 'static> CacheHandle for T {
+impl<T: LockStore + Clone + 'static> CacheHandle for T {
     fn cachelock_handle(&self) -> Self {
         self.clone()
     }
@@ -126,7 +126,7 @@ pub fn duration(duration: Duration) -> Duration {
 /// # Errors
 ///
 /// [`Error::Locked`] if the key stays held, or any failure of the cache.
-pub fn acquire<C: Cache + Clone + 'static>(
+pub fn acquire<C: LockStore + Clone + 'static>(
     lock: &Lock<C>,
     wait: Duration,
 ) -> Result<Guard<C>, Error> {
@@ -142,7 +142,7 @@ pub fn acquire<C: Cache + Clone + 'static>(
 /// # Errors
 ///
 /// As [`acquire`].
-pub async fn acquire_async<C: Cache + Clone + 'static>(
+pub async fn acquire_async<C: LockStore + Clone + 'static>(
     lock: &Lock<C>,
     wait: Duration,
 ) -> Result<AsyncGuard<C>, Error> {
@@ -155,7 +155,7 @@ pub async fn acquire_async<C: Cache + Clone + 'static>(
 
 /// Releases the lock after an async body, reporting a failure through `tracing` (a lost
 /// lock is already reported at warn level by the guard).
-pub async fn release_async<C: Cache>(guard: AsyncGuard<C>) {
+pub async fn release_async<C: LockStore + Clone + 'static>(guard: AsyncGuard<C>) {
     if let Err(error) = guard.release().await {
         if !error.is_lost() {
             tracing::error!(key = error.key().unwrap_or_default(), error = %error, "releasing lock failed; it stays until its TTL runs out");
@@ -313,7 +313,7 @@ impl<T, E: From<Error>> Cancelled for Result<T, E> {
 /// again) and the call returns [`Error::LockLost`], converted into the function's error.
 pub async fn cancel_on_lost<C, F>(guard: &AsyncGuard<C>, body: F) -> F::Output
 where
-    C: Cache,
+    C: LockStore + Clone + 'static,
     F: std::future::Future,
     F::Output: Cancelled,
 {

@@ -4,7 +4,10 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use cachelock::{Cache, CacheResult, Lock, MemoryCache};
+use cachelock::tree::TreeStore;
+use cachelock::{
+    BoxFuture, CacheResult, Claim, Claimed, Handle, Lock, LockAdmin, LockStore, MemoryCache,
+};
 
 /// Whether `key` (as given to `Lock::new`, prefix not included) is held in the default cache.
 pub fn is_held(key: &str) -> bool {
@@ -16,7 +19,7 @@ pub fn is_held(key: &str) -> bool {
 }
 
 /// Whether `key` is held in `cache`.
-pub fn is_held_in<C: Cache + Clone + 'static>(cache: &C, key: &str) -> bool {
+pub fn is_held_in<C: LockStore + Clone + 'static>(cache: &C, key: &str) -> bool {
     match Lock::new(key).cache(cache.clone()).try_acquire() {
         Ok(_guard) => false,
         Err(error) if error.is_locked() => true,
@@ -24,7 +27,7 @@ pub fn is_held_in<C: Cache + Clone + 'static>(cache: &C, key: &str) -> bool {
     }
 }
 
-/// A memory cache that records the key of every claim (clones share the store and record).
+/// A memory store that records the key of every claim (clones share the store and record).
 #[derive(Default, Clone)]
 pub struct RecordingCache {
     inner: MemoryCache,
@@ -50,41 +53,103 @@ impl RecordingCache {
     }
 }
 
-impl Cache for RecordingCache {
-    fn get(&self, key: &str) -> CacheResult<Option<String>> {
-        self.inner.get(key)
-    }
-    fn set(&self, key: &str, value: &str, ttl: Option<Duration>) -> CacheResult<()> {
-        self.inner.set(key, value, ttl)
-    }
-    fn delete(&self, key: &str) -> CacheResult<()> {
-        self.inner.delete(key)
-    }
-    fn claim(&self, key: &str, token: &str, ttl: Duration) -> CacheResult<Option<u64>> {
+impl LockStore for RecordingCache {
+    fn claim(&self, key: &str, claim: &Claim<'_>) -> CacheResult<Option<Claimed>> {
         self.claimed.lock().unwrap().push(key.to_owned());
-        self.inner.claim(key, token, ttl)
+        self.inner.claim(key, claim)
     }
-    fn release(&self, key: &str, token: &str) -> CacheResult<bool> {
-        self.inner.release(key, token)
+    fn claim_async<'a>(
+        &'a self,
+        key: &'a str,
+        claim: &'a Claim<'a>,
+    ) -> BoxFuture<'a, CacheResult<Option<Claimed>>> {
+        self.claimed.lock().unwrap().push(key.to_owned());
+        self.inner.claim_async(key, claim)
     }
-    fn extend(&self, key: &str, token: &str, ttl: Duration) -> CacheResult<bool> {
-        self.inner.extend(key, token, ttl)
+    fn release(&self, key: &str, token: &str, handle: Option<&Handle>) -> CacheResult<bool> {
+        self.inner.release(key, token, handle)
+    }
+    fn release_async<'a>(
+        &'a self,
+        key: &'a str,
+        token: &'a str,
+        handle: Option<&'a Handle>,
+    ) -> BoxFuture<'a, CacheResult<bool>> {
+        self.inner.release_async(key, token, handle)
+    }
+    fn extend(
+        &self,
+        key: &str,
+        token: &str,
+        ttl: Duration,
+        handle: Option<&Handle>,
+    ) -> CacheResult<bool> {
+        self.inner.extend(key, token, ttl, handle)
+    }
+    fn extend_async<'a>(
+        &'a self,
+        key: &'a str,
+        token: &'a str,
+        ttl: Duration,
+        handle: Option<&'a Handle>,
+    ) -> BoxFuture<'a, CacheResult<bool>> {
+        self.inner.extend_async(key, token, ttl, handle)
+    }
+    fn admin(&self) -> Option<&dyn LockAdmin> {
+        self.inner.admin()
+    }
+    fn trees(&self) -> Option<&dyn TreeStore> {
+        self.inner.trees()
     }
 }
 
-/// A cache whose every operation fails, like a Redis server that is down.
+/// A store whose every operation fails, like a Redis server that is down.
 #[derive(Clone, Copy)]
 pub struct DownCache;
 
-impl Cache for DownCache {
-    fn get(&self, _key: &str) -> CacheResult<Option<String>> {
+fn down<'a, T: Send + 'a>() -> BoxFuture<'a, CacheResult<T>> {
+    Box::pin(std::future::ready(Err("connection refused".into())))
+}
+
+impl LockStore for DownCache {
+    fn claim(&self, _key: &str, _claim: &Claim<'_>) -> CacheResult<Option<Claimed>> {
         Err("connection refused".into())
     }
-    fn set(&self, _key: &str, _value: &str, _ttl: Option<Duration>) -> CacheResult<()> {
+    fn claim_async<'a>(
+        &'a self,
+        _key: &'a str,
+        _claim: &'a Claim<'a>,
+    ) -> BoxFuture<'a, CacheResult<Option<Claimed>>> {
+        down()
+    }
+    fn release(&self, _key: &str, _token: &str, _handle: Option<&Handle>) -> CacheResult<bool> {
         Err("connection refused".into())
     }
-    fn delete(&self, _key: &str) -> CacheResult<()> {
+    fn release_async<'a>(
+        &'a self,
+        _key: &'a str,
+        _token: &'a str,
+        _handle: Option<&'a Handle>,
+    ) -> BoxFuture<'a, CacheResult<bool>> {
+        down()
+    }
+    fn extend(
+        &self,
+        _key: &str,
+        _token: &str,
+        _ttl: Duration,
+        _handle: Option<&Handle>,
+    ) -> CacheResult<bool> {
         Err("connection refused".into())
+    }
+    fn extend_async<'a>(
+        &'a self,
+        _key: &'a str,
+        _token: &'a str,
+        _ttl: Duration,
+        _handle: Option<&'a Handle>,
+    ) -> BoxFuture<'a, CacheResult<bool>> {
+        down()
     }
 }
 

@@ -13,15 +13,16 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use cachelock::tree::{TreeEntry, TreeLock, TreeScope};
-use cachelock::{BoxFuture, Cache, CacheResult};
+use cachelock::tree::{TreeEntry, TreeLock, TreeScope, TreeStore};
+use cachelock::{BoxFuture, CacheResult, Claim, Claimed, Handle, LockAdmin, LockStore};
 
 /// Far longer than any test here takes when waiters wake.
 pub const LONG: Duration = Duration::from_secs(30);
 
 const SPACE: &str = "wake:";
 
-/// A cache whose tree waits are given `LONG` as their pause; counts the waits begun.
+/// A store whose tree waits are given `LONG` as their pause; counts the waits begun. Its
+/// plain lock operations, admin and tree operations are the inner store's.
 #[derive(Clone)]
 pub struct LongPause<C> {
     inner: C,
@@ -41,89 +42,149 @@ impl<C> LongPause<C> {
     }
 }
 
-impl<C: Cache> Cache for LongPause<C> {
-    fn get(&self, key: &str) -> CacheResult<Option<String>> {
-        self.inner.get(key)
+impl<C: LockStore> LongPause<C> {
+    /// The inner store's tree locks (every store these tests run on has them).
+    fn inner_trees(&self) -> &dyn TreeStore {
+        self.inner.trees().expect("the inner store has tree locks")
     }
-    fn set(&self, key: &str, value: &str, ttl: Option<Duration>) -> CacheResult<()> {
-        self.inner.set(key, value, ttl)
+}
+
+impl<C: LockStore> LockStore for LongPause<C> {
+    fn claim(&self, key: &str, claim: &Claim<'_>) -> CacheResult<Option<Claimed>> {
+        self.inner.claim(key, claim)
     }
-    fn delete(&self, key: &str) -> CacheResult<()> {
-        self.inner.delete(key)
+    fn claim_async<'a>(
+        &'a self,
+        key: &'a str,
+        claim: &'a Claim<'a>,
+    ) -> BoxFuture<'a, CacheResult<Option<Claimed>>> {
+        self.inner.claim_async(key, claim)
     }
-    fn tree_claim(
+    fn release(&self, key: &str, token: &str, handle: Option<&Handle>) -> CacheResult<bool> {
+        self.inner.release(key, token, handle)
+    }
+    fn release_async<'a>(
+        &'a self,
+        key: &'a str,
+        token: &'a str,
+        handle: Option<&'a Handle>,
+    ) -> BoxFuture<'a, CacheResult<bool>> {
+        self.inner.release_async(key, token, handle)
+    }
+    fn extend(
+        &self,
+        key: &str,
+        token: &str,
+        ttl: Duration,
+        handle: Option<&Handle>,
+    ) -> CacheResult<bool> {
+        self.inner.extend(key, token, ttl, handle)
+    }
+    fn extend_async<'a>(
+        &'a self,
+        key: &'a str,
+        token: &'a str,
+        ttl: Duration,
+        handle: Option<&'a Handle>,
+    ) -> BoxFuture<'a, CacheResult<bool>> {
+        self.inner.extend_async(key, token, ttl, handle)
+    }
+    fn wait_for_release(&self, key: &str, pause: Duration) {
+        self.inner.wait_for_release(key, pause)
+    }
+    fn wait_for_release_async<'a>(&'a self, key: &'a str, pause: Duration) -> BoxFuture<'a, ()> {
+        self.inner.wait_for_release_async(key, pause)
+    }
+    fn admin(&self) -> Option<&dyn LockAdmin> {
+        self.inner.admin()
+    }
+    fn trees(&self) -> Option<&dyn TreeStore> {
+        // Only a store with tree locks gets the wrapper's (a store without keeps failing).
+        self.inner.trees().map(|_| self as &dyn TreeStore)
+    }
+}
+
+impl<C: LockStore> TreeStore for LongPause<C> {
+    fn claim(
         &self,
         space: &str,
         path: &str,
-        value: &str,
-        ttl: Duration,
         scope: TreeScope,
-    ) -> CacheResult<Option<u64>> {
-        self.inner.tree_claim(space, path, value, ttl, scope)
+        claim: &Claim<'_>,
+    ) -> CacheResult<Option<Claimed>> {
+        self.inner_trees().claim(space, path, scope, claim)
     }
-    fn tree_release(&self, space: &str, path: &str, token: &str) -> CacheResult<bool> {
-        self.inner.tree_release(space, path, token)
+    fn claim_async<'a>(
+        &'a self,
+        space: &'a str,
+        path: &'a str,
+        scope: TreeScope,
+        claim: &'a Claim<'a>,
+    ) -> BoxFuture<'a, CacheResult<Option<Claimed>>> {
+        self.inner_trees().claim_async(space, path, scope, claim)
     }
-    fn tree_extend(
+    fn release(
+        &self,
+        space: &str,
+        path: &str,
+        token: &str,
+        handle: Option<&Handle>,
+    ) -> CacheResult<bool> {
+        self.inner_trees().release(space, path, token, handle)
+    }
+    fn release_async<'a>(
+        &'a self,
+        space: &'a str,
+        path: &'a str,
+        token: &'a str,
+        handle: Option<&'a Handle>,
+    ) -> BoxFuture<'a, CacheResult<bool>> {
+        self.inner_trees().release_async(space, path, token, handle)
+    }
+    fn extend(
         &self,
         space: &str,
         path: &str,
         token: &str,
         ttl: Duration,
+        handle: Option<&Handle>,
     ) -> CacheResult<bool> {
-        self.inner.tree_extend(space, path, token, ttl)
+        self.inner_trees().extend(space, path, token, ttl, handle)
     }
-    fn tree_holder(
-        &self,
-        space: &str,
-        path: &str,
-        scope: TreeScope,
-    ) -> CacheResult<Option<TreeEntry>> {
-        self.inner.tree_holder(space, path, scope)
-    }
-    fn tree_release_detached(&self, space: &str, path: &str, token: &str) {
-        self.inner.tree_release_detached(space, path, token)
-    }
-    fn tree_wait_for_release(&self, space: &str, path: &str, scope: TreeScope, _: Duration) {
-        self.waits.fetch_add(1, Ordering::SeqCst);
-        self.inner.tree_wait_for_release(space, path, scope, LONG)
-    }
-    fn tree_claim_async<'a>(
-        &'a self,
-        space: &'a str,
-        path: &'a str,
-        value: &'a str,
-        ttl: Duration,
-        scope: TreeScope,
-    ) -> BoxFuture<'a, CacheResult<Option<u64>>> {
-        self.inner.tree_claim_async(space, path, value, ttl, scope)
-    }
-    fn tree_release_async<'a>(
-        &'a self,
-        space: &'a str,
-        path: &'a str,
-        token: &'a str,
-    ) -> BoxFuture<'a, CacheResult<bool>> {
-        self.inner.tree_release_async(space, path, token)
-    }
-    fn tree_extend_async<'a>(
+    fn extend_async<'a>(
         &'a self,
         space: &'a str,
         path: &'a str,
         token: &'a str,
         ttl: Duration,
+        handle: Option<&'a Handle>,
     ) -> BoxFuture<'a, CacheResult<bool>> {
-        self.inner.tree_extend_async(space, path, token, ttl)
+        self.inner_trees()
+            .extend_async(space, path, token, ttl, handle)
     }
-    fn tree_holder_async<'a>(
+    fn holder(&self, space: &str, path: &str, scope: TreeScope) -> CacheResult<Option<TreeEntry>> {
+        self.inner_trees().holder(space, path, scope)
+    }
+    fn holder_async<'a>(
         &'a self,
         space: &'a str,
         path: &'a str,
         scope: TreeScope,
     ) -> BoxFuture<'a, CacheResult<Option<TreeEntry>>> {
-        self.inner.tree_holder_async(space, path, scope)
+        self.inner_trees().holder_async(space, path, scope)
     }
-    fn tree_wait_for_release_async<'a>(
+    fn list(&self, space: &str) -> CacheResult<Vec<TreeEntry>> {
+        self.inner_trees().list(space)
+    }
+    fn list_async<'a>(&'a self, space: &'a str) -> BoxFuture<'a, CacheResult<Vec<TreeEntry>>> {
+        self.inner_trees().list_async(space)
+    }
+    fn wait_for_release(&self, space: &str, path: &str, scope: TreeScope, _: Duration) {
+        self.waits.fetch_add(1, Ordering::SeqCst);
+        self.inner_trees()
+            .wait_for_release(space, path, scope, LONG)
+    }
+    fn wait_for_release_async<'a>(
         &'a self,
         space: &'a str,
         path: &'a str,
@@ -131,18 +192,18 @@ impl<C: Cache> Cache for LongPause<C> {
         _: Duration,
     ) -> BoxFuture<'a, ()> {
         self.waits.fetch_add(1, Ordering::SeqCst);
-        self.inner
-            .tree_wait_for_release_async(space, path, scope, LONG)
+        self.inner_trees()
+            .wait_for_release_async(space, path, scope, LONG)
     }
 }
 
-fn lock<C: Cache + Clone + 'static>(cache: &C, path: &str) -> TreeLock<C> {
+fn lock<C: LockStore + Clone + 'static>(cache: &C, path: &str) -> TreeLock<C> {
     TreeLock::new(path).cache(cache.clone()).prefix(SPACE)
 }
 
 /// Takes and releases `path` every 20 ms until `done` (skipping a round while something
 /// conflicts with it), on a thread of its own; counts the releases in `count`.
-fn releases_until<C: Cache + Clone + Send + 'static>(
+fn releases_until<C: LockStore + Clone + Send + 'static>(
     cache: &C,
     path: &'static str,
     done: &Arc<AtomicBool>,
@@ -170,7 +231,7 @@ fn until_waiting<C>(cache: &LongPause<C>) {
 
 /// A waiter on `/tree/a/b` while `/tree` is held gets the lock once `/tree` is released,
 /// long before its first (`LONG`) pause could have ended.
-pub fn a_waiter_gets_the_lock_on_the_release<C: Cache + Clone + Send + 'static>(cache: C) {
+pub fn a_waiter_gets_the_lock_on_the_release<C: LockStore + Clone + Send + 'static>(cache: C) {
     let cache = LongPause::new(cache);
     let parent = lock(&cache, "/tree").try_acquire().expect("free");
     let waiter = {
@@ -201,7 +262,7 @@ pub fn a_waiter_gets_the_lock_on_the_release<C: Cache + Clone + Send + 'static>(
 }
 
 /// Async twin of [`a_waiter_gets_the_lock_on_the_release`].
-pub async fn an_async_waiter_gets_the_lock_on_the_release<C: Cache + Clone + Send + 'static>(
+pub async fn an_async_waiter_gets_the_lock_on_the_release<C: LockStore + Clone + Send + 'static>(
     cache: C,
 ) {
     let cache = LongPause::new(cache);
@@ -239,10 +300,12 @@ pub async fn an_async_waiter_gets_the_lock_on_the_release<C: Cache + Clone + Sen
     );
 }
 
-/// `tree_wait_for_release` with a `LONG` pause on `/held/child` while `/held` is held:
+/// `TreeStore::wait_for_release` with a `LONG` pause on `/held/child` while `/held` is held:
 /// releases of an unrelated path of the space (`/elsewhere`, a cousin) do not end the wait
 /// (the waiter would only try its claim in vain); the release of `/held` does.
-pub fn only_a_release_that_could_have_blocked_it_ends_a_wait<C: Cache + Clone + Send + 'static>(
+pub fn only_a_release_that_could_have_blocked_it_ends_a_wait<
+    C: LockStore + Clone + Send + 'static,
+>(
     cache: C,
 ) {
     // First a full wake-up (which also has the Redis subscriber subscribed).
@@ -252,7 +315,10 @@ pub fn only_a_release_that_could_have_blocked_it_ends_a_wait<C: Cache + Clone + 
         let cache = cache.clone();
         std::thread::spawn(move || {
             let started = Instant::now();
-            cache.tree_wait_for_release(SPACE, "/held/child", TreeScope::default(), LONG);
+            cache
+                .trees()
+                .expect("a store with tree locks")
+                .wait_for_release(SPACE, "/held/child", TreeScope::default(), LONG);
             started.elapsed()
         })
     };

@@ -11,7 +11,7 @@ use axum::http::{header, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use cachelock::tree::{check_path, TreeLock};
-use cachelock::{Cache, Error};
+use cachelock::{Error, LockStore};
 
 use super::params::{id, Params};
 use super::reply::{seconds, ApiError, Extended, Granted, LockedBy, Refused, Released};
@@ -20,7 +20,7 @@ use super::reply::{seconds, ApiError, Extended, Granted, LockedBy, Refused, Rele
 #[derive(Clone)]
 pub struct Service {
     /// The cache the locks live in.
-    pub cache: Arc<dyn Cache>,
+    pub cache: Arc<dyn LockStore>,
     /// The lock space (tree lock prefix).
     pub space: String,
     /// TTL of a `canhaz` without `ttl`.
@@ -30,7 +30,7 @@ pub struct Service {
 }
 
 impl Service {
-    fn lock(&self, path: &str) -> TreeLock<Arc<dyn Cache>> {
+    fn lock(&self, path: &str) -> TreeLock<Arc<dyn LockStore>> {
         TreeLock::new(path)
             .cache(Arc::clone(&self.cache))
             .prefix(self.space.clone())
@@ -160,7 +160,7 @@ async fn stillwant_at(
 }
 
 /// The token did not own `path`: 403 if the path is held (by another token), 404 if not.
-async fn not_owned(lock: TreeLock<Arc<dyn Cache>>, path: &str) -> ApiError {
+async fn not_owned(lock: TreeLock<Arc<dyn LockStore>>, path: &str) -> ApiError {
     // Exactly this path: a lock that relaxes both directions only meets its own path.
     let exact = lock
         .lock_parents(false)

@@ -2,7 +2,7 @@
 
 mod slot;
 mod sweep;
-mod value;
+mod trees;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -10,26 +10,22 @@ use std::time::{Duration, Instant};
 
 use moka::ops::compute::Op;
 
-use crate::cache::{BoxFuture, Cache, CacheResult};
-use crate::claimed::{Claimed, Handle};
+use crate::claim::{Claim, Claimed, Handle};
+use crate::owner::owner_value;
+use crate::result::{BoxFuture, CacheResult};
+use crate::store::{LockAdmin, LockStore};
+use crate::tree::TreeStore;
 use crate::wake::Board;
 
-use self::slot::{Slot, State};
-use self::sweep::{Sweep, Sweeper};
-
-/// The moka cache under a `MemoryCache`: one slot per key.
-type Moka = moka::sync::Cache<String, Arc<Slot>>;
-
-pub(super) fn deadline_after(now: Instant, ttl: Duration) -> Instant {
-    // `MAX_TTL` keeps real TTLs far from overflow; saturate anyway rather than panic.
-    now.checked_add(ttl).unwrap_or_else(|| now + crate::MAX_TTL)
-}
+use self::slot::{Moka, Slot, State};
+use self::sweep::{Sweep, Sweeper, Swept};
+use self::trees::MemoryTrees;
 
 /// The fencing tokens of every `MemoryCache` of the process: one counter, so a fence never
 /// needs an entry of its own (memory still follows the live locks alone).
 static FENCE: AtomicU64 = AtomicU64::new(0);
 
-/// The in-memory cache: exclusion among the threads and tasks of one process.
+/// The in-memory store: exclusion among the threads and tasks of one process.
 ///
 /// This is the process default until [`set_default_cache`](crate::set_default_cache) says
 /// otherwise. Cloning it is cheap and the clones share one store.
@@ -38,11 +34,12 @@ static FENCE: AtomicU64 = AtomicU64::new(0);
 ///   mutex; `claim`, `release` and `extend` are a moka read and a compare-and-set in that
 ///   slot (a new key is inserted with moka's per-key compute), so concurrent claims of one
 ///   key have exactly one winner. A [`Lock`](crate::Lock)'s guard keeps the slot it claimed
-///   (the [`Handle`] of [`Cache::claim_for_lock`]) and releases and renews through it: one
-///   moka read per acquire-and-release. Why a held lock can never be evicted, replaced or handed
-///   out twice is written out in `cachelock/src/memory/slot.rs`; the short form: a slot
-///   leaves moka only through a per-key compute that first checks, under the slot's mutex,
-///   that it holds no live value.
+///   (the [`Handle`] of [`LockStore::claim`]) and releases and renews through it: one moka
+///   read per acquire-and-release. The slot keeps the owner typed (token and label), so a
+///   claim formats nothing; the owner value is formatted only for an admin call. Why a held
+///   lock can never be evicted, replaced or handed out twice is written out in
+///   `cachelock/src/memory/slot.rs`; the short form: a slot leaves moka only through a
+///   per-key compute that first checks, under the slot's mutex, that it holds no live lock.
 /// - **Unbounded**: a capacity bound would let moka evict a held lock, silently releasing
 ///   it, so there is none, and no moka expiry either. Memory follows the live locks instead:
 ///   a released key keeps its (empty) slot, so taking it again costs no allocation, until a
@@ -54,8 +51,9 @@ static FENCE: AtomicU64 = AtomicU64::new(0);
 ///   its async twin) is woken the moment the holder releases, instead of at its next
 ///   backoff poll (`cargo run --release --example wake_latency`: tens of microseconds
 ///   instead of milliseconds). An expiry wakes nobody; the backoff pause bounds that wait.
-/// - **TTL per entry**: every value carries its own deadline, checked on each operation, so
+/// - **TTL per lock**: every lock carries its own deadline, checked on each operation, so
 ///   an expired lock is free the moment its TTL runs out.
+/// - **Tree locks and admin calls**: it is a [`TreeStore`] and a [`LockAdmin`] too.
 ///
 /// ```
 /// use cachelock::{Lock, MemoryCache};
@@ -78,8 +76,18 @@ struct Shared {
     moka: Moka,
     sweeper: Sweeper,
     board: Board,
-    /// Tree locks (`cachelock::tree`), apart from the key/value store.
-    trees: crate::tree::MemoryTrees,
+    /// Tree locks (`cachelock::tree`), apart from the plain locks.
+    trees: MemoryTrees,
+}
+
+impl Swept for Shared {
+    fn moka(&self) -> &Moka {
+        &self.moka
+    }
+
+    fn sweeper(&self) -> &Sweeper {
+        &self.sweeper
+    }
 }
 
 impl Drop for Shared {
@@ -98,13 +106,12 @@ impl MemoryCache {
                 moka: Moka::builder().build(),
                 sweeper: Sweeper::new(),
                 board: Board::new(),
-                trees: crate::tree::MemoryTrees::default(),
+                trees: MemoryTrees::default(),
             }),
         }
     }
 
-    /// The number of keys holding a live value (locks held, plain values set and not
-    /// expired): 0 once every lock is released or expired.
+    /// The number of keys holding a live lock: 0 once every lock is released or expired.
     ///
     /// It first drops every free slot (a full sweep: it walks every stored key, so it costs
     /// time in proportion to [`stored_slots`](Self::stored_slots)); use it for tests and
@@ -170,30 +177,45 @@ impl MemoryCache {
         out
     }
 
-    /// Claims `key` if it holds no live value, the TTL starting now (read under the slot's
-    /// mutex); `won` makes the answer from the fence and the slot.
-    fn claim_with<R>(
-        &self,
-        key: &str,
-        value: &str,
-        ttl: Duration,
-        won: impl FnOnce(u64, &Arc<Slot>) -> R,
-    ) -> Option<R> {
-        self.with_slot(key, true, |slot, state| {
-            // Taken under the slot's mutex: claims of one key are serialized, so the fences
-            // of one key's holders increase in the order they held it.
-            state
-                .claim(value, Instant::now(), ttl)
-                .then(|| won(FENCE.fetch_add(1, Ordering::Relaxed) + 1, slot))
-        })
-        .flatten()
-    }
-
     /// What a release does besides freeing the slot: counts it for the sweep, wakes waiters.
     fn after_release(&self, key: &str, released: bool) {
         if released {
             self.shared.sweeper.freed();
             self.shared.board.released(key);
+        }
+    }
+
+    /// Frees `key` if `token` holds it: through the slot `handle` when there is one (no moka
+    /// read), else by lookup.
+    fn release_now(&self, key: &str, token: &str, handle: Option<&Handle>) -> bool {
+        let generation = self.shared.sweeper.generation();
+        let released = match handle.and_then(|h| h.downcast_ref::<Slot>()) {
+            Some(slot) => {
+                let mut state = slot.lock();
+                !state.dead && state.release(token, Instant::now(), generation)
+            }
+            None => self
+                .with_slot(key, false, |_, state| {
+                    state.release(token, Instant::now(), generation)
+                })
+                .unwrap_or(false),
+        };
+        self.after_release(key, released);
+        released
+    }
+
+    /// Sets `key`'s TTL if `token` holds it (through the slot `handle` when there is one).
+    fn extend_now(&self, key: &str, token: &str, ttl: Duration, handle: Option<&Handle>) -> bool {
+        match handle.and_then(|h| h.downcast_ref::<Slot>()) {
+            Some(slot) => {
+                let mut state = slot.lock();
+                !state.dead && state.extend(token, Instant::now(), ttl)
+            }
+            None => self
+                .with_slot(key, false, |_, state| {
+                    state.extend(token, Instant::now(), ttl)
+                })
+                .unwrap_or(false),
         }
     }
 
@@ -222,45 +244,122 @@ impl std::fmt::Debug for MemoryCache {
     }
 }
 
-impl Cache for MemoryCache {
-    fn get(&self, key: &str) -> CacheResult<Option<String>> {
-        let now = Instant::now();
+/// Every operation answers inline (memory never waits on I/O), so the async twins are the
+/// sync ones.
+impl LockStore for MemoryCache {
+    /// Claims `key` if it holds no live lock, the TTL starting now (read under the slot's
+    /// mutex), and returns the key's slot as the [`Handle`]: the guard's release and extend
+    /// then lock the slot directly, without a moka read (a slot that a sweep removed
+    /// meanwhile is `dead`, and they find it lost, as a lookup would; slot.rs, point 3).
+    fn claim(&self, key: &str, claim: &Claim<'_>) -> CacheResult<Option<Claimed>> {
+        let token = claim.owner_token();
         Ok(self
-            .with_slot(key, false, |_, state| {
-                state.live(now).map(|value| value.to_string_lossless())
-            })
-            .flatten())
-    }
-
-    fn set(&self, key: &str, value: &str, ttl: Option<Duration>) -> CacheResult<()> {
-        let now = Instant::now();
-        self.with_slot(key, true, |_, state| {
-            state.store(value, ttl.map(|ttl| deadline_after(now, ttl)));
-        });
-        Ok(())
-    }
-
-    fn delete(&self, key: &str) -> CacheResult<()> {
-        let generation = self.shared.sweeper.generation();
-        self.with_slot(key, false, |_, state| state.free(generation));
-        self.shared.sweeper.freed();
-        self.shared.board.released(key);
-        Ok(())
-    }
-
-    fn get_with_ttl(&self, key: &str) -> CacheResult<Option<(String, Option<Duration>)>> {
-        let now = Instant::now();
-        Ok(self
-            .with_slot(key, false, |_, state| {
-                let ttl = state.deadline.map(|d| d.saturating_duration_since(now));
+            .with_slot(key, true, |slot, state| {
+                // Taken under the slot's mutex: claims of one key are serialized, so the
+                // fences of one key's holders increase in the order they held it.
                 state
-                    .live(now)
-                    .map(|value| (value.to_string_lossless(), ttl))
+                    .claim(token, claim.label(), Instant::now(), claim.ttl())
+                    .then(|| {
+                        let fence = FENCE.fetch_add(1, Ordering::Relaxed) + 1;
+                        let handle: Handle = slot.clone();
+                        // Without fencing the guard's fence is 0, "no fence" (`Lock::fencing`).
+                        Claimed::with_handle(if claim.fencing() { fence } else { 0 }, handle)
+                    })
             })
             .flatten())
     }
 
-    fn keys_with_prefix(&self, prefix: &str) -> CacheResult<Vec<String>> {
+    fn claim_async<'a>(
+        &'a self,
+        key: &'a str,
+        claim: &'a Claim<'a>,
+    ) -> BoxFuture<'a, CacheResult<Option<Claimed>>> {
+        Box::pin(std::future::ready(self.claim(key, claim)))
+    }
+
+    fn release(&self, key: &str, token: &str, handle: Option<&Handle>) -> CacheResult<bool> {
+        Ok(self.release_now(key, token, handle))
+    }
+
+    fn release_async<'a>(
+        &'a self,
+        key: &'a str,
+        token: &'a str,
+        handle: Option<&'a Handle>,
+    ) -> BoxFuture<'a, CacheResult<bool>> {
+        Box::pin(std::future::ready(Ok(self.release_now(key, token, handle))))
+    }
+
+    fn extend(
+        &self,
+        key: &str,
+        token: &str,
+        ttl: Duration,
+        handle: Option<&Handle>,
+    ) -> CacheResult<bool> {
+        Ok(self.extend_now(key, token, ttl, handle))
+    }
+
+    fn extend_async<'a>(
+        &'a self,
+        key: &'a str,
+        token: &'a str,
+        ttl: Duration,
+        handle: Option<&'a Handle>,
+    ) -> BoxFuture<'a, CacheResult<bool>> {
+        Box::pin(std::future::ready(Ok(
+            self.extend_now(key, token, ttl, handle)
+        )))
+    }
+
+    /// Wakes the moment `key` is released (or force-released) in this cache; otherwise
+    /// after `pause` (an expiry wakes nobody: the pause bounds that wait).
+    fn wait_for_release(&self, key: &str, pause: Duration) {
+        // `is_live` is checked with the waiter registered: a release between the failed
+        // claim and here is seen now, one after it wakes this wait.
+        self.shared.board.wait(key, pause, || self.is_live(key));
+    }
+
+    fn wait_for_release_async<'a>(&'a self, key: &'a str, pause: Duration) -> BoxFuture<'a, ()> {
+        Box::pin(
+            self.shared
+                .board
+                .wait_async(key, pause, || self.is_live(key)),
+        )
+    }
+
+    fn admin(&self) -> Option<&dyn LockAdmin> {
+        Some(self)
+    }
+
+    fn trees(&self) -> Option<&dyn TreeStore> {
+        Some(&self.shared.trees)
+    }
+}
+
+/// The admin calls read the slots; the owner value is formatted here, only when asked.
+impl LockAdmin for MemoryCache {
+    fn holder(&self, key: &str) -> CacheResult<Option<(String, Option<Duration>)>> {
+        let now = Instant::now();
+        Ok(self
+            .with_slot(key, false, |_, state| {
+                let ttl = state.deadline.saturating_duration_since(now);
+                state.live(now).map(|owner| {
+                    let value = owner_value(owner.token.as_str(), owner.label.as_deref());
+                    (value.as_str().to_owned(), Some(ttl))
+                })
+            })
+            .flatten())
+    }
+
+    fn holder_async<'a>(
+        &'a self,
+        key: &'a str,
+    ) -> BoxFuture<'a, CacheResult<Option<(String, Option<Duration>)>>> {
+        Box::pin(std::future::ready(self.holder(key)))
+    }
+
+    fn keys(&self, prefix: &str) -> CacheResult<Vec<String>> {
         let now = Instant::now();
         Ok(self
             .shared
@@ -276,159 +375,19 @@ impl Cache for MemoryCache {
             .collect())
     }
 
-    fn claim(&self, key: &str, token: &str, ttl: Duration) -> CacheResult<Option<u64>> {
-        Ok(self.claim_with(key, token, ttl, |fence, _| fence))
+    fn keys_async<'a>(&'a self, prefix: &'a str) -> BoxFuture<'a, CacheResult<Vec<String>>> {
+        Box::pin(std::future::ready(self.keys(prefix)))
     }
 
-    fn release(&self, key: &str, token: &str) -> CacheResult<bool> {
+    fn force_release(&self, key: &str) -> CacheResult<()> {
         let generation = self.shared.sweeper.generation();
-        let released = self
-            .with_slot(key, false, |_, state| {
-                state.release(token, Instant::now(), generation)
-            })
-            .unwrap_or(false);
-        self.after_release(key, released);
-        Ok(released)
+        self.with_slot(key, false, |_, state| state.free(generation));
+        self.shared.sweeper.freed();
+        self.shared.board.released(key);
+        Ok(())
     }
 
-    /// Claims as `claim` does (the TTL starts under the slot's mutex) and returns the key's
-    /// slot as the [`Handle`]: the guard's release and extend then lock the slot directly,
-    /// without a moka read (a slot that a sweep removed meanwhile is `dead`, and they find it
-    /// lost, as a lookup would; slot.rs, point 3).
-    fn claim_for_lock(
-        &self,
-        key: &str,
-        value: &str,
-        ttl: Duration,
-        fencing: bool,
-    ) -> CacheResult<Option<Claimed>> {
-        Ok(self.claim_with(key, value, ttl, |fence, slot| {
-            let handle: Handle = slot.clone();
-            // Without fencing the guard's fence is 0, "no fence" (`Lock::fencing`).
-            Claimed::with_handle(if fencing { fence } else { 0 }, handle)
-        }))
-    }
-
-    /// The sync claim, inline: memory never waits on I/O.
-    fn claim_for_lock_async<'a>(
-        &'a self,
-        key: &'a str,
-        value: &'a str,
-        ttl: Duration,
-        fencing: bool,
-    ) -> BoxFuture<'a, CacheResult<Option<Claimed>>> {
-        Box::pin(std::future::ready(
-            self.claim_for_lock(key, value, ttl, fencing),
-        ))
-    }
-
-    fn release_claimed(&self, key: &str, token: &str, handle: &Handle) -> CacheResult<bool> {
-        let Some(slot) = handle.downcast_ref::<Slot>() else {
-            return self.release(key, token);
-        };
-        let generation = self.shared.sweeper.generation();
-        let released = {
-            let mut state = slot.lock();
-            !state.dead && state.release(token, Instant::now(), generation)
-        };
-        self.after_release(key, released);
-        Ok(released)
-    }
-
-    fn extend_claimed(
-        &self,
-        key: &str,
-        token: &str,
-        ttl: Duration,
-        handle: &Handle,
-    ) -> CacheResult<bool> {
-        let Some(slot) = handle.downcast_ref::<Slot>() else {
-            return self.extend(key, token, ttl);
-        };
-        let mut state = slot.lock();
-        Ok(!state.dead && state.extend(token, Instant::now(), ttl))
-    }
-
-    /// Wakes the moment `key` is released (or deleted) in this cache; otherwise after
-    /// `pause` (an expiry wakes nobody: the pause bounds that wait).
-    fn wait_for_release(&self, key: &str, pause: Duration) {
-        // `is_live` is checked with the waiter registered: a release between the failed
-        // claim and here is seen now, one after it wakes this wait.
-        self.shared.board.wait(key, pause, || self.is_live(key));
-    }
-
-    fn wait_for_release_async<'a>(&'a self, key: &'a str, pause: Duration) -> BoxFuture<'a, ()> {
-        Box::pin(
-            self.shared
-                .board
-                .wait_async(key, pause, || self.is_live(key)),
-        )
-    }
-
-    fn extend(&self, key: &str, token: &str, ttl: Duration) -> CacheResult<bool> {
-        Ok(self
-            .with_slot(key, false, |_, state| {
-                state.extend(token, Instant::now(), ttl)
-            })
-            .unwrap_or(false))
-    }
-
-    fn tree_claim(
-        &self,
-        space: &str,
-        path: &str,
-        value: &str,
-        ttl: Duration,
-        scope: crate::tree::TreeScope,
-    ) -> CacheResult<Option<u64>> {
-        Ok(self.shared.trees.claim(space, path, value, ttl, scope))
-    }
-
-    fn tree_release(&self, space: &str, path: &str, token: &str) -> CacheResult<bool> {
-        Ok(self.shared.trees.release(space, path, token))
-    }
-
-    fn tree_extend(
-        &self,
-        space: &str,
-        path: &str,
-        token: &str,
-        ttl: Duration,
-    ) -> CacheResult<bool> {
-        Ok(self.shared.trees.extend(space, path, token, ttl))
-    }
-
-    fn tree_holder(
-        &self,
-        space: &str,
-        path: &str,
-        scope: crate::tree::TreeScope,
-    ) -> CacheResult<Option<crate::tree::TreeEntry>> {
-        Ok(self.shared.trees.holder(space, path, scope))
-    }
-
-    fn tree_list(&self, space: &str) -> CacheResult<Vec<crate::tree::TreeEntry>> {
-        Ok(self.shared.trees.list(space))
-    }
-
-    /// Wakes on any release in `space` (or after `pause`), like `wait_for_release`.
-    fn tree_wait_for_release(
-        &self,
-        space: &str,
-        path: &str,
-        scope: crate::tree::TreeScope,
-        pause: Duration,
-    ) {
-        self.shared.trees.wait(space, path, scope, pause);
-    }
-
-    fn tree_wait_for_release_async<'a>(
-        &'a self,
-        space: &'a str,
-        path: &'a str,
-        scope: crate::tree::TreeScope,
-        pause: Duration,
-    ) -> BoxFuture<'a, ()> {
-        Box::pin(self.shared.trees.wait_async(space, path, scope, pause))
+    fn force_release_async<'a>(&'a self, key: &'a str) -> BoxFuture<'a, CacheResult<()>> {
+        Box::pin(std::future::ready(self.force_release(key)))
     }
 }

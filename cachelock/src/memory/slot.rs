@@ -2,8 +2,8 @@
 //!
 //! # Why a held lock is never handed out twice
 //!
-//! moka maps each key to an `Arc<Slot>`; the slot's mutex guards the key's value, deadline
-//! and a `dead` flag. Every operation on a key runs under that mutex.
+//! moka maps each key to an `Arc<Slot>`; the slot's mutex guards the key's owner (token
+//! and label, typed: nothing is formatted on a claim), deadline and a `dead` flag. Every operation on a key runs under that mutex.
 //!
 //! 1. A slot enters the map only through moka's per-key compute, and only when the key has no
 //!    entry (`MemoryCache::with_slot`). A slot leaves the map only through the sweep's
@@ -26,20 +26,29 @@
 use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
-use super::deadline_after;
-use super::value::Value;
+use crate::clock::deadline_after;
+use crate::token::Token;
+
+/// The moka cache under a `MemoryCache`: one slot per key.
+pub(super) type Moka = moka::sync::Cache<String, std::sync::Arc<Slot>>;
 
 /// One key's state.
 pub(super) struct Slot {
     state: Mutex<State>,
 }
 
+/// Who holds a key: the owner token and the label, as the claim gave them.
+pub(super) struct Owner {
+    pub(super) token: Token,
+    pub(super) label: Option<Box<str>>,
+}
+
 /// What a [`Slot`]'s mutex guards.
 pub(super) struct State {
-    /// The stored value, `None` once released or deleted.
-    pub(super) value: Option<Value>,
-    /// When the value stops being visible (`None`: never).
-    pub(super) deadline: Option<Instant>,
+    /// The holder, `None` once released or deleted.
+    pub(super) owner: Option<Owner>,
+    /// When the hold runs out (meaningful while `owner` is set).
+    pub(super) deadline: Instant,
     /// Removed from the map: never read or written again (point 3 above).
     pub(super) dead: bool,
     /// The sweep generation in which the slot last became free (see `sweep.rs`).
@@ -49,12 +58,7 @@ pub(super) struct State {
 impl Slot {
     pub(super) fn new() -> Self {
         Slot {
-            state: Mutex::new(State {
-                value: None,
-                deadline: None,
-                dead: false,
-                freed_in: 0,
-            }),
+            state: Mutex::new(State::free_since(0)),
         }
     }
 
@@ -66,30 +70,42 @@ impl Slot {
 }
 
 impl State {
-    /// The value, if there is one and its deadline has not passed.
-    pub(super) fn live(&self, now: Instant) -> Option<&Value> {
-        match self.deadline {
-            Some(deadline) if now >= deadline => None,
-            _ => self.value.as_ref(),
+    /// A state with no holder, free since sweep generation `generation`.
+    pub(super) fn free_since(generation: u64) -> Self {
+        State {
+            owner: None,
+            deadline: Instant::now(),
+            dead: false,
+            freed_in: generation,
         }
     }
 
-    /// Stores `value` until `deadline`.
-    pub(super) fn store(&mut self, value: &str, deadline: Option<Instant>) {
-        Value::assign(&mut self.value, value);
-        self.deadline = deadline;
+    /// The holder, if there is one and its deadline has not passed.
+    pub(super) fn live(&self, now: Instant) -> Option<&Owner> {
+        self.owner.as_ref().filter(|_| now < self.deadline)
     }
 
-    /// Stores `value` for `ttl` from `now` if the key holds no live value; `true` if it did.
-    pub(super) fn claim(&mut self, value: &str, now: Instant, ttl: Duration) -> bool {
+    /// Stores `token` (and `label`) for `ttl` from `now` if the key holds no live lock;
+    /// `true` if it did. Only a label allocates.
+    pub(super) fn claim(
+        &mut self,
+        token: Token,
+        label: Option<&str>,
+        now: Instant,
+        ttl: Duration,
+    ) -> bool {
         if self.live(now).is_some() {
             return false;
         }
-        self.store(value, Some(deadline_after(now, ttl)));
+        self.owner = Some(Owner {
+            token,
+            label: label.map(Box::from),
+        });
+        self.deadline = deadline_after(now, ttl);
         true
     }
 
-    /// Frees the key if its live value is owned by `token`; `true` if it did.
+    /// Frees the key if its live holder is `token`; `true` if it did.
     pub(super) fn release(&mut self, token: &str, now: Instant, generation: u64) -> bool {
         let owned = self.is_held_by(token, now);
         if owned {
@@ -98,23 +114,23 @@ impl State {
         owned
     }
 
-    /// Sets the deadline to `ttl` from `now` if the live value is owned by `token`.
+    /// Sets the deadline to `ttl` from `now` if the live holder is `token`.
     pub(super) fn extend(&mut self, token: &str, now: Instant, ttl: Duration) -> bool {
         let owned = self.is_held_by(token, now);
         if owned {
-            self.deadline = Some(deadline_after(now, ttl));
+            self.deadline = deadline_after(now, ttl);
         }
         owned
     }
 
     fn is_held_by(&self, token: &str, now: Instant) -> bool {
-        self.live(now).is_some_and(|value| value.is_owned_by(token))
+        self.live(now)
+            .is_some_and(|owner| owner.token.as_str() == token)
     }
 
-    /// Forgets the value; `generation` is the sweep generation it became free in.
+    /// Forgets the holder; `generation` is the sweep generation it became free in.
     pub(super) fn free(&mut self, generation: u64) {
-        self.value = None;
-        self.deadline = None;
+        self.owner = None;
         self.freed_in = generation;
     }
 }

@@ -38,8 +38,7 @@ use std::time::{Duration, Instant};
 
 use moka::ops::compute::Op;
 
-use super::slot::{Slot, State};
-use super::{Moka, Shared};
+use super::slot::{Moka, Slot, State};
 
 /// New keys inserted between two scans, at least.
 pub(super) const SWEEP_MIN: usize = 1024;
@@ -75,6 +74,12 @@ pub(super) struct Sweeper {
     signal: Arc<Signal>,
     /// What the last scan found free, removed a few per insertion.
     stale: Mutex<Vec<Stale>>,
+}
+
+/// What the sweep thread keeps a weak reference to: the cache's moka map and its sweeper.
+pub(super) trait Swept: Send + Sync + 'static {
+    fn moka(&self) -> &Moka;
+    fn sweeper(&self) -> &Sweeper;
 }
 
 /// Shared by a cache and its sweep thread; the thread holds only this and a `Weak`, so the
@@ -127,15 +132,15 @@ impl Sweeper {
     /// many have come in and no sweep has started (the thread is starved, or busy with a
     /// long sweep), the caller sweeps (or waits for the running sweep): memory stays bounded
     /// however fast new keys arrive.
-    pub(super) fn inserted(&self, shared: &Arc<Shared>) {
-        self.remove_listed(&shared.moka);
+    pub(super) fn inserted<S: Swept>(&self, shared: &Arc<S>) {
+        self.remove_listed(shared.moka());
         let inserted = self.inserted.fetch_add(1, Ordering::Relaxed) + 1;
         let threshold = self.threshold.load(Ordering::Relaxed);
         if inserted < threshold {
             return;
         }
         if inserted >= threshold.saturating_mul(2) {
-            self.sweep(&shared.moka, Sweep::IfBehind(threshold.saturating_mul(2)));
+            self.sweep(shared.moka(), Sweep::IfBehind(threshold.saturating_mul(2)));
             return;
         }
         let mut state = self.signal.locked();
@@ -159,7 +164,7 @@ impl Sweeper {
                 state.pending = false;
                 drop(state);
                 tracing::warn!(%error, "cannot start the cachelock-sweep thread; sweeping inline");
-                self.sweep(&shared.moka, Sweep::Generation);
+                self.sweep(shared.moka(), Sweep::Generation);
             }
         }
     }
@@ -294,14 +299,14 @@ fn stale(state: &mut State, generation: u64, full: bool, now: Instant) -> bool {
     if state.dead || state.live(now).is_some() {
         return false;
     }
-    if state.value.is_some() {
+    if state.owner.is_some() {
         state.free(generation);
     }
     full || state.freed_in < generation
 }
 
 /// The sweep thread: waits for a signal, sweeps, until the cache is gone.
-fn background(signal: &Signal, cache: &Weak<Shared>) {
+fn background<S: Swept>(signal: &Signal, cache: &Weak<S>) {
     loop {
         let idle = {
             let mut state = signal.locked();
@@ -322,11 +327,11 @@ fn background(signal: &Signal, cache: &Weak<Shared>) {
         let Some(shared) = cache.upgrade() else {
             return;
         };
-        let sweeper = &shared.sweeper;
+        let sweeper = shared.sweeper();
         if !idle {
-            sweeper.sweep(&shared.moka, Sweep::Generation);
+            sweeper.sweep(shared.moka(), Sweep::Generation);
         } else if sweeper.freed.load(Ordering::Relaxed) >= SWEEP_MIN {
-            sweeper.sweep(&shared.moka, Sweep::Idle);
+            sweeper.sweep(shared.moka(), Sweep::Idle);
         }
         signal.locked().pending = false;
         // Dropped here, outside the signal's mutex: if this was the last reference, the
@@ -338,7 +343,8 @@ fn background(signal: &Signal, cache: &Weak<Shared>) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{Cache, MemoryCache};
+    use crate::token::Token;
+    use crate::{LockStore, MemoryCache};
 
     #[test]
     fn slots_released_before_a_scan_still_bring_the_idle_pass() {
@@ -347,11 +353,12 @@ mod tests {
         let cache = MemoryCache::new();
         let ttl = std::time::Duration::from_secs(60);
         let keys: Vec<String> = (0..3 * SWEEP_MIN).map(|i| format!("k{i}")).collect();
+        let claim = crate::Claim::new(ttl);
         for key in &keys {
-            assert!(cache.claim(key, "t", ttl).unwrap().is_some());
+            assert!(cache.claim(key, &claim).unwrap().is_some());
         }
         for key in &keys {
-            assert!(cache.release(key, "t").unwrap());
+            assert!(cache.release(key, claim.token(), None).unwrap());
         }
         let shared = &cache.shared;
         shared.sweeper.sweep(&shared.moka, Sweep::Generation);
@@ -366,13 +373,9 @@ mod tests {
     #[test]
     fn a_free_slot_goes_only_after_a_whole_generation_and_a_live_one_never() {
         let now = Instant::now();
-        let mut state = State {
-            value: None,
-            deadline: None,
-            dead: false,
-            freed_in: 0,
-        };
-        state.store("v", Some(now + std::time::Duration::from_secs(60)));
+        let minute = std::time::Duration::from_secs(60);
+        let mut state = State::free_since(0);
+        assert!(state.claim(Token::new(), None, now, minute));
         assert!(!stale(&mut state, 5, true, now), "live is never stale");
         state.free(5);
         assert!(
@@ -388,9 +391,11 @@ mod tests {
             "a full sweep takes every free slot"
         );
         // An expired value counts as freed when first seen.
-        state.store("v", Some(now));
-        assert!(!stale(&mut state, 7, false, now));
-        assert!(state.value.is_none());
-        assert!(stale(&mut state, 8, false, now));
+        let instant = std::time::Duration::from_nanos(1);
+        assert!(state.claim(Token::new(), None, now, instant));
+        let later = now + std::time::Duration::from_millis(1);
+        assert!(!stale(&mut state, 7, false, later));
+        assert!(state.owner.is_none());
+        assert!(stale(&mut state, 8, false, later));
     }
 }

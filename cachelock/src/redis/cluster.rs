@@ -7,7 +7,11 @@ use redis::cluster::{ClusterClient, ClusterConfig};
 use redis::{IntoConnectionInfo, RedisResult};
 
 use super::config::{redact_url, settings_setters, ConfigError, Settings};
-use super::core::{forward_to_core, Backend, Core};
+use super::core::{Backend, Core};
+use crate::claim::{Claim, Claimed, Handle};
+use crate::result::{BoxFuture, CacheResult};
+use crate::store::{LockAdmin, LockStore};
+use crate::tree::TreeStore;
 
 /// How many times the cluster client retries a command that hit a moved slot or a node
 /// that is failing over, before the error reaches the caller.
@@ -76,12 +80,12 @@ impl Backend for Cluster {
     fn scan_async<'a>(
         con: &'a mut Self::Async,
         pattern: &'a str,
-    ) -> crate::cache::BoxFuture<'a, RedisResult<Vec<String>>> {
+    ) -> BoxFuture<'a, RedisResult<Vec<String>>> {
         super::listing::scan_cluster_async(con, pattern)
     }
 }
 
-/// A [`Cache`](crate::Cache) on a Redis Cluster, for sync and async code alike.
+/// A [`LockStore`] on a Redis Cluster, for sync and async code alike.
 ///
 /// Every lock operation touches exactly one key (`SET NX PX`, and scripts given only
 /// `KEYS[1]`), so it runs on whichever node owns the key's slot; locks on many keys spread
@@ -121,7 +125,60 @@ pub struct RedisClusterCache {
     core: Core<Cluster>,
 }
 
-forward_to_core!(RedisClusterCache);
+/// Every operation is the shared Redis core's (`redis/store.rs`).
+impl LockStore for RedisClusterCache {
+    fn claim(&self, key: &str, claim: &Claim<'_>) -> CacheResult<Option<Claimed>> {
+        LockStore::claim(&self.core, key, claim)
+    }
+    fn claim_async<'a>(
+        &'a self,
+        key: &'a str,
+        claim: &'a Claim<'a>,
+    ) -> BoxFuture<'a, CacheResult<Option<Claimed>>> {
+        LockStore::claim_async(&self.core, key, claim)
+    }
+    fn release(&self, key: &str, token: &str, handle: Option<&Handle>) -> CacheResult<bool> {
+        LockStore::release(&self.core, key, token, handle)
+    }
+    fn release_async<'a>(
+        &'a self,
+        key: &'a str,
+        token: &'a str,
+        handle: Option<&'a Handle>,
+    ) -> BoxFuture<'a, CacheResult<bool>> {
+        LockStore::release_async(&self.core, key, token, handle)
+    }
+    fn extend(
+        &self,
+        key: &str,
+        token: &str,
+        ttl: Duration,
+        handle: Option<&Handle>,
+    ) -> CacheResult<bool> {
+        LockStore::extend(&self.core, key, token, ttl, handle)
+    }
+    fn extend_async<'a>(
+        &'a self,
+        key: &'a str,
+        token: &'a str,
+        ttl: Duration,
+        handle: Option<&'a Handle>,
+    ) -> BoxFuture<'a, CacheResult<bool>> {
+        LockStore::extend_async(&self.core, key, token, ttl, handle)
+    }
+    fn wait_for_release(&self, key: &str, pause: Duration) {
+        LockStore::wait_for_release(&self.core, key, pause)
+    }
+    fn wait_for_release_async<'a>(&'a self, key: &'a str, pause: Duration) -> BoxFuture<'a, ()> {
+        LockStore::wait_for_release_async(&self.core, key, pause)
+    }
+    fn admin(&self) -> Option<&dyn LockAdmin> {
+        Some(&self.core)
+    }
+    fn trees(&self) -> Option<&dyn TreeStore> {
+        Some(&self.core)
+    }
+}
 
 impl RedisClusterCache {
     /// A cache on the cluster reachable through `urls` (any subset of its nodes), with the

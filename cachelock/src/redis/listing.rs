@@ -12,7 +12,7 @@ use std::collections::BTreeSet;
 use redis::cluster_routing::{RoutingInfo, SingleNodeRoutingInfo};
 use redis::{aio, Cmd, ConnectionLike, ErrorKind, RedisError, RedisResult, Value};
 
-use crate::cache::BoxFuture;
+use crate::result::BoxFuture;
 
 /// How many keys one `SCAN` call looks at.
 const SCAN_COUNT: u64 = 1000;
@@ -49,7 +49,7 @@ pub(crate) fn without_own_prefix(keys: Vec<String>, own: &str) -> Vec<String> {
 /// Without this, `held_locks` with an empty prefix, or with a prefix a tree lock space
 /// shares, would report them as locks of an unknown owner, or fail reading a hash as a string.
 pub(crate) fn is_internal(key: &str) -> bool {
-    crate::holder::is_reserved_key(key)
+    crate::lock::is_reserved_key(key)
 }
 
 fn scan_cmd(cursor: u64, pattern: &str) -> Cmd {

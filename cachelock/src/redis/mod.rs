@@ -1,7 +1,8 @@
 //! The Redis and Redis Cluster backends (cargo feature `redis`; TLS with `redis-tls`).
 //!
 //! [`RedisCache`] serves one server, [`RedisClusterCache`] a Redis Cluster; each serves sync
-//! and async code alike, and is a [`Cache`](crate::Cache) to hand to
+//! and async code alike, and is a [`LockStore`](crate::LockStore) (with
+//! [`LockAdmin`](crate::LockAdmin) and [`TreeStore`](crate::tree::TreeStore)) to hand to
 //! [`Lock::cache`](crate::Lock::cache) or [`set_default_cache`](crate::set_default_cache).
 //!
 //! ```no_run
@@ -37,7 +38,9 @@
 //! | claim without a fence ([`Lock::fencing(false)`](crate::Lock::fencing), `#[once]` without `fence`) | `SET key token NX PX ttl`; sent again after a lost reply: `EVALSHA` of a script that also wins on its own value (see "Faults") |
 //! | release | `EVALSHA` of a compare-and-delete script (`GET`, then `DEL` and `PUBLISH cachelock:released <key>` if it holds the token) |
 //! | extend | `EVALSHA` of a compare-and-`PEXPIRE` script |
-//! | get / set / delete | `GET` / `SET [PX]` / `DEL` |
+//! | holder lookup ([`Lock::holder`](crate::Lock::holder)) | `EVALSHA` of a script that answers the value and its `PTTL` |
+//! | force-release | `DEL` |
+//! | listing ([`held_locks`](crate::held_locks)) | `SCAN` with `MATCH <prefix>*` (on every primary of a cluster) |
 //! | tree lock claim / release / extend / holder | one `EVALSHA` each (see [`crate::tree`]; the keys of a lock space share the hash tag `{cachelock-tree}`; a release that deletes also `PUBLISH`es the path and the space on `cachelock:tree-released`) |
 //!
 //! An uncontended acquire + release is two commands, one round trip each: the minimum for a
@@ -100,8 +103,10 @@
 //! it after an outage.
 
 mod cluster;
+mod command;
 mod config;
 mod core;
+mod exec;
 mod fence;
 mod listing;
 mod ops;
@@ -109,6 +114,8 @@ mod pool;
 mod runtime;
 mod scripts;
 mod standalone;
+mod store;
+mod subscriber;
 mod tree;
 mod tree_wake;
 

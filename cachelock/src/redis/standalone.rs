@@ -6,7 +6,11 @@ use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::RedisResult;
 
 use super::config::{describe, redact_url, settings_setters, ConfigError, Settings};
-use super::core::{forward_to_core, Backend, Core};
+use super::core::{Backend, Core};
+use crate::claim::{Claim, Claimed, Handle};
+use crate::result::{BoxFuture, CacheResult};
+use crate::store::{LockAdmin, LockStore};
+use crate::tree::TreeStore;
 
 pub(crate) struct Standalone {
     client: redis::Client,
@@ -54,12 +58,12 @@ impl Backend for Standalone {
     fn scan_async<'a>(
         con: &'a mut ConnectionManager,
         pattern: &'a str,
-    ) -> crate::cache::BoxFuture<'a, RedisResult<Vec<String>>> {
+    ) -> BoxFuture<'a, RedisResult<Vec<String>>> {
         super::listing::scan_async(con, pattern)
     }
 }
 
-/// A [`Cache`](crate::Cache) on one Redis server, for sync and async code alike.
+/// A [`LockStore`] on one Redis server, for sync and async code alike.
 ///
 /// ```no_run
 /// use cachelock::redis::RedisCache;
@@ -107,7 +111,60 @@ pub struct RedisCache {
     core: Core<Standalone>,
 }
 
-forward_to_core!(RedisCache);
+/// Every operation is the shared Redis core's (`redis/store.rs`).
+impl LockStore for RedisCache {
+    fn claim(&self, key: &str, claim: &Claim<'_>) -> CacheResult<Option<Claimed>> {
+        LockStore::claim(&self.core, key, claim)
+    }
+    fn claim_async<'a>(
+        &'a self,
+        key: &'a str,
+        claim: &'a Claim<'a>,
+    ) -> BoxFuture<'a, CacheResult<Option<Claimed>>> {
+        LockStore::claim_async(&self.core, key, claim)
+    }
+    fn release(&self, key: &str, token: &str, handle: Option<&Handle>) -> CacheResult<bool> {
+        LockStore::release(&self.core, key, token, handle)
+    }
+    fn release_async<'a>(
+        &'a self,
+        key: &'a str,
+        token: &'a str,
+        handle: Option<&'a Handle>,
+    ) -> BoxFuture<'a, CacheResult<bool>> {
+        LockStore::release_async(&self.core, key, token, handle)
+    }
+    fn extend(
+        &self,
+        key: &str,
+        token: &str,
+        ttl: Duration,
+        handle: Option<&Handle>,
+    ) -> CacheResult<bool> {
+        LockStore::extend(&self.core, key, token, ttl, handle)
+    }
+    fn extend_async<'a>(
+        &'a self,
+        key: &'a str,
+        token: &'a str,
+        ttl: Duration,
+        handle: Option<&'a Handle>,
+    ) -> BoxFuture<'a, CacheResult<bool>> {
+        LockStore::extend_async(&self.core, key, token, ttl, handle)
+    }
+    fn wait_for_release(&self, key: &str, pause: Duration) {
+        LockStore::wait_for_release(&self.core, key, pause)
+    }
+    fn wait_for_release_async<'a>(&'a self, key: &'a str, pause: Duration) -> BoxFuture<'a, ()> {
+        LockStore::wait_for_release_async(&self.core, key, pause)
+    }
+    fn admin(&self) -> Option<&dyn LockAdmin> {
+        Some(&self.core)
+    }
+    fn trees(&self) -> Option<&dyn TreeStore> {
+        Some(&self.core)
+    }
+}
 
 impl RedisCache {
     /// A cache on the server at `url`, with the default settings.

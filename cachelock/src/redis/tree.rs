@@ -39,9 +39,10 @@
 use std::sync::OnceLock;
 use std::time::Duration;
 
-use redis::{RedisError, Script, ScriptInvocation, Value};
+use redis::{Cmd, RedisError, RedisResult, Script, Value};
 
-use crate::basic::ttl_ms;
+use super::command::{evalsha, Reply};
+use crate::clock::ttl_ms;
 use crate::error::BoxError;
 use crate::tree::{TreeEntry, TreeScope};
 
@@ -298,22 +299,23 @@ impl TreeOp<'_> {
     }
 
     /// The script call, with the space's keys.
-    pub(crate) fn invocation(&self, keys: &TreeKeys) -> ScriptInvocation<'static> {
+    pub(crate) fn command(&self, keys: &TreeKeys) -> (Cmd, Option<&'static Script>) {
         static CLAIM_S: OnceLock<Script> = OnceLock::new();
         static RELEASE_S: OnceLock<Script> = OnceLock::new();
         static EXTEND_S: OnceLock<Script> = OnceLock::new();
         static HOLDER_S: OnceLock<Script> = OnceLock::new();
         static LIST_S: OnceLock<Script> = OnceLock::new();
-        let mut invocation = match *self {
+        let script = match *self {
             TreeOp::Claim { .. } => script(&CLAIM_S, CLAIM),
             TreeOp::Release { .. } => script(&RELEASE_S, RELEASE),
             TreeOp::Extend { .. } => script(&EXTEND_S, EXTEND),
             TreeOp::Holder { .. } => script(&HOLDER_S, HOLDER),
             TreeOp::List => script(&LIST_S, LIST),
-        }
-        .prepare_invoke();
+        };
+        let data: usize = keys.0.iter().map(String::len).sum::<usize>() + 64;
+        let mut cmd = evalsha(script, 4, 8, data);
         for key in &keys.0 {
-            invocation.key(key);
+            cmd.arg(key);
         }
         match *self {
             TreeOp::Claim {
@@ -321,29 +323,34 @@ impl TreeOp<'_> {
                 value,
                 ttl,
                 scope,
-            } => invocation
-                .arg(path)
-                .arg(scope.flags())
-                .arg(value)
-                .arg(ttl_ms(ttl)),
-            TreeOp::Release { path, token } => invocation.arg(path).arg(token),
-            TreeOp::Extend { path, token, ttl } => invocation.arg(path).arg(token).arg(ttl_ms(ttl)),
-            TreeOp::Holder { path, scope } => invocation.arg(path).arg(scope.flags()),
-            TreeOp::List => &mut invocation,
+            } => cmd.arg(path).arg(scope.flags()).arg(value).arg(ttl_ms(ttl)),
+            TreeOp::Release { path, token } => cmd.arg(path).arg(token),
+            TreeOp::Extend { path, token, ttl } => cmd.arg(path).arg(token).arg(ttl_ms(ttl)),
+            TreeOp::Holder { path, scope } => cmd.arg(path).arg(scope.flags()),
+            TreeOp::List => &mut cmd,
         };
-        invocation
+        (cmd, Some(script))
+    }
+
+    /// Reads the script's reply.
+    pub(crate) fn decode(&self, reply: Value) -> RedisResult<Reply> {
+        Ok(match self {
+            TreeOp::Claim { .. } => Reply::Fence(claimed(reply)?),
+            TreeOp::Release { .. } | TreeOp::Extend { .. } => {
+                Reply::Flag(redis::from_redis_value::<i64>(reply)? == 1)
+            }
+            TreeOp::Holder { .. } => Reply::Entry(holder(reply)?),
+            TreeOp::List => Reply::Entries(listed(reply)?),
+        })
     }
 }
 
-fn unexpected(what: &'static str) -> BoxError {
-    Box::new(RedisError::from((
-        redis::ErrorKind::UnexpectedReturnType,
-        what,
-    )))
+fn unexpected(what: &'static str) -> RedisError {
+    RedisError::from((redis::ErrorKind::UnexpectedReturnType, what))
 }
 
 /// The claim script's answer: the fence, or `None` on a conflict.
-pub(crate) fn claimed(reply: Value) -> Result<Option<u64>, BoxError> {
+fn claimed(reply: Value) -> RedisResult<Option<u64>> {
     match reply {
         Value::Nil => Ok(None),
         other => {
@@ -355,32 +362,24 @@ pub(crate) fn claimed(reply: Value) -> Result<Option<u64>, BoxError> {
     }
 }
 
-/// A 0/1 answer.
-pub(crate) fn flag(reply: Value) -> Result<bool, BoxError> {
-    Ok(redis::from_redis_value::<i64>(reply)? == 1)
-}
-
-/// The holder script's answer.
-pub(crate) fn holder(reply: Value) -> Result<Option<TreeEntry>, BoxError> {
-    let found: Option<(String, String, i64)> = redis::from_redis_value(reply)?;
-    Ok(found.map(|(path, value, left)| TreeEntry {
+fn entry((path, value, left): (String, String, i64)) -> TreeEntry {
+    TreeEntry {
         path,
         value,
         ttl: Some(Duration::from_millis(u64::try_from(left).unwrap_or(0))),
-    }))
+    }
+}
+
+/// The holder script's answer.
+fn holder(reply: Value) -> RedisResult<Option<TreeEntry>> {
+    let found: Option<(String, String, i64)> = redis::from_redis_value(reply)?;
+    Ok(found.map(entry))
 }
 
 /// The list script's answer.
-pub(crate) fn listed(reply: Value) -> Result<Vec<TreeEntry>, BoxError> {
+fn listed(reply: Value) -> RedisResult<Vec<TreeEntry>> {
     let found: Vec<(String, String, i64)> = redis::from_redis_value(reply)?;
-    Ok(found
-        .into_iter()
-        .map(|(path, value, left)| TreeEntry {
-            path,
-            value,
-            ttl: Some(Duration::from_millis(u64::try_from(left).unwrap_or(0))),
-        })
-        .collect())
+    Ok(found.into_iter().map(entry).collect())
 }
 
 #[cfg(test)]

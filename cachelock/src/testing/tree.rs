@@ -6,13 +6,13 @@ use std::time::{Duration, Instant};
 use rand::Rng;
 
 use super::{run_sync, ConformanceError, Mode, LONG, PAST_SHORT, SHORT};
-use crate::cache::Cache;
 use crate::error::Error;
+use crate::store::LockStore;
 use crate::token::Token;
 use crate::tree::{conflicts, AsyncTreeGuard, TreeGuard, TreeLock, TreeScope};
 
 /// Runs every tree-lock check with the sync API (threads for the contention check), on
-/// `cache` and on it as an `Arc<dyn Cache>`. Needs no async runtime.
+/// `cache` and on it as an `Arc<dyn LockStore>`. Needs no async runtime.
 ///
 /// # What is checked
 ///
@@ -38,22 +38,22 @@ use crate::tree::{conflicts, AsyncTreeGuard, TreeGuard, TreeLock, TreeScope};
 ///     at once.
 ///
 /// Every run uses a fresh lock space. The TTL checks sleep (a few seconds in all).
-pub fn tree_conformance<C: Cache + Clone + 'static>(cache: C) -> Result<(), ConformanceError> {
+pub fn tree_conformance<C: LockStore + Clone + 'static>(cache: C) -> Result<(), ConformanceError> {
     run_sync(Suite::new(cache.clone(), Mode::Sync, "tree, sync").run())?;
-    let shared: Arc<dyn Cache> = Arc::new(cache);
-    run_sync(Suite::new(shared, Mode::Sync, "tree, sync, Arc<dyn Cache>").run())
+    let shared: Arc<dyn LockStore> = Arc::new(cache);
+    run_sync(Suite::new(shared, Mode::Sync, "tree, sync, Arc<dyn LockStore>").run())
 }
 
 /// Async twin of [`tree_conformance`]: the async API, tokio tasks for contention. Must be
 /// awaited inside a multi-threaded tokio runtime with its timer enabled.
-pub async fn tree_conformance_async<C: Cache + Clone + 'static>(
+pub async fn tree_conformance_async<C: LockStore + Clone + 'static>(
     cache: C,
 ) -> Result<(), ConformanceError> {
     Suite::new(cache.clone(), Mode::Async, "tree, async")
         .run()
         .await?;
-    let shared: Arc<dyn Cache> = Arc::new(cache);
-    Suite::new(shared, Mode::Async, "tree, async, Arc<dyn Cache>")
+    let shared: Arc<dyn LockStore> = Arc::new(cache);
+    Suite::new(shared, Mode::Async, "tree, async, Arc<dyn LockStore>")
         .run()
         .await
 }
@@ -73,12 +73,12 @@ fn scopes() -> [TreeScope; 4] {
 }
 
 /// A guard of either API.
-enum Held<C: Cache> {
+enum Held<C: LockStore + Clone + 'static> {
     Sync(TreeGuard<C>),
     Async(AsyncTreeGuard<C>),
 }
 
-impl<C: Cache> Held<C> {
+impl<C: LockStore + Clone + 'static> Held<C> {
     async fn release(self) -> Result<(), Error> {
         match self {
             Held::Sync(guard) => guard.release(),
@@ -109,7 +109,7 @@ struct Suite<C> {
     check: &'static str,
 }
 
-impl<C: Cache + Clone + 'static> Suite<C> {
+impl<C: LockStore + Clone + 'static> Suite<C> {
     fn new(cache: C, mode: Mode, label: &'static str) -> Self {
         Suite {
             cache,

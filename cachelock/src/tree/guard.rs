@@ -1,16 +1,18 @@
 //! [`TreeGuard`], [`AsyncTreeGuard`] and [`TreeClaim`]: holding a tree lock.
 //!
-//! A tree guard is an ordinary [`Guard`] / [`AsyncGuard`] on the tree operations of the
-//! cache (see `target.rs`): renewal, the lost signal and `max_hold` are the same code.
+//! A tree guard is made of the same [`Holding`] as a [`Guard`](crate::Guard): renewal, the
+//! lost signal, `max_hold`, `hold_at_least` and the release on drop are the same code.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use super::target::TreeTarget;
-use crate::cache::Cache;
 use crate::error::Error;
-use crate::guard::{AsyncGuard, Guard};
+use crate::guard::{guard_accessors, Holding};
+use crate::lease::Lease;
+use crate::store::LockStore;
 
-/// A tree lock given up by its guard but still held in the cache: what a lock service
+/// A tree lock given up by its guard but still held in the store: what a lock service
 /// hands to its client (Locker's `canhaz` answer), to release later with
 /// [`TreeLock::release_token`](super::TreeLock::release_token).
 ///
@@ -39,107 +41,83 @@ impl std::fmt::Debug for TreeClaim {
     }
 }
 
-macro_rules! tree_guard_common {
+/// The accessors of both tree guards, on their `hold` field.
+macro_rules! tree_accessors {
     () => {
         /// The locked path.
         pub fn path(&self) -> &str {
-            let key = self.inner.key();
-            key.get(self.space_len..).unwrap_or(key)
+            self.hold.lease().target.path()
         }
 
         /// The path with its lock space in front, as errors and logs name it.
         pub fn key(&self) -> &str {
-            self.inner.key()
+            self.hold.lease().key()
         }
 
         /// The owner token of this hold: whoever has it can release or extend the lock
         /// ([`TreeLock::release_token`](super::TreeLock::release_token)). Keep it secret.
         pub fn token(&self) -> &str {
-            self.inner.token()
-        }
-
-        /// The TTL the lock was taken with (and is renewed by).
-        pub fn ttl(&self) -> Duration {
-            self.inner.ttl()
+            self.hold.lease().token.as_str()
         }
 
         /// The fencing token of this hold: strictly greater than every fence handed out
-        /// before in this lock space (see [`Guard::fence`]).
+        /// before in this lock space (see [`Guard::fence`](crate::Guard::fence)).
         pub fn fence(&self) -> u64 {
-            self.inner.fence()
+            self.hold.lease().fence
         }
 
-        /// How long this guard has held the lock.
-        pub fn held_for(&self) -> Duration {
-            self.inner.held_for()
-        }
+        guard_accessors!();
 
-        /// `true` once the lock is no longer ours (see [`Guard::is_lost`]).
-        pub fn is_lost(&self) -> bool {
-            self.inner.is_lost()
-        }
-
-        /// Completes when the lock is lost; never, if it stays held.
-        pub async fn lost(&self) {
-            self.inner.lost().await
-        }
-
-        fn claim_of(&self) -> TreeClaim {
-            TreeClaim {
+        /// Gives the lock up without releasing it: renewal stops, and the lock stays held
+        /// until its TTL runs out or its token releases it. Returns the path, token and TTL.
+        pub fn into_claim(self) -> TreeClaim {
+            let claim = TreeClaim {
                 path: self.path().to_owned(),
                 token: self.token().to_owned(),
                 ttl: self.ttl(),
-            }
+            };
+            let _kept = self.hold.into_kept();
+            claim
         }
     };
 }
 
 /// Holds a tree lock; releases it when dropped (sync code). Renewed in the background like
-/// a [`Guard`] unless the lock was built with [`renew(false)`](super::TreeLock::renew).
+/// a [`Guard`](crate::Guard) unless the lock was built with
+/// [`renew(false)`](super::TreeLock::renew).
 #[must_use = "the lock is released as soon as the guard is dropped"]
-pub struct TreeGuard<C: Cache> {
-    inner: Guard<TreeTarget<C>>,
-    space_len: usize,
+pub struct TreeGuard<C: LockStore + Clone + 'static> {
+    hold: Holding<TreeTarget<C>>,
 }
 
-impl<C: Cache> TreeGuard<C> {
-    pub(crate) fn new(inner: Guard<TreeTarget<C>>, space_len: usize) -> Self {
-        TreeGuard { inner, space_len }
+impl<C: LockStore + Clone + 'static> TreeGuard<C> {
+    pub(crate) fn new(lease: Arc<Lease<TreeTarget<C>>>) -> Self {
+        TreeGuard {
+            hold: Holding::sync(lease),
+        }
     }
 
-    tree_guard_common!();
+    tree_accessors!();
 
     /// Releases the lock now: `Ok(())`, or [`Error::LockLost`] if it had expired or was
     /// taken over (nothing is touched then), or [`Error::Backend`].
     pub fn release(self) -> Result<(), Error> {
-        self.inner.release()
+        self.hold.release()
     }
 
     /// Resets the lock's TTL to its full length (owner-checked); [`Error::LockLost`] if the
     /// lock is no longer ours.
     pub fn extend(&self) -> Result<(), Error> {
-        self.inner.extend()
+        self.extend_for(self.ttl())
     }
 
     /// Sets the lock's remaining TTL to `ttl` (owner-checked).
     pub fn extend_for(&self, ttl: Duration) -> Result<(), Error> {
-        self.inner.extend_for(ttl)
-    }
-
-    /// Gives the lock up without releasing it: renewal stops, and the lock stays held until
-    /// its TTL runs out or its token releases it. Returns the path, token and TTL.
-    pub fn into_claim(self) -> TreeClaim {
-        let claim = self.claim_of();
-        let _kept = self.inner.into_kept();
-        claim
-    }
-
-    pub(crate) fn release_logged(self) {
-        self.inner.release_logged()
+        self.hold.extend_for(ttl)
     }
 }
 
-impl<C: Cache> std::fmt::Debug for TreeGuard<C> {
+impl<C: LockStore + Clone + 'static> std::fmt::Debug for TreeGuard<C> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("TreeGuard")
             .field("key", &self.key())
@@ -150,48 +128,38 @@ impl<C: Cache> std::fmt::Debug for TreeGuard<C> {
 
 /// Holds a tree lock in async code; release it with
 /// [`release`](AsyncTreeGuard::release)`.await`. Its `Drop` never blocks (see
-/// [`AsyncGuard`]).
+/// [`AsyncGuard`](crate::AsyncGuard)).
 #[must_use = "the lock is released as soon as the guard is dropped"]
-pub struct AsyncTreeGuard<C: Cache> {
-    inner: AsyncGuard<TreeTarget<C>>,
-    space_len: usize,
+pub struct AsyncTreeGuard<C: LockStore + Clone + 'static> {
+    hold: Holding<TreeTarget<C>>,
 }
 
-impl<C: Cache> AsyncTreeGuard<C> {
-    pub(crate) fn new(inner: AsyncGuard<TreeTarget<C>>, space_len: usize) -> Self {
-        AsyncTreeGuard { inner, space_len }
+impl<C: LockStore + Clone + 'static> AsyncTreeGuard<C> {
+    pub(crate) fn new(lease: Arc<Lease<TreeTarget<C>>>) -> Self {
+        AsyncTreeGuard {
+            hold: Holding::detached(lease),
+        }
     }
 
-    tree_guard_common!();
+    tree_accessors!();
 
     /// Releases the lock now (see [`TreeGuard::release`]).
     pub async fn release(self) -> Result<(), Error> {
-        self.inner.release().await
+        self.hold.release_async().await
     }
 
     /// Resets the lock's TTL to its full length (owner-checked).
     pub async fn extend(&self) -> Result<(), Error> {
-        self.inner.extend().await
+        self.extend_for(self.ttl()).await
     }
 
     /// Sets the lock's remaining TTL to `ttl` (owner-checked).
     pub async fn extend_for(&self, ttl: Duration) -> Result<(), Error> {
-        self.inner.extend_for(ttl).await
-    }
-
-    /// Gives the lock up without releasing it (see [`TreeGuard::into_claim`]).
-    pub fn into_claim(self) -> TreeClaim {
-        let claim = self.claim_of();
-        let _kept = self.inner.into_kept();
-        claim
-    }
-
-    pub(crate) async fn release_logged(self) {
-        self.inner.release_logged().await
+        self.hold.extend_for_async(ttl).await
     }
 }
 
-impl<C: Cache> std::fmt::Debug for AsyncTreeGuard<C> {
+impl<C: LockStore + Clone + 'static> std::fmt::Debug for AsyncTreeGuard<C> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("AsyncTreeGuard")
             .field("key", &self.key())

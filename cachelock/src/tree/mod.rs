@@ -74,9 +74,9 @@
 //! the space wakes the space's waiters, and each tries its claim again only if the released
 //! path could have blocked it (the same path, an ancestor or a descendant its scope covers);
 //! a release of a sibling or a cousin sends it back to waiting, so a busy space does not
-//! turn every release into a retry by every waiter. A jittered backoff pause (2 ms doubling to 100 ms) bounds
-//! each wait: an expired holder is noticed when it ends, and a cache with the default
-//! [`Cache::tree_wait_for_release`](crate::Cache::tree_wait_for_release) polls with it.
+//! turn every release into a retry by every waiter. A jittered backoff pause (2 ms doubling
+//! to 100 ms) bounds each wait: an expired holder is noticed when it ends, and a store with
+//! the default [`TreeStore::wait_for_release`] polls with it.
 //! [`MemoryCache`](crate::MemoryCache) wakes its waiters in process; the Redis backend
 //! publishes the released path and space on `cachelock:tree-released`, which the cache's
 //! one release subscriber (the one plain locks use) also listens to.
@@ -95,140 +95,23 @@
 //!   and each script touches that one slot. The key builder refuses a space whose first
 //!   `{` opens an empty tag (`{}`), which would spread them. All trees thus live on one
 //!   node of the cluster.
-//! - [`NoopCache`](crate::NoopCache) grants everything; a cache with only get/set/delete
-//!   refuses with [`Error::Backend`](crate::Error::Backend) (it cannot check a subtree
-//!   atomically). A cache of your own can implement [`Cache::tree_claim`](crate::Cache::tree_claim)
-//!   and its siblings, and check itself with [`testing::tree_conformance`](crate::testing::tree_conformance).
+//! - [`NoopCache`](crate::NoopCache) grants everything; a get/set/delete
+//!   [`CacheStore`](crate::CacheStore) refuses with [`Error::Backend`](crate::Error::Backend)
+//!   (it cannot check a subtree atomically). A store of your own implements [`TreeStore`]
+//!   and returns it from [`LockStore::trees`](crate::LockStore::trees), and checks itself
+//!   with [`testing::tree_conformance`](crate::testing::tree_conformance).
 //!
 //! [Locker]: https://pypi.org/project/Locker/
 
 mod guard;
+mod list;
 mod lock;
-pub(crate) mod memory;
-mod path;
+pub(crate) mod path;
+mod store;
 mod target;
 
 pub use guard::{AsyncTreeGuard, TreeClaim, TreeGuard};
+pub use list::{held_locks, held_locks_async};
 pub use lock::TreeLock;
-pub(crate) use memory::MemoryTrees;
 pub use path::{check_path, conflicts, is_ancestor, TreeScope};
-
-use std::time::Duration;
-
-use crate::error::BoxError;
-use crate::holder::Holder;
-// (`Cache` and `Error` are named by path: the module docs link them by path.)
-
-/// A held tree lock as a cache reports it from
-/// [`Cache::tree_holder`](crate::Cache::tree_holder) and
-/// [`Cache::tree_list`](crate::Cache::tree_list).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TreeEntry {
-    /// The held path (without the lock space).
-    pub path: String,
-    /// The stored owner value (`<token>|<pid>|<host>|<label>`).
-    pub value: String,
-    /// How long it has left, if the cache can tell.
-    pub ttl: Option<Duration>,
-}
-
-/// Every live tree lock of the lock space `space` (a [`TreeLock`]'s
-/// [`prefix`](TreeLock::prefix), e.g. `"cachelock:"`, the default), with its holder:
-/// [`Holder::key`] is the **held path** (without the space, as [`TreeLock::holder`] reports
-/// it), with the holder's host, pid, [`label`](TreeLock::label) and the TTL left, sorted
-/// by path. The owner token is never included. Expired locks are left out.
-///
-/// ```
-/// use cachelock::tree::{held_locks, TreeLock};
-/// use cachelock::MemoryCache;
-///
-/// let cache = MemoryCache::new();
-/// let lock = |path: &str| TreeLock::new(path).cache(cache.clone()).prefix("printers:");
-/// let _a = lock("/floor-2/a").label("ci-job-17").try_acquire()?;
-/// let b = lock("/floor-3").try_acquire()?;
-/// drop(b); // released: no longer listed
-///
-/// let held = held_locks(&cache, "printers:")?;
-/// assert_eq!(held.len(), 1);
-/// assert_eq!(held[0].key, "/floor-2/a");
-/// assert_eq!(held[0].label.as_deref(), Some("ci-job-17"));
-/// assert_eq!(held[0].pid, Some(std::process::id()));
-/// assert!(held[0].ttl.is_some());
-/// assert!(held_locks(&cache, "another-space:")?.is_empty());
-/// # Ok::<(), cachelock::Error>(())
-/// ```
-///
-/// An admin call, like [`cachelock::held_locks`](crate::held_locks) for plain locks (which
-/// never lists tree locks): it reads the whole space at once (atomically: one mutex in
-/// memory, one Lua script on Redis, on the node that holds the space on a Redis Cluster),
-/// so it costs time proportional to the number of locks held in the space. A cache without
-/// tree support returns [`Error::Backend`](crate::Error::Backend).
-pub fn held_locks<C: crate::Cache + ?Sized>(
-    cache: &C,
-    space: &str,
-) -> Result<Vec<Holder>, crate::Error> {
-    let entries = cache
-        .tree_list(space)
-        .map_err(|source| crate::Error::backend(space, source))?;
-    Ok(holders(entries))
-}
-
-/// Async twin of [`held_locks`], through
-/// [`Cache::tree_list_async`](crate::Cache::tree_list_async) (native on Redis: no
-/// runtime thread blocks).
-pub async fn held_locks_async<C: crate::Cache + ?Sized>(
-    cache: &C,
-    space: &str,
-) -> Result<Vec<Holder>, crate::Error> {
-    let entries = cache
-        .tree_list_async(space)
-        .await
-        .map_err(|source| crate::Error::backend(space, source))?;
-    Ok(holders(entries))
-}
-
-/// The holders of listed entries, by path; the owner token stays behind.
-fn holders(mut entries: Vec<TreeEntry>) -> Vec<Holder> {
-    entries.sort_unstable_by(|a, b| a.path.cmp(&b.path));
-    entries
-        .iter()
-        .map(|e| crate::holder::parse(&e.path, &e.value, e.ttl))
-        .collect()
-}
-
-/// The error of a cache without tree support.
-pub(crate) fn unsupported() -> BoxError {
-    "this cache does not support tree locks (use MemoryCache, RedisCache or RedisClusterCache)"
-        .into()
-}
-
-/// Logs the outcome of a `hold_at_least` keep nobody waits for (a dropped async guard).
-pub(crate) fn log_kept(space: &str, path: &str, keep: Duration, outcome: Result<bool, BoxError>) {
-    match outcome {
-        Ok(true) => tracing::debug!(
-            space,
-            path,
-            ?keep,
-            "tree lock released; kept until hold_at_least has passed"
-        ),
-        other => log_release(space, path, other),
-    }
-}
-
-/// Logs the outcome of a tree release nobody waits for.
-pub(crate) fn log_release(space: &str, path: &str, outcome: Result<bool, BoxError>) {
-    match outcome {
-        Ok(true) => tracing::debug!(space, path, "tree lock released"),
-        Ok(false) => tracing::warn!(
-            space,
-            path,
-            "tree lock was lost before release: TTL ran out or another owner took it"
-        ),
-        Err(error) => tracing::error!(
-            space,
-            path,
-            error = %error,
-            "releasing tree lock failed; it stays until its TTL runs out"
-        ),
-    }
-}
+pub use store::{TreeEntry, TreeStore};

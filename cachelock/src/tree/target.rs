@@ -1,96 +1,110 @@
-//! [`TreeTarget`]: a tree lock seen as a one-key cache, so that the ordinary lease, guards
-//! and shared renewer look after tree locks unchanged.
-//!
-//! The lease of a tree lock stores the key `space + path`; this adapter turns the lease's
-//! `claim`/`release`/`extend` on that key into the cache's `tree_*` operations on `path`
-//! in `space`.
+//! [`TreeTarget`]: a path in a lock space of a store's [`TreeStore`], as the one
+//! [`Target`] the lease, the guards and the renewer look after.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use super::path::TreeScope;
-use crate::cache::{BoxFuture, Cache, CacheResult};
+use super::store::{unsupported, TreeStore};
+use crate::claim::{Claim, Claimed, Handle};
+use crate::result::{BoxFuture, CacheResult};
+use crate::store::LockStore;
+use crate::target::{Kind, Target};
 
-/// A cache, a lock space and a scope: what every operation on one tree lock needs.
+/// A store, a lock space, a path and a scope: what every operation on one tree lock needs.
 #[derive(Clone)]
-pub(crate) struct TreeTarget<C> {
-    pub(crate) cache: C,
-    pub(crate) space: Arc<str>,
+pub(crate) struct TreeTarget<S> {
+    pub(crate) store: S,
+    /// The lock space followed by the path, as errors and logs name it.
+    pub(crate) key: String,
+    /// Where the path starts in `key`.
+    pub(crate) space_len: usize,
     pub(crate) scope: TreeScope,
 }
 
-impl<C> TreeTarget<C> {
-    /// The path of a lease key (`space + path`).
-    pub(crate) fn path<'k>(&self, key: &'k str) -> &'k str {
-        key.strip_prefix(&*self.space).unwrap_or(key)
+impl<S: LockStore> TreeTarget<S> {
+    pub(crate) fn space(&self) -> &str {
+        &self.key[..self.space_len]
+    }
+
+    pub(crate) fn path(&self) -> &str {
+        &self.key[self.space_len..]
+    }
+
+    fn trees(&self) -> CacheResult<&dyn TreeStore> {
+        self.store.trees().ok_or_else(unsupported)
     }
 }
 
-impl<C: Cache> Cache for TreeTarget<C> {
-    fn get(&self, key: &str) -> CacheResult<Option<String>> {
-        self.cache.get(key)
+fn failed<'a, T: Send + 'a>(error: crate::error::BoxError) -> BoxFuture<'a, CacheResult<T>> {
+    Box::pin(std::future::ready(Err(error)))
+}
+
+impl<S: LockStore + Clone + 'static> Target for TreeTarget<S> {
+    const KIND: Kind = Kind::Tree;
+
+    fn key(&self) -> &str {
+        &self.key
     }
 
-    fn set(&self, key: &str, value: &str, ttl: Option<Duration>) -> CacheResult<()> {
-        self.cache.set(key, value, ttl)
-    }
-
-    fn delete(&self, key: &str) -> CacheResult<()> {
-        self.cache.delete(key)
-    }
-
-    fn claim(&self, key: &str, token: &str, ttl: Duration) -> CacheResult<Option<u64>> {
-        self.cache
-            .tree_claim(&self.space, self.path(key), token, ttl, self.scope)
-    }
-
-    fn release(&self, key: &str, token: &str) -> CacheResult<bool> {
-        self.cache.tree_release(&self.space, self.path(key), token)
-    }
-
-    fn extend(&self, key: &str, token: &str, ttl: Duration) -> CacheResult<bool> {
-        self.cache
-            .tree_extend(&self.space, self.path(key), token, ttl)
-    }
-
-    fn release_detached(&self, key: &str, token: &str, keep_for: Option<Duration>) {
-        match keep_for {
-            // `hold_at_least`: the path stays held for the rest of the window.
-            Some(keep) => self
-                .cache
-                .tree_extend_detached(&self.space, self.path(key), token, keep),
-            None => self
-                .cache
-                .tree_release_detached(&self.space, self.path(key), token),
-        }
+    fn claim(&self, claim: &Claim<'_>) -> CacheResult<Option<Claimed>> {
+        self.trees()?
+            .claim(self.space(), self.path(), self.scope, claim)
     }
 
     fn claim_async<'a>(
         &'a self,
-        key: &'a str,
-        token: &'a str,
-        ttl: Duration,
-    ) -> BoxFuture<'a, CacheResult<Option<u64>>> {
-        self.cache
-            .tree_claim_async(&self.space, self.path(key), token, ttl, self.scope)
+        claim: &'a Claim<'a>,
+    ) -> BoxFuture<'a, CacheResult<Option<Claimed>>> {
+        match self.trees() {
+            Ok(trees) => trees.claim_async(self.space(), self.path(), self.scope, claim),
+            Err(error) => failed(error),
+        }
+    }
+
+    fn release(&self, token: &str, handle: Option<&Handle>) -> CacheResult<bool> {
+        self.trees()?
+            .release(self.space(), self.path(), token, handle)
     }
 
     fn release_async<'a>(
         &'a self,
-        key: &'a str,
         token: &'a str,
+        handle: Option<&'a Handle>,
     ) -> BoxFuture<'a, CacheResult<bool>> {
-        self.cache
-            .tree_release_async(&self.space, self.path(key), token)
+        match self.trees() {
+            Ok(trees) => trees.release_async(self.space(), self.path(), token, handle),
+            Err(error) => failed(error),
+        }
+    }
+
+    fn extend(&self, token: &str, ttl: Duration, handle: Option<&Handle>) -> CacheResult<bool> {
+        self.trees()?
+            .extend(self.space(), self.path(), token, ttl, handle)
     }
 
     fn extend_async<'a>(
         &'a self,
-        key: &'a str,
         token: &'a str,
         ttl: Duration,
+        handle: Option<&'a Handle>,
     ) -> BoxFuture<'a, CacheResult<bool>> {
-        self.cache
-            .tree_extend_async(&self.space, self.path(key), token, ttl)
+        match self.trees() {
+            Ok(trees) => trees.extend_async(self.space(), self.path(), token, ttl, handle),
+            Err(error) => failed(error),
+        }
+    }
+
+    fn wait(&self, pause: Duration) {
+        match self.trees() {
+            Ok(trees) => trees.wait_for_release(self.space(), self.path(), self.scope, pause),
+            Err(_) => std::thread::sleep(pause),
+        }
+    }
+
+    fn wait_async(&self, pause: Duration) -> BoxFuture<'_, ()> {
+        match self.trees() {
+            Ok(trees) => trees.wait_for_release_async(self.space(), self.path(), self.scope, pause),
+            Err(_) => Box::pin(tokio::time::sleep(pause)),
+        }
     }
 }

@@ -1,4 +1,4 @@
-//! Tree locks in process memory: one mutex over an ordered map per lock space.
+//! Tree locks in process memory ([`TreeStore`] of [`MemoryCache`](crate::MemoryCache)): one mutex over an ordered map per lock space.
 //!
 //! A claim checks the path itself and each of its ancestors (one map lookup each), then
 //! the range of its descendants (an ordered-map range scan), all under the space's mutex,
@@ -19,8 +19,12 @@ use std::ops::Bound;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use super::path::{ancestors, child_prefix, conflicts, TreeScope};
-use crate::holder::token_of;
+use crate::claim::{Claim, Claimed, Handle};
+use crate::clock::{deadline_after, next_fence};
+use crate::owner::is_owned_by;
+use crate::result::{BoxFuture, CacheResult};
+use crate::tree::path::{ancestors, child_prefix, conflicts, TreeScope};
+use crate::tree::{TreeEntry, TreeStore};
 use crate::wake::Board;
 
 const MIN_SWEEP: usize = 64;
@@ -39,7 +43,7 @@ impl Entry {
     }
 
     fn owned_by(&self, token: &str) -> bool {
-        !token.is_empty() && token_of(&self.value) == token
+        is_owned_by(&self.value, token)
     }
 }
 
@@ -111,10 +115,6 @@ fn locked<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
         .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
-fn deadline_after(now: Instant, ttl: Duration) -> Instant {
-    now.checked_add(ttl).unwrap_or_else(|| now + crate::MAX_TTL)
-}
-
 impl MemoryTrees {
     fn space(&self, name: &str) -> Option<Arc<Mutex<Space>>> {
         locked(&self.spaces).get(name).cloned()
@@ -127,22 +127,24 @@ impl MemoryTrees {
             .clone()
     }
 
-    pub(crate) fn claim(
+    /// Claims `path`; the fence and the space's map (kept for the life of the cache, so the
+    /// guard's handle on it stays the map every claim of the space uses).
+    fn claim_value(
         &self,
         space: &str,
         path: &str,
         value: &str,
         ttl: Duration,
         scope: TreeScope,
-    ) -> Option<u64> {
+    ) -> Option<(u64, Arc<Mutex<Space>>)> {
         let shared = self.space_or_new(space);
-        let mut space = locked(&shared);
+        let mut entries = locked(&shared);
         let now = Instant::now();
-        if space.conflict(path, scope, now).is_some() {
+        if entries.conflict(path, scope, now).is_some() {
             return None;
         }
-        space.sweep_if_due(now);
-        space.paths.insert(
+        entries.sweep_if_due(now);
+        entries.paths.insert(
             path.to_owned(),
             Entry {
                 value: value.to_owned(),
@@ -150,43 +152,65 @@ impl MemoryTrees {
                 scope,
             },
         );
-        Some(crate::basic::next_fence())
+        drop(entries);
+        Some((next_fence(), shared))
     }
 
-    pub(crate) fn release(&self, space: &str, path: &str, token: &str) -> bool {
-        let Some(shared) = self.space(space) else {
-            return false;
-        };
-        let mut entries = locked(&shared);
-        let now = Instant::now();
-        let mine = entries
-            .paths
-            .get(path)
-            .is_some_and(|e| e.live(now) && e.owned_by(token));
-        if mine {
-            entries.paths.remove(path);
+    /// Runs `f` on the map of `space`: the claim's handle when there is one (no lookup).
+    fn with_space<R>(
+        &self,
+        space: &str,
+        handle: Option<&Handle>,
+        f: impl FnOnce(&mut Space) -> R,
+    ) -> Option<R> {
+        if let Some(map) = handle.and_then(|h| h.downcast_ref::<Mutex<Space>>()) {
+            return Some(f(&mut locked(map)));
         }
-        // Wake after letting go of the space: a waiter checks the space while registered.
-        drop(entries);
+        let shared = self.space(space)?;
+        let mut entries = locked(&shared);
+        Some(f(&mut entries))
+    }
+
+    fn release_now(&self, space: &str, path: &str, token: &str, handle: Option<&Handle>) -> bool {
+        let mine = self
+            .with_space(space, handle, |entries| {
+                let now = Instant::now();
+                let mine = entries
+                    .paths
+                    .get(path)
+                    .is_some_and(|e| e.live(now) && e.owned_by(token));
+                if mine {
+                    entries.paths.remove(path);
+                }
+                mine
+            })
+            .unwrap_or(false);
+        // Woken after letting go of the space: a waiter checks the space while registered.
         if mine {
             self.board.released(space);
         }
         mine
     }
 
-    pub(crate) fn extend(&self, space: &str, path: &str, token: &str, ttl: Duration) -> bool {
-        let Some(shared) = self.space(space) else {
-            return false;
-        };
-        let mut space = locked(&shared);
-        let now = Instant::now();
-        match space.paths.get_mut(path) {
-            Some(entry) if entry.live(now) && entry.owned_by(token) => {
-                entry.deadline = deadline_after(now, ttl);
-                true
+    fn extend_now(
+        &self,
+        space: &str,
+        path: &str,
+        token: &str,
+        ttl: Duration,
+        handle: Option<&Handle>,
+    ) -> bool {
+        self.with_space(space, handle, |entries| {
+            let now = Instant::now();
+            match entries.paths.get_mut(path) {
+                Some(entry) if entry.live(now) && entry.owned_by(token) => {
+                    entry.deadline = deadline_after(now, ttl);
+                    true
+                }
+                _ => false,
             }
-            _ => false,
-        }
+        })
+        .unwrap_or(false)
     }
 
     /// Whether a live lock of `space` conflicts with `path`/`scope` right now.
@@ -203,7 +227,7 @@ impl MemoryTrees {
     /// unrelated path sends it back to waiting) or `pause` has passed. A release between
     /// the waiter's failed claim and its registration is seen by the check that follows
     /// the registration; one after it wakes the wait.
-    pub(crate) fn wait(&self, space: &str, path: &str, scope: TreeScope, pause: Duration) {
+    fn wait_now(&self, space: &str, path: &str, scope: TreeScope, pause: Duration) {
         let deadline = Instant::now() + pause;
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
@@ -215,14 +239,8 @@ impl MemoryTrees {
         }
     }
 
-    /// Async twin of [`MemoryTrees::wait`].
-    pub(crate) async fn wait_async(
-        &self,
-        space: &str,
-        path: &str,
-        scope: TreeScope,
-        pause: Duration,
-    ) {
+    /// Async twin of [`MemoryTrees::wait_now`].
+    async fn wait_now_async(&self, space: &str, path: &str, scope: TreeScope, pause: Duration) {
         let deadline = Instant::now() + pause;
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
@@ -235,26 +253,19 @@ impl MemoryTrees {
         }
     }
 
-    pub(crate) fn holder(
-        &self,
-        space: &str,
-        path: &str,
-        scope: TreeScope,
-    ) -> Option<crate::tree::TreeEntry> {
+    fn holder_now(&self, space: &str, path: &str, scope: TreeScope) -> Option<TreeEntry> {
         let shared = self.space(space)?;
         let space = locked(&shared);
         let now = Instant::now();
-        space
-            .conflict(path, scope, now)
-            .map(|(q, e)| crate::tree::TreeEntry {
-                path: q.to_owned(),
-                value: e.value.clone(),
-                ttl: Some(e.deadline.saturating_duration_since(now)),
-            })
+        space.conflict(path, scope, now).map(|(q, e)| TreeEntry {
+            path: q.to_owned(),
+            value: e.value.clone(),
+            ttl: Some(e.deadline.saturating_duration_since(now)),
+        })
     }
 
     /// Every live lock of `space`, by path (expired entries are left out, not removed).
-    pub(crate) fn list(&self, space: &str) -> Vec<crate::tree::TreeEntry> {
+    fn list_now(&self, space: &str) -> Vec<TreeEntry> {
         let Some(shared) = self.space(space) else {
             return Vec::new();
         };
@@ -264,12 +275,122 @@ impl MemoryTrees {
             .paths
             .iter()
             .filter(|(_, e)| e.live(now))
-            .map(|(path, e)| crate::tree::TreeEntry {
+            .map(|(path, e)| TreeEntry {
                 path: path.clone(),
                 value: e.value.clone(),
                 ttl: Some(e.deadline.saturating_duration_since(now)),
             })
             .collect()
+    }
+}
+
+/// Tree locks in memory answer inline: nothing here waits on I/O.
+impl TreeStore for MemoryTrees {
+    fn claim(
+        &self,
+        space: &str,
+        path: &str,
+        scope: TreeScope,
+        claim: &Claim<'_>,
+    ) -> CacheResult<Option<Claimed>> {
+        let value = claim.owner_value();
+        let won = self.claim_value(space, path, &value, claim.ttl(), scope);
+        Ok(won.map(|(fence, map)| {
+            let handle: Handle = map;
+            Claimed::with_handle(fence, handle)
+        }))
+    }
+
+    fn claim_async<'a>(
+        &'a self,
+        space: &'a str,
+        path: &'a str,
+        scope: TreeScope,
+        claim: &'a Claim<'a>,
+    ) -> BoxFuture<'a, CacheResult<Option<Claimed>>> {
+        Box::pin(std::future::ready(self.claim(space, path, scope, claim)))
+    }
+
+    fn release(
+        &self,
+        space: &str,
+        path: &str,
+        token: &str,
+        handle: Option<&Handle>,
+    ) -> CacheResult<bool> {
+        Ok(self.release_now(space, path, token, handle))
+    }
+
+    fn release_async<'a>(
+        &'a self,
+        space: &'a str,
+        path: &'a str,
+        token: &'a str,
+        handle: Option<&'a Handle>,
+    ) -> BoxFuture<'a, CacheResult<bool>> {
+        Box::pin(std::future::ready(Ok(
+            self.release_now(space, path, token, handle)
+        )))
+    }
+
+    fn extend(
+        &self,
+        space: &str,
+        path: &str,
+        token: &str,
+        ttl: Duration,
+        handle: Option<&Handle>,
+    ) -> CacheResult<bool> {
+        Ok(self.extend_now(space, path, token, ttl, handle))
+    }
+
+    fn extend_async<'a>(
+        &'a self,
+        space: &'a str,
+        path: &'a str,
+        token: &'a str,
+        ttl: Duration,
+        handle: Option<&'a Handle>,
+    ) -> BoxFuture<'a, CacheResult<bool>> {
+        Box::pin(std::future::ready(Ok(
+            self.extend_now(space, path, token, ttl, handle)
+        )))
+    }
+
+    fn holder(&self, space: &str, path: &str, scope: TreeScope) -> CacheResult<Option<TreeEntry>> {
+        Ok(self.holder_now(space, path, scope))
+    }
+
+    fn holder_async<'a>(
+        &'a self,
+        space: &'a str,
+        path: &'a str,
+        scope: TreeScope,
+    ) -> BoxFuture<'a, CacheResult<Option<TreeEntry>>> {
+        Box::pin(std::future::ready(Ok(self.holder_now(space, path, scope))))
+    }
+
+    fn list(&self, space: &str) -> CacheResult<Vec<TreeEntry>> {
+        Ok(self.list_now(space))
+    }
+
+    fn list_async<'a>(&'a self, space: &'a str) -> BoxFuture<'a, CacheResult<Vec<TreeEntry>>> {
+        Box::pin(std::future::ready(Ok(self.list_now(space))))
+    }
+
+    /// Wakes on a release in `space` that unblocked `path` (or after `pause`).
+    fn wait_for_release(&self, space: &str, path: &str, scope: TreeScope, pause: Duration) {
+        self.wait_now(space, path, scope, pause);
+    }
+
+    fn wait_for_release_async<'a>(
+        &'a self,
+        space: &'a str,
+        path: &'a str,
+        scope: TreeScope,
+        pause: Duration,
+    ) -> BoxFuture<'a, ()> {
+        Box::pin(self.wait_now_async(space, path, scope, pause))
     }
 }
 
@@ -294,19 +415,19 @@ mod tests {
     fn a_release_wakes_a_registered_waiter_of_its_space_only_if_it_owned_the_path() {
         let trees = MemoryTrees::default();
         let ttl = Duration::from_secs(60);
-        assert!(trees.claim("s:", "/a", "t1|x", ttl, BOTH).is_some());
+        assert!(trees.claim_value("s:", "/a", "t1|x", ttl, BOTH).is_some());
         std::thread::scope(|scope| {
             let waiter = scope.spawn(|| {
                 let started = Instant::now();
-                trees.wait("s:", "/a/b", BOTH, LONG);
+                trees.wait_now("s:", "/a/b", BOTH, LONG);
                 started.elapsed()
             });
             until_registered(&trees, 1);
             // A release by a token that does not own the path changes nothing and wakes
             // nobody: the waiter stays registered.
-            assert!(!trees.release("s:", "/a", "t2"));
+            assert!(!trees.release_now("s:", "/a", "t2", None));
             assert_eq!(trees.board.waiting(), 1);
-            assert!(trees.release("s:", "/a", "t1"));
+            assert!(trees.release_now("s:", "/a", "t1", None));
             assert!(waiter.join().unwrap() < LONG, "woken, not timed out");
         });
         assert_eq!(trees.board.waiting(), 0);
@@ -316,17 +437,17 @@ mod tests {
     async fn a_release_wakes_a_registered_async_waiter() {
         let trees = Arc::new(MemoryTrees::default());
         let ttl = Duration::from_secs(60);
-        assert!(trees.claim("s:", "/a/b", "t1", ttl, BOTH).is_some());
+        assert!(trees.claim_value("s:", "/a/b", "t1", ttl, BOTH).is_some());
         let waiter = {
             let trees = trees.clone();
             tokio::spawn(async move {
                 let started = Instant::now();
-                trees.wait_async("s:", "/a", BOTH, LONG).await;
+                trees.wait_now_async("s:", "/a", BOTH, LONG).await;
                 started.elapsed()
             })
         };
         until_registered(&trees, 1);
-        assert!(trees.release("s:", "/a/b", "t1"));
+        assert!(trees.release_now("s:", "/a/b", "t1", None));
         assert!(waiter.await.unwrap() < LONG, "woken, not timed out");
         assert_eq!(trees.board.waiting(), 0);
     }
@@ -336,11 +457,11 @@ mod tests {
         let trees = MemoryTrees::default();
         let ttl = Duration::from_secs(60);
         // A sibling is no conflict; neither is a lock of another space.
-        assert!(trees.claim("s:", "/a/c", "t1", ttl, BOTH).is_some());
-        assert!(trees.claim("other:", "/a", "t1", ttl, BOTH).is_some());
+        assert!(trees.claim_value("s:", "/a/c", "t1", ttl, BOTH).is_some());
+        assert!(trees.claim_value("other:", "/a", "t1", ttl, BOTH).is_some());
         let started = Instant::now();
-        trees.wait("s:", "/a/b", BOTH, LONG);
-        trees.wait("never-used:", "/a/b", BOTH, LONG);
+        trees.wait_now("s:", "/a/b", BOTH, LONG);
+        trees.wait_now("never-used:", "/a/b", BOTH, LONG);
         assert!(started.elapsed() < LONG);
         assert_eq!(trees.board.waiting(), 0);
     }
