@@ -3,27 +3,54 @@
 #
 #   ./test.sh            (extra arguments go to `cargo test`, e.g. ./test.sh memory)
 #
-# The Redis tests start their own redis-server processes on free loopback ports, so they
-# need the redis-server and redis-cli binaries (not a running server). When those are
-# missing this script installs them with apt-get (as root, or through sudo); elsewhere it
-# says in one line what to install.
+# The store tests run against real servers: redis-server (and redis-cli for the cluster),
+# memcached and etcd are started by the tests themselves on free loopback ports; PostgreSQL
+# and MariaDB get a fresh database per test, on the server given by
+# CACHELOCK_TEST_POSTGRES_URL / CACHELOCK_TEST_MYSQL_URL, else the one on 127.0.0.1, else a
+# private server the harness starts. etcd's client library is built with protoc. When one of
+# those programs is missing, this script installs it with apt-get (as root, or through sudo);
+# elsewhere it says in one line what to install.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")"
 
-if ! command -v redis-server >/dev/null || ! command -v redis-cli >/dev/null; then
+# program -> the Debian package that provides it
+needed=(
+  "redis-server:redis-server"
+  "redis-cli:redis-tools"
+  "memcached:memcached"
+  "etcd:etcd-server"
+  "protoc:protobuf-compiler"
+  "psql:postgresql"
+  "mariadb:mariadb-server"
+)
+have() {
+  case "$1" in
+    # The server binaries live outside PATH on Debian.
+    psql) command -v psql >/dev/null && ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 ;;
+    mariadb) command -v mariadb >/dev/null && { command -v mariadbd >/dev/null || [ -x /usr/sbin/mariadbd ]; } ;;
+    *) command -v "$1" >/dev/null ;;
+  esac
+}
+missing=()
+for pair in "${needed[@]}"; do
+  have "${pair%%:*}" || missing+=("${pair#*:}")
+done
+if [ ${#missing[@]} -gt 0 ]; then
   if command -v apt-get >/dev/null && [ "$(id -u)" = 0 ]; then
-    echo "test.sh: installing redis-server and redis-tools with apt-get"
+    echo "test.sh: installing ${missing[*]} with apt-get"
     apt-get update
-    DEBIAN_FRONTEND=noninteractive apt-get install -y redis-server redis-tools
+    DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "${missing[@]}"
   elif command -v apt-get >/dev/null && command -v sudo >/dev/null; then
-    echo "test.sh: installing redis-server and redis-tools with sudo apt-get"
+    echo "test.sh: installing ${missing[*]} with sudo apt-get"
     sudo apt-get update
-    sudo DEBIAN_FRONTEND=noninteractive apt-get install -y redis-server redis-tools
+    sudo DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "${missing[@]}"
   fi
 fi
-if ! command -v redis-server >/dev/null || ! command -v redis-cli >/dev/null; then
-  echo "test.sh: redis-server/redis-cli not found; install them (Debian/Ubuntu: apt-get install -y redis-server redis-tools; macOS: brew install redis), or set REDIS_SERVER_BIN" >&2
-  exit 1
-fi
+for pair in "${needed[@]}"; do
+  if ! have "${pair%%:*}"; then
+    echo "test.sh: ${pair%%:*} not found; install it (Debian/Ubuntu: apt-get install -y ${pair#*:}; macOS: brew install redis memcached etcd protobuf postgresql mariadb), or set REDIS_SERVER_BIN and friends" >&2
+    exit 1
+  fi
+done
 
 exec cargo test --workspace --all-features "$@"

@@ -10,6 +10,9 @@
 //!   text, to check what a library logs.
 //! - [`LostReplyProxy`]: a TCP proxy to a real server that lets one command run and loses
 //!   its reply (the connection is cut), the fault a resent command must survive.
+//! - [`CutProxy`]: a TCP proxy to a real server whose link can be cut and healed (a server
+//!   going away, for the stores whose one server the tests share).
+//! - [`memcached`], [`etcd`], [`postgres`], [`mysql`]: the servers of those stores' tests.
 //! - [`free_port`]: a port free on 127.0.0.1 right now.
 //! - [`parse_commandstats`]: the per-command call counts in the text of `INFO commandstats`.
 //!
@@ -18,15 +21,21 @@
 //! panics with a one-line message that says how to install it.
 #![deny(missing_docs)]
 
+mod cut_proxy;
+pub mod etcd;
 mod eventually;
 mod lost_reply;
+pub mod memcached;
+pub mod mysql;
 mod port;
+pub mod postgres;
 mod process;
 mod redis_client;
 mod redis_cluster;
 mod redis_server;
 mod tracing_capture;
 
+pub use cut_proxy::CutProxy;
 pub use eventually::eventually;
 pub use lost_reply::LostReplyProxy;
 pub use port::free_port;

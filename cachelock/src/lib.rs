@@ -80,13 +80,25 @@ mod config;
 mod default_cache;
 mod detached;
 mod error;
+#[cfg(feature = "etcd")]
+pub mod etcd;
+#[cfg(feature = "file")]
+pub mod file;
+mod from_url;
 mod guard;
 mod lease;
 mod lock;
 mod log;
+#[cfg(feature = "memcached")]
+pub mod memcached;
 mod memory;
+#[cfg(feature = "mysql")]
+pub mod mysql;
 mod noop;
 mod owner;
+#[cfg(feature = "postgres")]
+pub mod postgres;
+mod redact;
 #[cfg(feature = "redis")]
 pub mod redis;
 mod renew;
@@ -110,11 +122,13 @@ pub use default_cache::{
     default_cache, default_cache_arc, set_default_cache, set_default_cache_arc, DefaultCache,
 };
 pub use error::{BoxError, Error};
+pub use from_url::store_from_url;
 pub use guard::{AsyncGuard, Guard};
 pub use lock::Lock;
 pub use memory::MemoryCache;
 pub use noop::NoopCache;
 pub use owner::{Holder, OwnerValue};
+pub use redact::redact_url;
 pub use result::{BoxFuture, CacheResult};
 pub use store::{LockAdmin, LockStore};
 

@@ -148,3 +148,67 @@ fn prepare_tls() {
         let _ = rustls::crypto::ring::default_provider().install_default();
     }
 }
+
+/// Opens a `redis://`, `rediss://` or `redis+unix://` URL (see
+/// [`store_from_url`](crate::store_from_url)).
+pub(crate) fn open_url(url: &str) -> Result<std::sync::Arc<dyn crate::LockStore>, crate::BoxError> {
+    Ok(std::sync::Arc::new(RedisCache::from_url(url)?))
+}
+
+/// Opens a `redis-cluster://[user:pass@]host1:port1,host2:port2[/...]` URL (or
+/// `rediss-cluster://`): one `redis://` node URL per host, with the same credentials.
+pub(crate) fn open_cluster_url(
+    url: &str,
+) -> Result<std::sync::Arc<dyn crate::LockStore>, crate::BoxError> {
+    Ok(std::sync::Arc::new(RedisClusterCache::from_urls(
+        cluster_nodes(url)?,
+    )?))
+}
+
+/// The node URLs of a `redis-cluster://` URL.
+fn cluster_nodes(url: &str) -> Result<Vec<String>, crate::BoxError> {
+    let (scheme, rest) = url
+        .split_once("://")
+        .ok_or("a Redis Cluster URL looks like redis-cluster://host1:7000,host2:7000")?;
+    let node_scheme = if scheme.eq_ignore_ascii_case("rediss-cluster") {
+        "rediss"
+    } else {
+        "redis"
+    };
+    let end = rest.find(['/', '?']).unwrap_or(rest.len());
+    let (authority, tail) = rest.split_at(end);
+    let (userinfo, hosts) = match authority.rfind('@') {
+        Some(at) => (&authority[..=at], &authority[at + 1..]),
+        None => ("", authority),
+    };
+    let nodes: Vec<String> = hosts
+        .split(',')
+        .filter(|host| !host.is_empty())
+        .map(|host| format!("{node_scheme}://{userinfo}{host}{tail}"))
+        .collect();
+    if nodes.is_empty() {
+        return Err(
+            "a Redis Cluster URL names at least one node: redis-cluster://host1:7000,host2:7000"
+                .into(),
+        );
+    }
+    Ok(nodes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::cluster_nodes;
+
+    #[test]
+    fn a_cluster_url_gives_one_node_url_per_host_with_the_credentials() {
+        assert_eq!(
+            cluster_nodes("redis-cluster://u:p@a:7000,b:7001").unwrap(),
+            ["redis://u:p@a:7000", "redis://u:p@b:7001"]
+        );
+        assert_eq!(
+            cluster_nodes("rediss-cluster://a:1/?protocol=resp3").unwrap(),
+            ["rediss://a:1/?protocol=resp3"]
+        );
+        assert!(cluster_nodes("redis-cluster://").is_err());
+    }
+}

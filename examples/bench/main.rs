@@ -29,6 +29,8 @@
 //! fenced ratios are printed beside them, not counted as targets. `#[once]` without
 //! `fence = ...` claims unfenced, so it is compared with `Lock` `fencing(false)`.
 
+mod stores;
+
 use std::collections::BTreeMap;
 use std::future::Future;
 use std::hint::black_box;
@@ -1159,6 +1161,8 @@ fn main() {
     w1.iter().for_each(print_row);
     let w2 = w2(&settings, &url);
     w2.iter().for_each(print_row);
+    let store_rows = stores::rows(&settings);
+    store_rows.iter().for_each(print_row);
 
     let mut met = true;
     println!("# ratios (same run; ops/s = median of the interleaved passes)");
@@ -1239,7 +1243,8 @@ fn main() {
         find(&w3, "Lock, MemoryCache, key format!"),
         0.95,
     );
-    let violations: u64 = w2.iter().map(|r| r.violations).sum();
+    stores::ratios(&store_rows);
+    let violations: u64 = w2.iter().chain(&store_rows).map(|r| r.violations).sum();
     println!(
         "# W2 violations: {violations} (target 0) {}",
         if violations == 0 { "met" } else { "MISSED" }

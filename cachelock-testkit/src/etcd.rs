@@ -1,0 +1,1 @@
+//! Test servers for the etcd store (to be written, #16).

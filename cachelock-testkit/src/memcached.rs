@@ -1,0 +1,1 @@
+//! Test servers for the memcached store (to be written, #16).

@@ -1,0 +1,1 @@
+//! Test servers for the mysql store (to be written, #16).

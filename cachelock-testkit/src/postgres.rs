@@ -1,0 +1,1 @@
+//! Test servers for the postgres store (to be written, #16).
