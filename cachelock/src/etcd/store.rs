@@ -115,12 +115,28 @@ impl EtcdStore {
         &self.core.settings.key_prefix
     }
 
+    fn block<T: Send + 'static>(
+        &self,
+        op: impl FnOnce(Core) -> BoxFuture<'static, CacheResult<T>>,
+    ) -> CacheResult<T> {
+        self.core.block(op)
+    }
+
+    fn run<T: Send + 'static>(
+        &self,
+        op: impl FnOnce(Core) -> BoxFuture<'static, CacheResult<T>>,
+    ) -> BoxFuture<'static, CacheResult<T>> {
+        self.core.run(op)
+    }
+}
+
+impl Core {
     /// Runs a sync operation on the private runtime.
     fn block<T: Send + 'static>(
         &self,
         op: impl FnOnce(Core) -> BoxFuture<'static, CacheResult<T>>,
     ) -> CacheResult<T> {
-        runtime::block_on(op(self.core.clone()))
+        runtime::block_on(op(self.clone()))
     }
 
     /// Runs an async operation on the private runtime.
@@ -128,7 +144,7 @@ impl EtcdStore {
         &self,
         op: impl FnOnce(Core) -> BoxFuture<'static, CacheResult<T>>,
     ) -> BoxFuture<'static, CacheResult<T>> {
-        Box::pin(runtime::run(op(self.core.clone())))
+        Box::pin(runtime::run(op(self.clone())))
     }
 }
 
@@ -294,18 +310,19 @@ impl LockStore for EtcdStore {
     }
 
     fn admin(&self) -> Option<&dyn LockAdmin> {
-        Some(self)
+        Some(&self.core)
     }
 
     fn trees(&self) -> Option<&dyn TreeStore> {
-        Some(self)
+        Some(&self.core)
     }
 }
 
-impl LockAdmin for EtcdStore {
+/// On the core, not on [`EtcdStore`], so that `holder` and `claim` stay unambiguous on it.
+impl LockAdmin for Core {
     /// A read of the key, then its lease's time to live.
     fn holder(&self, key: &str) -> CacheResult<Option<(String, Option<Duration>)>> {
-        let key = self.core.key(key);
+        let key = self.key(key);
         self.block(|core| Box::pin(core.holder(key)))
     }
 
@@ -313,7 +330,7 @@ impl LockAdmin for EtcdStore {
         &'a self,
         key: &'a str,
     ) -> BoxFuture<'a, CacheResult<Option<(String, Option<Duration>)>>> {
-        let key = self.core.key(key);
+        let key = self.key(key);
         self.run(|core| Box::pin(core.holder(key)))
     }
 
@@ -330,18 +347,18 @@ impl LockAdmin for EtcdStore {
 
     /// A delete of the key (then its lease revoked in the background).
     fn force_release(&self, key: &str) -> CacheResult<()> {
-        let key = self.core.key(key);
+        let key = self.key(key);
         self.block(|core| Box::pin(core.force_release(key)))
     }
 
     fn force_release_async<'a>(&'a self, key: &'a str) -> BoxFuture<'a, CacheResult<()>> {
-        let key = self.core.key(key);
+        let key = self.key(key);
         self.run(|core| Box::pin(core.force_release(key)))
     }
 }
 
 /// Tree locks: one transaction per claim over the path's relatives (see `tree.rs`).
-impl TreeStore for EtcdStore {
+impl TreeStore for Core {
     fn claim(
         &self,
         space: &str,
