@@ -1,7 +1,7 @@
 //! Locks in etcd (cargo feature `etcd`, on the `etcd-client` crate; building it runs
 //! `protoc`).
 //!
-//! [`EtcdStore`] serves sync and async code alike, and is a [`LockStore`](crate::LockStore)
+//! [`EtcdStore`] serves sync and async code alike, and is a [`LockStore`]
 //! (with [`LockAdmin`](crate::LockAdmin) and [`TreeStore`](crate::tree::TreeStore)) to hand
 //! to [`Lock::cache`](crate::Lock::cache) or [`set_default_cache`](crate::set_default_cache),
 //! or to open by URL with [`store_from_url`](crate::store_from_url).
