@@ -183,6 +183,28 @@ impl EtcdServer {
         assert!(status.success(), "kill {signal} failed");
     }
 
+    /// How many gRPC requests the member has started, per method (`Txn`, `LeaseGrant`,
+    /// `LeaseRevoke`, `Range`, `LeaseKeepAlive`, ...), from its `/metrics` page
+    /// (`grpc_server_started_total`): to count the requests an operation sends.
+    pub fn grpc_requests(&self) -> std::collections::BTreeMap<String, u64> {
+        let page = http(self.port, "GET", "/metrics", "").expect("GET /metrics");
+        let mut counts = std::collections::BTreeMap::new();
+        for line in page.lines() {
+            let Some(labels) = line.strip_prefix("grpc_server_started_total{") else {
+                continue;
+            };
+            let method = labels
+                .split(',')
+                .find_map(|label| label.strip_prefix("grpc_method=\""))
+                .and_then(|rest| rest.split('"').next());
+            let count = line.rsplit(' ').next().and_then(|n| n.parse::<f64>().ok());
+            if let (Some(method), Some(count)) = (method, count) {
+                *counts.entry(method.to_owned()).or_insert(0) += count as u64;
+            }
+        }
+        counts
+    }
+
     /// Turns on etcd authentication with `user` (given the `root` role) and `password`,
     /// through etcd's JSON gateway. From then on every client must log in.
     pub fn enable_auth(&self, user: &str, password: &str) {
