@@ -415,3 +415,18 @@ fn a_store_from_the_apps_own_client_works() {
         guard.release().await.unwrap();
     });
 }
+
+#[test]
+fn a_release_revokes_the_locks_lease() {
+    let server = EtcdServer::start();
+    let store = store(&server.url());
+    let claim = Claim::new(Duration::from_secs(30));
+    assert!(store.claim("revoked", &claim).unwrap().is_some());
+    let lease = raw(&server, async |c| c.get("revoked", None).await).kvs()[0].lease();
+    assert!(store.release("revoked", claim.token(), None).unwrap());
+    // Revoked in the background: a lease left behind would hold no key, but would linger
+    // on the server for its whole TTL.
+    cachelock_testkit::eventually("the lease is revoked", || {
+        raw(&server, async |c| c.lease_time_to_live(lease, None).await).ttl() == -1
+    });
+}
