@@ -20,6 +20,10 @@ use crate::result::CacheResult;
 const TTL_BITS: u32 = 22;
 const TTL_MASK: i64 = (1 << TTL_BITS) - 1;
 
+/// The mark of every key of a tree lock space (`tree.rs`): [`Lock`](crate::Lock) refuses
+/// such keys and the listings of plain locks skip them.
+pub(crate) const MARK: &str = "{cachelock-tree}:";
+
 /// How many revisions of keys seen held are remembered for the watches of waiters.
 const SEEN_MAX: usize = 4096;
 

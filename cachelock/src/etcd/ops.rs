@@ -9,7 +9,7 @@ use etcd_client::{
     TxnOp, TxnOpResponse, TxnResponse, WatchFilterType, WatchOptions,
 };
 
-use super::core::{failed, owned_by, resend_once, timed, Core};
+use super::core::{failed, owned_by, resend_once, timed, Core, MARK};
 use crate::claim::Claim;
 use crate::owner::is_owned_by;
 use crate::result::CacheResult;
@@ -379,7 +379,7 @@ impl Core {
                 .kvs()
                 .iter()
                 .filter_map(|kv| kv.key_str().ok())
-                .filter(|key| !key.contains(super::tree::MARK))
+                .filter(|key| !key.contains(MARK))
                 .filter_map(|key| key.get(own..).map(str::to_owned))
                 .collect())
         })

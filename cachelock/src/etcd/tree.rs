@@ -37,14 +37,11 @@ use std::time::Duration;
 use etcd_client::{Compare, CompareOp, GetOptions, PutOptions, Txn, TxnOp, TxnOpResponse};
 use futures_util::future::join_all;
 
-use super::core::{failed, resend_once, timed, Core};
+use super::core::{failed, resend_once, timed, Core, MARK};
 use super::ops::ClaimArgs;
 use crate::result::CacheResult;
 use crate::tree::path::{ancestors, child_prefix};
 use crate::tree::{TreeEntry, TreeScope};
-
-/// The mark of every key of a tree lock space.
-pub(crate) const MARK: &str = "{cachelock-tree}:";
 
 /// The key names of one lock space.
 pub(crate) struct Space {
