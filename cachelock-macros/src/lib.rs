@@ -335,11 +335,15 @@ use proc_macro::TokenStream;
 /// - if the function returns `Result<_, E>` with `E: From<cachelock::Error>`, the error is
 ///   returned (in a generic function, `E` must have that bound in scope);
 /// - otherwise the body does **not** run (the call *fails closed*: it returns the skipped
-///   value) and the failure is reported through `tracing` at error level, with the function
-///   name and the key.
+///   value), and the skip is never silent: it is counted (`cachelock::fail_closed_count()`),
+///   reported through `tracing` at error level with the function name and the key, handed to
+///   the hook set with `cachelock::on_fail_closed`, and, when neither a hook nor a `tracing`
+///   subscriber is installed, written to stderr (the first time per function, then at most
+///   once a minute).
 ///
 /// Failing closed is the safe choice for "at most once" work (payments, e-mails, reports):
-/// running without the lock could run it twice. Return a `Result` to handle the failure.
+/// running without the lock could run it twice. Return a `Result` to handle the failure, or
+/// set `cachelock::on_fail_closed` to alert on it.
 ///
 /// # What it applies to
 ///
@@ -378,7 +382,7 @@ use proc_macro::TokenStream;
 /// | `cache=...` (Django's cache by default) | `cache = <expr>` (any `Cache`; the process default, set with `cachelock::set_default_cache`) |
 /// | (not an option of `once`) | `ttl = "30s"` (default 60 s): a crashed holder frees the key |
 /// | (not an option of `once`) | `wait = "5s"` |
-/// | a cache error is raised | returned in a `Result` whose error converts from `cachelock::Error`, else fail closed and logged |
+/// | a cache error is raised | returned in a `Result` whose error converts from `cachelock::Error`, else fail closed: counted, logged, sent to `cachelock::on_fail_closed`'s hook, on stderr if nothing else listens |
 /// | the key as formatted | stored under the process prefix, `cachelock:` by default |
 #[proc_macro_attribute]
 pub fn once(args: TokenStream, item: TokenStream) -> TokenStream {

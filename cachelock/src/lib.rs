@@ -82,6 +82,7 @@ mod detached;
 mod error;
 #[cfg(feature = "etcd")]
 pub mod etcd;
+mod fail_closed;
 #[cfg(feature = "file")]
 pub mod file;
 mod from_url;
@@ -122,6 +123,7 @@ pub use default_cache::{
     default_cache, default_cache_arc, set_default_cache, set_default_cache_arc, DefaultCache,
 };
 pub use error::{BoxError, Error};
+pub use fail_closed::{fail_closed_count, on_fail_closed, FailClosed};
 pub use from_url::store_from_url;
 pub use guard::{AsyncGuard, Guard};
 pub use lock::Lock;
