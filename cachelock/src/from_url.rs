@@ -26,7 +26,7 @@ use crate::store::LockStore;
 ///
 /// Nothing connects until the first lock is taken, so a server that is down fails the first
 /// lock, not this call. A URL whose store's feature is off, an unknown scheme, or a URL the
-/// store cannot read is an [`Error::InvalidSetting`] whose message names the URL (password
+/// store cannot read is an [`Error::InvalidStore`] whose message names the URL (password
 /// hidden) and, for a feature that is off, the feature to turn on.
 ///
 /// ```
@@ -91,9 +91,9 @@ pub fn store_from_url(url: &str) -> Result<Arc<dyn LockStore>, Error> {
         )
         .into()),
     };
-    opened.map_err(|error| Error::InvalidSetting {
-        key: redact_url(url),
-        reason: format!("cannot use this store URL: {error}"),
+    opened.map_err(|error| Error::InvalidStore {
+        store: redact_url(url),
+        reason: error.to_string(),
     })
 }
 

@@ -66,6 +66,11 @@
 #![deny(missing_docs)]
 #![warn(rust_2018_idioms, unreachable_pub)]
 
+/// The README's code blocks, compiled and run as doctests (`cargo test --doc --all-features`).
+#[cfg(all(doctest, feature = "redis"))]
+#[doc = include_str!("../../README.md")]
+pub struct ReadmeDoctests;
+
 #[doc(hidden)]
 #[path = "private.rs"]
 pub mod __private;
