@@ -36,7 +36,8 @@ use crate::store::LockStore;
 /// let guard = Lock::new("report").cache(store.clone()).try_acquire()?;
 /// assert!(Lock::new("report").cache(store).try_acquire().unwrap_err().is_locked());
 /// # drop(guard);
-/// assert!(store_from_url("gopher://x").unwrap_err().to_string().contains("gopher"));
+/// let error = store_from_url("gopher://x").err().expect("an unknown scheme");
+/// assert!(error.to_string().contains("gopher"));
 /// # Ok::<(), cachelock::Error>(())
 /// ```
 pub fn store_from_url(url: &str) -> Result<Arc<dyn LockStore>, Error> {
