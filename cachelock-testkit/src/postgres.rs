@@ -9,7 +9,8 @@
 //! 3. a private server this process starts once, on a free loopback port, with `initdb`
 //!    and `postgres` from `/usr/lib/postgresql/*/bin` (or `PATH`), as the user `postgres`
 //!    through `runuser` when the tests run as root; it stops within a second of the test
-//!    process's end.
+//!    process's end. `CACHELOCK_TEST_POSTGRES_PRIVATE=1` skips the local server (to test
+//!    this path).
 //!
 //! Every [`TestDb`] is `CREATE DATABASE cachelock_t_<random>`, dropped (`WITH (FORCE)`) on
 //! `Drop`. Administrative SQL goes through `psql`, so the helper works from sync and async
@@ -29,6 +30,8 @@ struct Server {
     base: String,
     query: String,
     admin_db: String,
+    /// The private server's watchdog shell, kept for the life of the process.
+    _private: Option<std::sync::Mutex<std::process::Child>>,
 }
 
 /// The directory of the PostgreSQL binaries (`initdb`, `postgres`, `psql`): the newest
@@ -103,6 +106,7 @@ fn server() -> &'static Server {
                 base,
                 query,
                 admin_db,
+                _private: None,
             };
             if let Err(error) = psql(&server.url(&server.admin_db), "SELECT 1") {
                 panic!("CACHELOCK_TEST_POSTGRES_URL does not answer: {error}");
@@ -113,8 +117,10 @@ fn server() -> &'static Server {
             base: "postgres://postgres@127.0.0.1:5432".to_owned(),
             query: String::new(),
             admin_db: "postgres".to_owned(),
+            _private: None,
         };
-        if psql(&local.url("postgres"), "SELECT 1").is_ok() {
+        let force_private = std::env::var_os("CACHELOCK_TEST_POSTGRES_PRIVATE").is_some();
+        if !force_private && psql(&local.url("postgres"), "SELECT 1").is_ok() {
             return local;
         }
         start_private()
@@ -190,13 +196,13 @@ fn start_private() -> Server {
         "{postgres} -D {data} -p {port} -k {dir} -c listen_addresses=127.0.0.1 -c fsync=off \
          >{dir}/log 2>&1 & pg=$!; \
          while [ -d /proc/{me} ] && kill -0 $pg 2>/dev/null; do sleep 1; done; \
-         kill -INT $pg 2>/dev/null; wait $pg",
+         kill -INT $pg 2>/dev/null; wait $pg; rm -rf {dir}",
         postgres = bin("postgres"),
         data = data_s,
         dir = dir.display(),
         me = std::process::id(),
     );
-    as_server_user("sh", &["-c", &script])
+    let watchdog = as_server_user("sh", &["-c", &script])
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -206,6 +212,7 @@ fn start_private() -> Server {
         base: format!("postgres://postgres@127.0.0.1:{port}"),
         query: String::new(),
         admin_db: "postgres".to_owned(),
+        _private: Some(std::sync::Mutex::new(watchdog)),
     };
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {

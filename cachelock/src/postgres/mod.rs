@@ -2,8 +2,8 @@
 //!
 //! One table holds the locks, one row per key; every decision is one SQL statement run in
 //! autocommit, measured by the database's clock. A [`PostgresStore`] serves sync and async
-//! code alike and is a [`LockStore`](crate::LockStore) with
-//! [`LockAdmin`](crate::LockAdmin) and [`TreeStore`](crate::tree::TreeStore), to hand to
+//! code alike and is a [`LockStore`] with [`LockAdmin`](crate::LockAdmin) and
+//! [`TreeStore`](crate::tree::TreeStore), to hand to
 //! [`Lock::cache`](crate::Lock::cache), [`set_default_cache`](crate::set_default_cache) or
 //! [`store_from_url`](crate::store_from_url) (`postgres://…`, `postgresql://…`).
 //!

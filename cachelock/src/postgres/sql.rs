@@ -13,6 +13,12 @@ pub(crate) const RELEASED: &str = "cachelock_released";
 /// The `NOTIFY` channel of tree lock releases; the payload is `<space>\n<path>`.
 pub(crate) const TREE_RELEASED: &str = "cachelock_tree_released";
 
+/// Evaluated by a release that deleted a lock: its transaction commits without waiting for
+/// its WAL flush. Safe: a release lost in a crash leaves the lock held until its deadline
+/// (nobody else can take it meanwhile), and a later claim's synchronous commit flushes the
+/// release with it. Claims and extends always wait for their flush.
+const ASYNC_COMMIT: &str = "set_config('synchronous_commit', 'off', true)";
+
 /// The longest table name: PostgreSQL cuts identifiers at 63 bytes, and the sequence and
 /// the tree table add `_fence` and `_tree`.
 pub(crate) const MAX_TABLE_NAME: usize = 63 - "_fence".len();
@@ -110,7 +116,7 @@ COMMIT;",
         let release = format!(
             "WITH released AS (UPDATE {t} SET expires_at = '-infinity' \
              WHERE key = $1 AND token = $2 AND expires_at > clock_timestamp() RETURNING key) \
-             SELECT pg_notify('{RELEASED}', key) FROM released"
+             SELECT pg_notify('{RELEASED}', key), {ASYNC_COMMIT} FROM released"
         );
         let extend = format!(
             "UPDATE {t} SET expires_at = clock_timestamp() + $3 * interval '1 microsecond' \
@@ -126,7 +132,7 @@ COMMIT;",
         let force_release = format!(
             "WITH released AS (UPDATE {t} SET expires_at = '-infinity' \
              WHERE key = $1 AND expires_at > clock_timestamp() RETURNING key) \
-             SELECT pg_notify('{RELEASED}', key) FROM released"
+             SELECT pg_notify('{RELEASED}', key), {ASYNC_COMMIT} FROM released"
         );
         let tree_lock = "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))".to_owned();
         let tree_claim = format!(
@@ -145,7 +151,7 @@ COMMIT;",
             "WITH released AS (UPDATE {tree} SET expires_at = '-infinity' \
              WHERE space = $1 AND path = $2 AND token = $3 AND expires_at > clock_timestamp() \
              RETURNING space, path) \
-             SELECT pg_notify('{TREE_RELEASED}', space || E'\\n' || path) FROM released"
+             SELECT pg_notify('{TREE_RELEASED}', space || E'\\n' || path), {ASYNC_COMMIT} FROM released"
         );
         let tree_extend = format!(
             "UPDATE {tree} SET expires_at = clock_timestamp() + $4 * interval '1 microsecond' \
