@@ -143,6 +143,7 @@ impl std::fmt::Display for ConfigError {
 
 impl std::error::Error for ConfigError {}
 
+#[derive(Debug)]
 /// What a URL gives: the driver URL (`mysql://`, without cachelock's own parameters) and
 /// the table named by `?table=`, if any.
 pub(crate) struct ParsedUrl {

@@ -1,7 +1,7 @@
 //! Locks in a MariaDB or MySQL table (cargo feature `mysql`), on the `mysql` (sync) and
 //! `mysql_async` crates.
 //!
-//! [`MysqlStore`] is a [`LockStore`](crate::LockStore) (with
+//! [`MysqlStore`] is a [`LockStore`] (with
 //! [`LockAdmin`](crate::LockAdmin) and [`TreeStore`](crate::tree::TreeStore)) for sync and
 //! async code alike. It needs MariaDB 10.3+ or MySQL 5.7+ with **InnoDB** (row locks and
 //! transactions; MyISAM would lose atomicity), and it is tested on MariaDB 10.11.

@@ -112,45 +112,28 @@ impl Session for mysql::PooledConn {
 }
 
 impl Session for mysql_async::Conn {
-    fn execute<'a>(
-        &'a mut self,
-        sql: &'a str,
-        values: Vec<Value>,
-    ) -> impl Future<Output = Result<Done, DbError>> + Send + 'a {
-        async move {
-            mysql_async::prelude::Queryable::exec_drop(&mut *self, sql, params(values))
+    async fn execute(&mut self, sql: &str, values: Vec<Value>) -> Result<Done, DbError> {
+        mysql_async::prelude::Queryable::exec_drop(&mut *self, sql, params(values))
+            .await
+            .map_err(DbError::from_async)?;
+        Ok(Done {
+            affected: self.affected_rows(),
+            last_id: self.last_insert_id().unwrap_or(0),
+        })
+    }
+
+    async fn select(&mut self, sql: &str, values: Vec<Value>) -> Result<Vec<Vec<Value>>, DbError> {
+        let rows: Vec<mysql_async::Row> =
+            mysql_async::prelude::Queryable::exec(&mut *self, sql, params(values))
                 .await
                 .map_err(DbError::from_async)?;
-            Ok(Done {
-                affected: self.affected_rows(),
-                last_id: self.last_insert_id().unwrap_or(0),
-            })
-        }
+        Ok(rows.into_iter().map(mysql_async::Row::unwrap).collect())
     }
 
-    fn select<'a>(
-        &'a mut self,
-        sql: &'a str,
-        values: Vec<Value>,
-    ) -> impl Future<Output = Result<Vec<Vec<Value>>, DbError>> + Send + 'a {
-        async move {
-            let rows: Vec<mysql_async::Row> =
-                mysql_async::prelude::Queryable::exec(&mut *self, sql, params(values))
-                    .await
-                    .map_err(DbError::from_async)?;
-            Ok(rows.into_iter().map(mysql_async::Row::unwrap).collect())
-        }
-    }
-
-    fn batch<'a>(
-        &'a mut self,
-        sql: &'a str,
-    ) -> impl Future<Output = Result<(), DbError>> + Send + 'a {
-        async move {
-            mysql_async::prelude::Queryable::query_drop(&mut *self, sql)
-                .await
-                .map_err(DbError::from_async)
-        }
+    async fn batch(&mut self, sql: &str) -> Result<(), DbError> {
+        mysql_async::prelude::Queryable::query_drop(&mut *self, sql)
+            .await
+            .map_err(DbError::from_async)
     }
 }
 
@@ -281,6 +264,9 @@ impl DbError {
                 }
             }
             mysql::Error::DriverError(e) => DbError::connection(format!("driver error: {e}")),
+            mysql::Error::CodecError(mysql_common::proto::codec::error::PacketCodecError::Io(
+                io,
+            )) => DbError::io(io),
             mysql::Error::CodecError(e) => DbError::connection(format!("protocol error: {e}")),
             mysql::Error::UrlError(_) => DbError::other("invalid connection options"),
             mysql::Error::FromValueError(_) | mysql::Error::FromRowError(_) => {
