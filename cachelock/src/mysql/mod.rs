@@ -178,6 +178,19 @@ pub use ::mysql as driver;
 /// [`MysqlStore::from_pools`].
 pub use ::mysql_async as async_driver;
 
+/// The claim and release statements for `table`, for the benchmark that sends them without
+/// cachelock around them. Not a stable API.
+#[doc(hidden)]
+pub mod statement_text {
+    /// The claim (params: key, token, owner, ttl µs, token, owner, token, ttl µs; the OK
+    /// packet's last insert id is the fence, or 0 when refused) and the owner-checked
+    /// release (params: key, token).
+    pub fn claim_and_release(table: &str) -> (String, String) {
+        let sql = super::sql::Sql::new(table);
+        (sql.claim, sql.release)
+    }
+}
+
 use std::sync::Arc;
 
 use crate::error::BoxError;

@@ -290,6 +290,10 @@ impl MysqlStoreBuilder {
                     .pool_opts(
                         mysql_async::PoolOpts::default()
                             .with_reset_connection(false)
+                            // Idle connections are closed after a minute unused (the pool's
+                            // lower bound is 0, so its default, 0 s, would close them all at
+                            // every check).
+                            .with_inactive_connection_ttl(Duration::from_secs(60))
                             .with_constraints(
                                 mysql_async::PoolConstraints::new(0, settings.max_connections)
                                     .ok_or_else(|| ConfigError::new("invalid connection limit"))?,
