@@ -41,7 +41,10 @@
 //! [`tree_conformance_async`], for the stores that have them.
 //!
 //! Every key lives under a fresh random prefix, so runs never collide on a shared server.
-//! The TTL checks sleep (about 2 s per run in all); the suite makes no claim about speed.
+//! The TTL checks sleep (about 2 s per run in all); the suite makes no claim about speed. A
+//! store that counts TTLs in whole seconds (memcached) runs it with
+//! [`conformance_with_ttl_slack`] / [`conformance_async_with_ttl_slack`], which wait that
+//! much longer for a short lock to run out.
 
 use std::sync::Barrier;
 use std::time::Duration;
@@ -87,9 +90,27 @@ impl std::error::Error for ConformanceError {}
 ///
 /// Needs no async runtime.
 pub fn conformance<S: LockStore>(store: S) -> Result<(), ConformanceError> {
-    run_sync(Suite::new(&store, Mode::Sync, "sync").run())?;
+    conformance_with_ttl_slack(store, Duration::ZERO)
+}
+
+/// Like [`conformance`], for a store whose locks may outlive their TTL by up to `slack`: one
+/// that counts TTLs in coarse units (memcached rounds up to whole seconds and adds one, so
+/// its locks live less than 2 s beyond their TTL). The checks that wait for a short lock to
+/// run out wait `slack` longer; nothing else changes. A lock must still never run out
+/// *before* its TTL.
+///
+/// Needs no async runtime.
+pub fn conformance_with_ttl_slack<S: LockStore>(
+    store: S,
+    slack: Duration,
+) -> Result<(), ConformanceError> {
+    run_sync(Suite::new(&store, Mode::Sync, "sync").slack(slack).run())?;
     let boxed: Box<dyn LockStore + '_> = Box::new(&store);
-    run_sync(Suite::new(&boxed, Mode::Sync, "sync, Box<dyn LockStore>").run())
+    run_sync(
+        Suite::new(&boxed, Mode::Sync, "sync, Box<dyn LockStore>")
+            .slack(slack)
+            .run(),
+    )
 }
 
 /// Checks a get/set/delete `cache`: its `get`, `set` and `delete`, then [`conformance`] on
@@ -137,9 +158,21 @@ fn run_sync(
 ///
 /// Must be awaited inside a tokio runtime (it sleeps with tokio's timer).
 pub async fn conformance_async<S: LockStore>(store: S) -> Result<(), ConformanceError> {
-    Suite::new(&store, Mode::Async, "async").run().await?;
+    conformance_async_with_ttl_slack(store, Duration::ZERO).await
+}
+
+/// Async twin of [`conformance_with_ttl_slack`]. Must be awaited inside a tokio runtime.
+pub async fn conformance_async_with_ttl_slack<S: LockStore>(
+    store: S,
+    slack: Duration,
+) -> Result<(), ConformanceError> {
+    Suite::new(&store, Mode::Async, "async")
+        .slack(slack)
+        .run()
+        .await?;
     let boxed: Box<dyn LockStore + '_> = Box::new(&store);
     Suite::new(&boxed, Mode::Async, "async, Box<dyn LockStore>")
+        .slack(slack)
         .run()
         .await
 }
@@ -208,6 +241,8 @@ struct Suite<'a, S: LockStore + ?Sized> {
     label: &'static str,
     prefix: String,
     check: &'static str,
+    /// How long past `SHORT` a short lock is waited for: `PAST_SHORT` + the store's slack.
+    past_short: Duration,
 }
 
 /// A fresh claim for `ttl`.
@@ -223,7 +258,13 @@ impl<'a, S: LockStore + ?Sized> Suite<'a, S> {
             label,
             prefix: format!("cachelock-conformance:{}:", &Token::new().as_str()[..12]),
             check: "",
+            past_short: PAST_SHORT,
         }
+    }
+
+    fn slack(mut self, slack: Duration) -> Self {
+        self.past_short = PAST_SHORT + slack;
+        self
     }
 
     fn key(&self, name: &str) -> String {
@@ -501,7 +542,7 @@ impl<'a, S: LockStore + ?Sized> Suite<'a, S> {
             self.won(&k, &short).await?,
             true,
         )?;
-        self.sleep(PAST_SHORT).await;
+        self.sleep(self.past_short).await;
         self.expect("unfenced claim after expiry", self.won(&k, &b).await?, true)?;
         self.expect(
             "release after expiry by the old owner",
@@ -579,7 +620,7 @@ impl<'a, S: LockStore + ?Sized> Suite<'a, S> {
         }
         let short = claim(SHORT);
         next("claim with a short TTL", self.fence(&k, &short).await?)?;
-        self.sleep(PAST_SHORT).await;
+        self.sleep(self.past_short).await;
         let b = claim(LONG);
         next(
             "claim after the previous holder expired",
@@ -652,7 +693,7 @@ impl<'a, S: LockStore + ?Sized> Suite<'a, S> {
         let k = self.key("ttl-expires");
         let short = claim(SHORT);
         self.expect("claim with a short TTL", self.won(&k, &short).await?, true)?;
-        self.sleep(PAST_SHORT).await;
+        self.sleep(self.past_short).await;
         self.expect("claim after the TTL ran out", self.won(&k, &b).await?, true)?;
         self.release(&k, b.token()).await?;
 
@@ -664,7 +705,7 @@ impl<'a, S: LockStore + ?Sized> Suite<'a, S> {
             self.extend(&k, short.token(), LONG).await?,
             true,
         )?;
-        self.sleep(PAST_SHORT).await;
+        self.sleep(self.past_short).await;
         self.expect(
             "claim after the first TTL of an extended lock",
             self.won(&k, &b).await?,
@@ -706,7 +747,7 @@ impl<'a, S: LockStore + ?Sized> Suite<'a, S> {
         let k = self.key("release-after-expiry");
         let short = claim(SHORT);
         self.expect("claim with a short TTL", self.won(&k, &short).await?, true)?;
-        self.sleep(PAST_SHORT).await;
+        self.sleep(self.past_short).await;
         self.expect(
             "claim by another after expiry",
             self.won(&k, &b).await?,
@@ -740,7 +781,7 @@ impl<'a, S: LockStore + ?Sized> Suite<'a, S> {
             self.extend(&k, b.token(), LONG).await?,
             false,
         )?;
-        self.sleep(PAST_SHORT).await;
+        self.sleep(self.past_short).await;
         self.expect(
             "claim after a refused extend and the TTL (key must be free)",
             self.won(&k, &b).await?,
