@@ -89,14 +89,17 @@ struct HandshakeReader {
 }
 
 impl HandshakeReader {
-    fn auth(header: &Header) -> io::Result<()> {
-        if header.code == Code::Stored {
-            Ok(())
-        } else {
-            Err(io::Error::new(
+    /// The reply to the authentication `set`. memcached answers a wrong password with
+    /// `CLIENT_ERROR unauthenticated` (1.6.18) or `... authentication failure`: either way
+    /// the credentials were refused.
+    fn auth(header: io::Result<Header>) -> io::Result<()> {
+        match header {
+            Ok(header) if header.code == Code::Stored => Ok(()),
+            Err(error) if error.kind() != io::ErrorKind::PermissionDenied => Err(error),
+            _ => Err(io::Error::new(
                 io::ErrorKind::PermissionDenied,
-                "memcached did not accept the authentication",
-            ))
+                "memcached refused the user and password of the URL",
+            )),
         }
     }
 }
@@ -172,10 +175,10 @@ impl SyncConn {
             stats: Stats::default(),
         };
         if target.credentials.is_some() {
-            let header = con
-                .read_header()
-                .map_err(|e| con.name_timeout(e, "connect"))?;
-            HandshakeReader::auth(&header)?;
+            HandshakeReader::auth(
+                con.read_header()
+                    .map_err(|e| con.name_timeout(e, "connect")),
+            )?;
         }
         loop {
             let header = con
@@ -342,7 +345,7 @@ impl AsyncConn {
         );
         con.stream.get_mut().write_all(&request).await?;
         if target.credentials.is_some() {
-            HandshakeReader::auth(&con.read_header().await?)?;
+            HandshakeReader::auth(con.read_header().await)?;
         }
         let mut reader = HandshakeReader {
             stats: Stats::default(),
