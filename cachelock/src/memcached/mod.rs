@@ -1,5 +1,5 @@
 //! Locks in memcached (cargo feature `memcached`): [`MemcachedCache`], a
-//! [`LockStore`](crate::LockStore) with a [`LockAdmin`](crate::LockAdmin) (holder lookup and
+//! [`LockStore`] with a [`LockAdmin`](crate::LockAdmin) (holder lookup and
 //! force-release; no listing), for sync and async code alike.
 //!
 //! ```no_run
@@ -106,7 +106,7 @@
 //!
 //! memcached cannot tell a client that a key was deleted, so waiters in
 //! [`acquire_timeout`](crate::Lock::acquire_timeout) poll with the backoff (the default of
-//! [`LockStore::wait_for_release`](crate::LockStore::wait_for_release)). No tree locks:
+//! [`LockStore::wait_for_release`]). No tree locks:
 //! memcached has no multi-key atomic operation, so [`trees`](crate::LockStore::trees) is
 //! `None` and a [`TreeLock`](crate::tree::TreeLock) on it fails with the core's "does not
 //! support tree locks" error.

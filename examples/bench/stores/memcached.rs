@@ -142,7 +142,7 @@ pub(crate) fn rows(settings: &Settings) -> Vec<Row> {
         .expect("runtime");
     let keys: Vec<String> = (0..1000).map(|i| format!("bench:mc:raw:{i}")).collect();
     let mut raw = Raw::connect(server.port());
-    let mut raw_async = rt.block_on(async {
+    let raw_async = rt.block_on(async {
         let stream = tokio::net::TcpStream::connect(("127.0.0.1", server.port()))
             .await
             .expect("connect");
@@ -174,7 +174,8 @@ pub(crate) fn rows(settings: &Settings) -> Vec<Row> {
         rt.block_on(lock_op_async(&cache, i % 1000))
     });
 
-    let raw_async = std::cell::RefCell::new(&mut raw_async);
+    // Taken out for each op and put back (one op at a time on this current-thread runtime).
+    let raw_async = std::cell::Cell::new(Some(raw_async));
     let mut cases = [
         case(LIMIT_SYNC, |i| raw.op(&keys[(i % 1000) as usize])),
         case(LOCK_SYNC, |i| lock_op(&cache, "bench:mc:w1:", i % 1000)),
@@ -185,8 +186,9 @@ pub(crate) fn rows(settings: &Settings) -> Vec<Row> {
             let key = &keys[(i % 1000) as usize];
             let raw_async = &raw_async;
             Box::pin(async move {
-                let mut stream = raw_async.borrow_mut();
+                let mut stream = raw_async.take().expect("the raw async connection");
                 raw_async_op(&mut stream, key).await;
+                raw_async.set(Some(stream));
             })
         }),
         async_case(LOCK_ASYNC, &rt, |i| {
