@@ -202,9 +202,37 @@ impl MemcachedServer {
     }
 
     /// Stops the process (`SIGSTOP`): connections are accepted by the kernel, nothing
-    /// answers. [`resume`](MemcachedServer::resume) lets it go on.
+    /// answers. [`resume`](MemcachedServer::resume) lets it go on. Returns once every
+    /// thread of it is stopped (`kill` returns when the signal is sent, not delivered).
     pub fn pause(&self) {
         self.signal("-STOP");
+        let pid = self.process.as_ref().map_or(0, ServerProcess::id);
+        let tasks = PathBuf::from(format!("/proc/{pid}/task"));
+        if !tasks.exists() {
+            // No procfs: give the signal a moment.
+            std::thread::sleep(Duration::from_millis(200));
+            return;
+        }
+        let stopped = || {
+            std::fs::read_dir(&tasks).is_ok_and(|entries| {
+                entries.flatten().all(|task| {
+                    std::fs::read_to_string(task.path().join("stat")).is_ok_and(|stat| {
+                        // `pid (comm) S ...`: the state follows the last `)`.
+                        stat.rsplit_once(')')
+                            .and_then(|(_, rest)| rest.split_whitespace().next())
+                            .is_some_and(|state| state == "T" || state == "t")
+                    })
+                })
+            })
+        };
+        let deadline = std::time::Instant::now() + START_TIMEOUT;
+        while !stopped() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "memcached did not stop"
+            );
+            std::thread::sleep(Duration::from_millis(5));
+        }
     }
 
     /// Lets a paused server go on (`SIGCONT`).
