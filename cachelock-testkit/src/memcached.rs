@@ -34,9 +34,9 @@ fn answers(port: u16) -> bool {
 
 /// A `memcached` on a free loopback port, for one test.
 ///
-/// Started as `memcached -l 127.0.0.1 -p P -U 0 -u root -m 64` (plus any extra arguments;
-/// `-u root` only matters when the tests run as root, which memcached refuses otherwise);
-/// killed on `Drop`.
+/// Started as `memcached -l 127.0.0.1 -p P -U 0 -u root -m 64 -t 2` (plus any extra
+/// arguments; `-u root` only matters when the tests run as root, which memcached refuses
+/// otherwise); killed on `Drop`.
 ///
 /// ```no_run
 /// let server = cachelock_testkit::memcached::MemcachedServer::start();
@@ -112,6 +112,8 @@ impl MemcachedServer {
             "root",
             "-m",
             "64",
+            "-t",
+            "2",
         ]
         .iter()
         .map(|s| (*s).to_owned())

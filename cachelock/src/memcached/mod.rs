@@ -58,7 +58,9 @@
 //! `add` + CAS-delete. The owner checks are memcached's own compare-and-swap: `md`/`ms` with
 //! `C<cas>` act only while the item's CAS is the one given, and a CAS is never reused within
 //! a server run, so a release or an extend can never delete or overwrite another owner's
-//! lock, not even one that took the key after this one expired. (`mg` then `md C<cas>` is a
+//! lock, not even one that took the key after this one expired. (Unless some other client
+//! writes the lock keys choosing CAS values itself, with the `E` flag of memcached 1.6.27+;
+//! cachelock never does.) (`mg` then `md C<cas>` is a
 //! read then a compare-and-delete, never a read then a blind delete.) Since a restarted
 //! server counts its CAS values from 1 again, a CAS is compared only on a connection to the
 //! server run it came from: every connection reads the **run marker** when it opens, a
