@@ -103,6 +103,17 @@ impl std::fmt::Display for ConfigError {
 
 impl std::error::Error for ConfigError {}
 
+/// So that a builder's `build()?` works in a function returning `cachelock::Error`:
+/// [`Error::InvalidStore`](crate::Error::InvalidStore) with the message (password hidden).
+impl From<ConfigError> for crate::Error {
+    fn from(error: ConfigError) -> Self {
+        crate::Error::InvalidStore {
+            store: "etcd".to_owned(),
+            reason: error.message,
+        }
+    }
+}
+
 /// What an `etcd://` URL says: the endpoints (`http://host:port`) and the credentials.
 #[derive(Clone, PartialEq, Eq)]
 pub(crate) struct Target {

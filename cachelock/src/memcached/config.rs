@@ -237,6 +237,17 @@ impl std::fmt::Display for ConfigError {
 
 impl std::error::Error for ConfigError {}
 
+/// So that a builder's `build()?` works in a function returning `cachelock::Error`:
+/// [`Error::InvalidStore`](crate::Error::InvalidStore) with the message (password hidden).
+impl From<ConfigError> for crate::Error {
+    fn from(error: ConfigError) -> Self {
+        crate::Error::InvalidStore {
+            store: "Memcached".to_owned(),
+            reason: error.message,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -143,6 +143,17 @@ impl std::fmt::Display for ConfigError {
 
 impl std::error::Error for ConfigError {}
 
+/// So that a builder's `build()?` works in a function returning `cachelock::Error`:
+/// [`Error::InvalidStore`](crate::Error::InvalidStore) with the message (password hidden).
+impl From<ConfigError> for crate::Error {
+    fn from(error: ConfigError) -> Self {
+        crate::Error::InvalidStore {
+            store: "MariaDB/MySQL".to_owned(),
+            reason: error.message,
+        }
+    }
+}
+
 #[derive(Debug)]
 /// What a URL gives: the driver URL (`mysql://`, without cachelock's own parameters) and
 /// the table named by `?table=`, if any.

@@ -116,6 +116,17 @@ impl std::fmt::Display for ConfigError {
 
 impl std::error::Error for ConfigError {}
 
+/// So that a builder's `build()?` works in a function returning `cachelock::Error`:
+/// [`Error::InvalidStore`](crate::Error::InvalidStore) with the message (password hidden).
+impl From<ConfigError> for crate::Error {
+    fn from(error: ConfigError) -> Self {
+        crate::Error::InvalidStore {
+            store: "PostgreSQL".to_owned(),
+            reason: error.message,
+        }
+    }
+}
+
 /// Where a config points, without its password: `postgres://user@host:port/dbname`.
 pub(crate) fn describe(config: &tokio_postgres::Config) -> String {
     use tokio_postgres::config::Host;

@@ -16,7 +16,9 @@ use crate::tree::TreeStore;
 /// `#[once]` and [`TreeLock`](crate::tree::TreeLock) run on.
 ///
 /// The built-in stores implement it: [`MemoryCache`](crate::MemoryCache) (the default),
-/// [`NoopCache`](crate::NoopCache), the Redis stores (`cachelock::redis`), and
+/// [`NoopCache`](crate::NoopCache), the stores behind cargo features (`cachelock::file`,
+/// `cachelock::redis`, `cachelock::postgres`, `cachelock::mysql`, `cachelock::memcached`,
+/// `cachelock::etcd`; [`store_from_url`](crate::store_from_url) picks one by URL), and
 /// [`CacheStore`](crate::CacheStore), which builds it from a get/set/delete
 /// [`Cache`](crate::Cache). Implement it for a store that can do better than get/set/delete
 /// (a compare-and-set of its own, a database row), and check the implementation with

@@ -29,8 +29,9 @@ pub struct TreeEntry {
 /// before the first `|`). Check an implementation with
 /// [`testing::tree_conformance`](crate::testing::tree_conformance).
 ///
-/// [`MemoryCache`](crate::MemoryCache), [`NoopCache`](crate::NoopCache) and the Redis stores
-/// implement it. A get/set/delete [`CacheStore`](crate::CacheStore) cannot (checking a
+/// [`MemoryCache`](crate::MemoryCache), [`NoopCache`](crate::NoopCache) and the file, Redis,
+/// PostgreSQL, MariaDB/MySQL and etcd stores implement it; Memcached cannot (it has no
+/// atomic operation over several keys). A get/set/delete [`CacheStore`](crate::CacheStore) cannot (checking a
 /// subtree atomically cannot be built from get/set/delete): its tree locks fail with
 /// [`Error::Backend`](crate::Error::Backend).
 pub trait TreeStore: Send + Sync {
@@ -137,6 +138,6 @@ pub trait TreeStore: Send + Sync {
 
 /// The error of a store without tree locks.
 pub(crate) fn unsupported() -> crate::error::BoxError {
-    "this store does not support tree locks (use MemoryCache, RedisCache or RedisClusterCache)"
+    "this store does not support tree locks (MemoryCache and the file, Redis, Redis Cluster, PostgreSQL, MariaDB/MySQL and etcd stores do)"
         .into()
 }
