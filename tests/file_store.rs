@@ -314,12 +314,12 @@ fn fences_strictly_increase_across_release_expiry_reopening_and_a_deleted_file()
             next(&format!("after release {round}"), guard.fence());
             guard.release().expect("release");
         }
-        let short = Lock::new("fenced")
-            .cache(store.clone())
-            .ttl(Duration::from_millis(50));
-        let guard = short.try_acquire().expect("free");
-        next("a short lock", guard.fence());
-        std::mem::forget(guard); // never released, never renewed: it expires
+        // A claim straight on the store: never released, never renewed, it expires.
+        let short = store
+            .claim(&lock.full_key(), &Claim::new(Duration::from_millis(50)))
+            .expect("claim")
+            .expect("free");
+        next("a short lock", short.fence);
         let guard = lock
             .acquire_timeout(Duration::from_secs(30))
             .expect("free after expiry");
@@ -570,7 +570,7 @@ fn a_lock_file_flocked_by_a_stopped_process_times_out_then_works_on_the_same_sto
     // operation would).
     let file = std::fs::File::open(store.lock_file(&lock.full_key())).expect("open");
     flock(&file, libc::LOCK_EX);
-    let error = lock.try_acquire().err().expect("times out");
+    let error = lock.try_acquire().expect_err("times out");
     assert!(error.is_backend() && error.is_timeout(), "{error:?}");
     let chain = format!("{:?}", std::error::Error::source(&error));
     assert!(chain.contains("lock timeout"), "{chain}");
@@ -595,7 +595,7 @@ fn a_file_that_is_not_a_lock_file_is_an_error_and_left_alone() {
     let lock = Lock::new("k").cache(store.clone());
     let path = store.lock_file(&lock.full_key());
     std::fs::write(&path, "my notes\n").expect("write");
-    let error = lock.try_acquire().err().expect("refused");
+    let error = lock.try_acquire().expect_err("refused");
     assert!(error.is_backend(), "{error:?}");
     let chain = format!("{:?}", std::error::Error::source(&error));
     assert!(chain.contains("not a cachelock lock file"), "{chain}");

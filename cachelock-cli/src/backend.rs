@@ -52,7 +52,7 @@ impl fmt::Display for Store {
         match self {
             Store::Memory => f.write_str("this process's memory"),
             Store::Noop => f.write_str("noop:// (every lock granted)"),
-            Store::File { dir } => write!(f, "lock files in {dir}"),
+            Store::File { dir } => write!(f, "the lock directory {dir}"),
             Store::Redis { url } => write!(f, "Redis at {url}"),
             Store::Cluster { nodes } => write!(f, "Redis Cluster at {}", nodes.join(", ")),
             Store::Other { url } => write!(f, "the store at {url}"),

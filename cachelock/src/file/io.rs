@@ -11,7 +11,7 @@ use fs4::TryLockError;
 /// file, which lets go of the `flock`.
 pub(crate) struct Locked {
     file: File,
-    /// The length of the record read, so a shorter one written back trims the file.
+    /// The length of the file.
     len: usize,
     pub(crate) path: PathBuf,
 }
@@ -61,8 +61,7 @@ impl Opener<'_> {
             Err(error) => return Err(at(&path, error)),
         };
         flock(&file, how == Open::Read, self.lock_timeout).map_err(|e| at(&path, e))?;
-        let mut bytes = Vec::with_capacity(512);
-        (&file).read_to_end(&mut bytes).map_err(|e| at(&path, e))?;
+        let bytes = read_all(&file).map_err(|e| at(&path, e))?;
         let len = bytes.len();
         let text = String::from_utf8(bytes).map_err(|_| {
             at(
@@ -77,18 +76,39 @@ impl Opener<'_> {
     }
 }
 
+/// The whole file, read from its start: `read` calls until end of file (no `fstat`, no
+/// `lseek`: a lock file is a few hundred bytes).
+fn read_all(mut file: &File) -> io::Result<Vec<u8>> {
+    let mut bytes = Vec::with_capacity(512);
+    let mut chunk = [0u8; 1024];
+    loop {
+        match file.read(&mut chunk) {
+            Ok(0) => return Ok(bytes),
+            Ok(n) => bytes.extend_from_slice(&chunk[..n]),
+            Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
+            Err(error) => return Err(error),
+        }
+    }
+}
+
+/// The stale tail past a record that a write leaves in place (a trim costs a journal update
+/// on ext4, a third of an operation); longer tails are trimmed.
+const KEPT_TAIL: usize = 4096;
+
 impl Locked {
-    /// Replaces the record, in place: one `write` at offset 0, then a trim if it is shorter.
-    /// Never a new file renamed over the old one: a process waiting on the old file's
-    /// `flock` would then lock a file nobody else opens.
+    /// Replaces the record, in place: one `write` at offset 0. The old record's tail past
+    /// the new one stays (the record's `end` line says where it ends), unless it is longer
+    /// than 4 KiB: then the file is trimmed. Never a new file renamed over the old one: a
+    /// process waiting on the old file's `flock` would then lock a file nobody else opens.
     pub(crate) fn write(&mut self, text: &str) -> io::Result<()> {
         write_at_start(&self.file, text.as_bytes()).map_err(|e| at(&self.path, e))?;
-        if text.len() < self.len {
+        if self.len > text.len() + KEPT_TAIL {
             self.file
                 .set_len(text.len() as u64)
                 .map_err(|e| at(&self.path, e))?;
+            self.len = text.len();
         }
-        self.len = text.len();
+        self.len = self.len.max(text.len());
         Ok(())
     }
 }

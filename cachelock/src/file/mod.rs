@@ -31,17 +31,18 @@
 //!
 //! | operation | what it does | system calls |
 //! |---|---|---|
-//! | claim | open (create), `flock`, read; if the deadline has passed (or the file is new): write owner, deadline, fence | `open`, `flock`, `read`, `pwrite`, `close` |
+//! | claim | open (create), `flock`, read; if the deadline has passed (or the file is new): write owner, deadline, fence | `openat`, `flock`, `read` ×2, `pwrite64`, `close` |
 //! | release | open, `flock`, read; if the key is live and holds the token: write it free (deadline 0, no owner; the fence stays) | the same, no create |
 //! | extend | open, `flock`, read; if the key is live and holds the token: write the new deadline | the same |
-//! | holder lookup ([`Lock::holder`](crate::Lock::holder)) | open, shared `flock`, read | `open`, `flock`, `read`, `close` |
+//! | holder lookup ([`Lock::holder`](crate::Lock::holder)) | open, shared `flock`, read | `openat`, `flock`, `read` ×2, `close` |
 //! | force-release | like release, without the token check | as release |
 //! | listing ([`held_locks`](crate::held_locks)) | read the directory; open and read each `*.lock` file whose name may be under the prefix | one `getdents` pass, then one holder lookup per file |
 //! | tree lock claim / release / extend / holder / listing | the same on the lock space's one file (`<space>.tree`), which holds every path of the space: the claim checks the [conflict rule](crate::tree::conflicts) against all live paths and appends its own | as above |
 //!
 //! Owner-checked release and extend are thus one atomic step each (never a read, then a
 //! delete by a second operation: the bug of sherlock's file lock). An uncontended acquire +
-//! release is two operations, ten system calls, no network and no server. Another process's
+//! release is two operations, twelve system calls, no network and no server: as fast as the
+//! bare `flock` primitive it is built on (the bench's file LIMIT row). Another process's
 //! `flock` on a lock file is held only inside one operation; an operation waits for it at
 //! most the [lock timeout](FileStoreBuilder::lock_timeout) (5 s by default), trying again
 //! without blocking, so a process stopped (`SIGSTOP`, a debugger) inside an operation makes
@@ -67,7 +68,7 @@
 //! has opened the file and waits for its `flock`: that process would then lock a file that
 //! is no longer in the directory (a ghost), while a third one creates a new file under the
 //! same name and locks that: two holders. Keeping the file also keeps the fence counter.
-//! The cost: one small file (~150 bytes, one inode) per key ever used, and one per tree lock
+//! The cost: one small file (~200 bytes, one inode) per key ever used, and one per tree lock
 //! space. With keys that never repeat (a job id per key), clean the directory while no
 //! process uses it (at boot; a `tmpfs` such as `/run` or `/tmp` is cleaned by a reboot), or
 //! use Redis. Never delete a lock file while processes may be using it.
@@ -118,11 +119,12 @@
 //! | a holder crashed | its lock is free after its TTL; a crash inside an operation leaves no `flock` behind |
 //! | a lock file not written by cachelock, or by another format version | [`Error::Backend`](crate::Error::Backend) naming it; it is never overwritten |
 //!
-//! Records are written in place with one `write` of ~150 bytes (shorter ones then trim the
-//! file), and each ends with its length, so a torn record (a writer dying inside its one
-//! `write`, which a local file system makes all but impossible) reads as free, not as a mix
-//! of two. Files are not `fsync`ed: a lock lives no longer than the processes that see it,
-//! and after a power loss the fence's clock floor still holds.
+//! Records are written in place with one `write` of ~200 bytes at offset 0 (the file is not
+//! trimmed: what follows the record is ignored), and each ends with its length and a
+//! checksum, so a torn record (a writer dying inside its one `write`, which a local file
+//! system makes all but impossible) reads as free, never as a mix of two. Files are not
+//! `fsync`ed: a lock lives no longer than the processes that see it, and after a power loss
+//! the fence's clock floor still holds.
 //!
 //! # Local file systems only
 //!

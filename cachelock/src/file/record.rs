@@ -1,4 +1,4 @@
-//! What a lock file holds, as text: a few `name value` lines that end with `end`.
+//! What a lock file holds, as text: a few `name value` lines, then `end <length>`.
 //!
 //! A key's file (`<key>.lock`):
 //!
@@ -8,21 +8,24 @@
 //! fence 1718000000123456
 //! deadline 1718000060123
 //! owner 3f2a...9c|4242|web-1|backup
-//! end 118
+//! end 126 189351c70a618142
 //! ```
 //!
 //! `deadline` is the Unix time in milliseconds at which the lock expires (0: free; a
 //! released lock keeps its key and fence and drops its deadline and owner). A tree lock
 //! space's file (`<space>.tree`) has `space` and `fence` lines and one
-//! `lock <deadline> <flags> <path> <owner>` line per held path, and
-//! every record ends with `end <bytes before this line>` (`flags`:
-//! [`TreeScope::flags`]). Fields are escaped with [`escape_field`] (`%`, spaces and control
-//! characters as `%XX`), so every value stays on its line.
+//! `lock <deadline> <flags> <path> <owner>` line per held path (`flags`:
+//! [`TreeScope::flags`]). Every record ends with `end <bytes before this line> <64-bit FNV-1a
+//! of those bytes>`, and is written over the old one without trimming the file (a trim costs
+//! a journal update on ext4: a third of an operation), so what follows `end` is ignored.
+//! Fields are escaped with [`escape_field`] (`%`, spaces and control characters as `%XX`), so every
+//! value stays on its line.
 //!
-//! A file whose record is incomplete (no `end` line that matches its length: a writer died
-//! inside its one `write`, which a local file system makes all but impossible) reads as free with fence 0: the fence's
-//! clock floor still keeps new fences above the old ones. A file written by another format
-//! version is an error, never overwritten.
+//! A file whose record is incomplete (its first `end` line does not match the bytes before
+//! it: a writer died inside its one `write`, which a local file system makes all but
+//! impossible) reads as free
+//! with fence 0: the fence's clock floor still keeps new fences above the old ones. A file
+//! written by another format version, or not by cachelock, is an error, never overwritten.
 
 use std::fmt::Write as _;
 
@@ -153,18 +156,27 @@ impl TreeRecord {
     }
 }
 
-/// Ends a record with `end <length of what came before>`, so that a record torn inside its
-/// write (over a longer old one) is never read as a mix of the two.
+/// Ends a record with `end <length of what came before> <its checksum>`: the record is
+/// written over the old one in place, without trimming the file, so what follows its `end`
+/// line is the old record's tail (ignored), and a record torn inside its write (new bytes,
+/// then old ones) never passes for a record.
 trait WithEnd {
     fn with_end(self) -> String;
 }
 
 impl WithEnd for String {
     fn with_end(mut self) -> String {
-        let len = self.len();
-        let _ = writeln!(self, "end {len}");
+        let (len, sum) = (self.len(), checksum(self.as_bytes()));
+        let _ = writeln!(self, "end {len} {sum:016x}");
         self
     }
+}
+
+/// 64-bit FNV-1a of a record's body.
+fn checksum(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |hash, &byte| {
+        (hash ^ u64::from(byte)).wrapping_mul(0x0000_0100_0000_01b3)
+    })
 }
 
 /// The lines between the header and `end`; `None` for an empty or incomplete record (read as
@@ -192,14 +204,17 @@ fn body<'t>(text: &'t str, magic: &str) -> Result<Option<Vec<&'t str>>, String> 
         }
         _ => return Err(format!("not a cachelock lock file (it starts with {header:?})")),
     }
-    let lines = rest.split('\n');
     let mut body = Vec::new();
     let mut at = header.len() + 1;
-    for line in lines {
-        if let Some(len) = line.strip_prefix("end ") {
-            // Only the end of this very record counts (a torn write leaves an older, longer
-            // record's end behind it).
-            return Ok((len.parse() == Ok(at)).then_some(body));
+    for line in rest.split('\n') {
+        if let Some(end) = line.strip_prefix("end ") {
+            // The first `end` line: the record's own if its length and checksum match the
+            // bytes before it; else the record was torn (and this is an older one's end).
+            let mut parts = end.split(' ');
+            let len = parts.next().and_then(|n| n.parse::<usize>().ok());
+            let sum = parts.next().and_then(|n| u64::from_str_radix(n, 16).ok());
+            let whole = len == Some(at) && sum == Some(checksum(&text.as_bytes()[..at]));
+            return Ok(whole.then_some(body));
         }
         body.push(line);
         at += line.len() + 1;
@@ -260,26 +275,31 @@ mod tests {
             let torn = LockRecord::parse(&full[..cut]).expect("torn: free");
             assert_eq!(torn.deadline, 0, "{:?}", &full[..cut]);
         }
-        // A shorter record torn over a longer one: its own end is missing, the old one's
-        // does not count.
-        let longer = LockRecord {
+        let old = LockRecord {
             owner: "a much longer owner value than before".to_owned(),
             ..LockRecord::parse(&full).unwrap()
-        }
-        .to_text();
-        let newer = LockRecord {
+        };
+        let longer = old.to_text();
+        let shorter = LockRecord {
             key: "k".to_owned(),
             fence: 4,
             deadline: 0,
             owner: String::new(),
+        };
+        let newer = shorter.to_text();
+        // A shorter record written over a longer one: the old tail is ignored.
+        let over = format!("{newer}{}", &longer[newer.len()..]);
+        assert_eq!(LockRecord::parse(&over), Ok(shorter));
+        // A record torn over an older one at any byte: never read as a mix (free, or the
+        // old record whole where the torn bytes had not changed it).
+        for cut in 1..newer.len() {
+            let torn = format!("{}{}", &newer[..cut], &longer[cut..]);
+            let read = LockRecord::parse(&torn).unwrap();
+            assert!(
+                read == LockRecord::default() || read == old,
+                "{torn:?}: {read:?}"
+            );
         }
-        .to_text();
-        let torn = format!(
-            "{}{}",
-            &newer[..newer.len() - 8],
-            &longer[newer.len() - 8..]
-        );
-        assert_eq!(LockRecord::parse(&torn).unwrap().deadline, 0, "{torn:?}");
         assert!(LockRecord::parse("cachelock-lock 2\nend\n")
             .unwrap_err()
             .contains("version 2"));
