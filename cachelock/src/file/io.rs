@@ -33,6 +33,9 @@ pub(crate) struct Opener<'a> {
     pub(crate) lock_timeout: Duration,
     #[cfg_attr(not(unix), allow(dead_code))]
     pub(crate) dir_mode: u32,
+    /// This user's directory ([`FileStore::for_user`](super::FileStore::for_user)): made
+    /// again with its owner check.
+    pub(crate) per_user: bool,
 }
 
 impl Opener<'_> {
@@ -54,7 +57,7 @@ impl Opener<'_> {
             Err(error) if error.kind() == io::ErrorKind::NotFound && how == Open::Create => {
                 // The directory itself went away (a tmp cleaner, someone's `rm -r`): make it
                 // again, once.
-                create_dir(self.dir, self.dir_mode).map_err(|e| in_dir(self.dir, e))?;
+                self.make_dir()?;
                 options.open(&path).map_err(|e| at(&path, e))?
             }
             Err(error) if error.kind() == io::ErrorKind::NotFound => return Ok(None),
@@ -94,6 +97,18 @@ fn read_all(mut file: &File) -> io::Result<Vec<u8>> {
 /// The stale tail past a record that a write leaves in place (a trim costs a journal update
 /// on ext4, a third of an operation); longer tails are trimmed.
 const KEPT_TAIL: usize = 4096;
+
+impl Opener<'_> {
+    /// Makes the directory again; this user's directory with its checks (someone else may
+    /// have made one under its name meanwhile).
+    fn make_dir(&self) -> io::Result<()> {
+        #[cfg(unix)]
+        if self.per_user {
+            return super::dir::prepare_user_dir(self.dir);
+        }
+        create_dir(self.dir, self.dir_mode).map_err(|e| in_dir(self.dir, e))
+    }
+}
 
 impl Locked {
     /// Replaces the record, in place: one `write` at offset 0. The old record's tail past

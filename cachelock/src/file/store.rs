@@ -55,6 +55,7 @@ pub(crate) struct Inner {
     dir: PathBuf,
     lock_timeout: Duration,
     dir_mode: u32,
+    per_user: bool,
 }
 
 impl Inner {
@@ -63,6 +64,7 @@ impl Inner {
             dir: &self.dir,
             lock_timeout: self.lock_timeout,
             dir_mode: self.dir_mode,
+            per_user: self.per_user,
         }
     }
 }
@@ -82,6 +84,7 @@ pub struct FileStoreBuilder {
     dir: PathBuf,
     lock_timeout: Duration,
     dir_mode: u32,
+    per_user: bool,
 }
 
 impl FileStoreBuilder {
@@ -102,15 +105,16 @@ impl FileStoreBuilder {
         self
     }
 
-    /// Creates the directory if missing and checks that lock files can be created in it.
+    /// Creates the directory if missing and checks that lock files can be created in it. A
+    /// relative path is made absolute (against the current directory, now).
     pub fn open(self) -> io::Result<FileStore> {
-        let dir = self.dir;
-        if dir.as_os_str().is_empty() {
+        if self.dir.as_os_str().is_empty() {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidInput,
                 "the lock directory path is empty",
             ));
         }
+        let dir = std::path::absolute(&self.dir).map_err(|e| in_dir(&self.dir, e))?;
         if std::fs::metadata(&dir).is_ok_and(|meta| !meta.is_dir()) {
             return Err(in_dir(&dir, not_a_directory()));
         }
@@ -121,6 +125,7 @@ impl FileStoreBuilder {
                 dir,
                 lock_timeout: self.lock_timeout,
                 dir_mode: self.dir_mode,
+                per_user: self.per_user,
             }),
         })
     }
@@ -161,6 +166,7 @@ impl FileStore {
             dir: dir.as_ref().to_path_buf(),
             lock_timeout: DEFAULT_LOCK_TIMEOUT,
             dir_mode: DEFAULT_DIR_MODE,
+            per_user: false,
         }
     }
 
@@ -171,7 +177,9 @@ impl FileStore {
     pub fn for_user() -> io::Result<FileStore> {
         let dir = super::user_dir();
         super::dir::prepare_user_dir(&dir)?;
-        FileStore::open(dir)
+        let mut builder = FileStore::builder(dir);
+        builder.per_user = true;
+        builder.open()
     }
 
     /// The lock directory.
