@@ -431,6 +431,34 @@ fn a_tree_lock_space_is_one_file_and_its_locks_exclude_across_store_values() {
     assert!(parent.is_ok(), "free after the release: {:?}", parent.err());
 }
 
+#[test]
+fn a_lock_space_file_shrinks_back_when_its_locks_are_released() {
+    let dir = TempDir::new("tree-shrink");
+    let store = store(&dir);
+    let label = "l".repeat(100);
+    let guards: Vec<_> = (0..100)
+        .map(|i| {
+            TreeLock::new(format!("/jobs/{i}"))
+                .cache(store.clone())
+                .label(&label)
+                .try_acquire()
+                .expect("siblings coexist")
+        })
+        .collect();
+    let file = store.tree_file("cachelock:");
+    let full = std::fs::metadata(&file).expect("the space's file").len();
+    assert!(full > 10_000, "{full} bytes for 100 locks");
+    drop(guards);
+    let empty = std::fs::metadata(&file).expect("kept").len();
+    assert!(empty < 4096 + 200, "{empty} bytes after every release");
+    // The space still works, and its fences go on increasing.
+    let again = TreeLock::new("/jobs")
+        .cache(store)
+        .try_acquire()
+        .expect("free");
+    assert!(again.fence() > 0);
+}
+
 // --- Sync in async ------------------------------------------------------------------------
 
 #[tokio::test(flavor = "current_thread")]

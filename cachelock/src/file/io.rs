@@ -94,10 +94,6 @@ fn read_all(mut file: &File) -> io::Result<Vec<u8>> {
     }
 }
 
-/// The stale tail past a record that a write leaves in place (a trim costs a journal update
-/// on ext4, a third of an operation); longer tails are trimmed.
-const KEPT_TAIL: usize = 4096;
-
 impl Opener<'_> {
     /// Makes the directory again; this user's directory with its checks (someone else may
     /// have made one under its name meanwhile).
@@ -110,14 +106,25 @@ impl Opener<'_> {
     }
 }
 
+/// A record shorter than the file by more than this is followed by a trim of the file;
+/// a shorter gap is blanked out in the same write.
+const KEPT_TAIL: usize = 4096;
+
 impl Locked {
-    /// Replaces the record, in place: one `write` at offset 0. The old record's tail past
-    /// the new one stays (the record's `end` line says where it ends), unless it is longer
-    /// than 4 KiB: then the file is trimmed. Never a new file renamed over the old one: a
-    /// process waiting on the old file's `flock` would then lock a file nobody else opens.
-    pub(crate) fn write(&mut self, text: &str) -> io::Result<()> {
+    /// Replaces the record, in place: one `write` at offset 0. A record shorter than the
+    /// file is padded with spaces (and a newline) to the file's length, so the old record's
+    /// tail is blanked out in the same write (a trim costs a journal update on ext4, a third
+    /// of an operation); only a file more than 4 KiB longer is trimmed. Readers stop at the
+    /// record's `end` line anyway. Never a new file renamed over the old one: a process
+    /// waiting on the old file's `flock` would then lock a file nobody else opens.
+    pub(crate) fn write(&mut self, mut text: String) -> io::Result<()> {
+        let gap = self.len.saturating_sub(text.len());
+        if gap > 0 && gap <= KEPT_TAIL {
+            text.extend(std::iter::repeat_n(' ', gap - 1));
+            text.push('\n');
+        }
         write_at_start(&self.file, text.as_bytes()).map_err(|e| at(&self.path, e))?;
-        if self.len > text.len() + KEPT_TAIL {
+        if gap > KEPT_TAIL {
             self.file
                 .set_len(text.len() as u64)
                 .map_err(|e| at(&self.path, e))?;

@@ -119,9 +119,9 @@
 //! | a holder crashed | its lock is free after its TTL; a crash inside an operation leaves no `flock` behind |
 //! | a lock file not written by cachelock, or by another format version | [`Error::Backend`](crate::Error::Backend) naming it; it is never overwritten |
 //!
-//! Records are written in place with one `write` of ~200 bytes at offset 0 (the file is not
-//! trimmed: what follows the record is ignored), and each ends with its length and a
-//! checksum, so a torn record (a writer dying inside its one `write`, which a local file
+//! Records are written in place with one `write` of ~200 bytes at offset 0 (a shorter record
+//! is padded with spaces to the file's length instead of trimming the file; readers stop at
+//! the record's end), and each ends with its length and a checksum, so a torn record (a writer dying inside its one `write`, which a local file
 //! system makes all but impossible) reads as free, never as a mix of two. Files are not
 //! `fsync`ed: a lock lives no longer than the processes that see it, and after a power loss
 //! the fence's clock floor still holds.

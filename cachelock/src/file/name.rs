@@ -32,6 +32,20 @@ fn plain(byte: u8) -> bool {
 
 const HEX: &[u8; 16] = b"0123456789ABCDEF";
 
+/// The file name of `key`'s lock.
+pub(crate) fn lock_name(key: &str) -> String {
+    let mut name = encode(key);
+    name.push_str(LOCK_SUFFIX);
+    name
+}
+
+/// The file name of the tree lock space `space`.
+pub(crate) fn tree_name(space: &str) -> String {
+    let mut name = encode(space);
+    name.push_str(TREE_SUFFIX);
+    name
+}
+
 /// `key` as a file name without its suffix.
 pub(crate) fn encode(key: &str) -> String {
     let mut out = String::with_capacity(key.len() + 8);

@@ -16,8 +16,8 @@
 //! space's file (`<space>.tree`) has `space` and `fence` lines and one
 //! `lock <deadline> <flags> <path> <owner>` line per held path (`flags`:
 //! [`TreeScope::flags`]). Every record ends with `end <bytes before this line> <a 64-bit
-//! checksum of those bytes>`, and is written over the old one without trimming the file (a trim costs
-//! a journal update on ext4: a third of an operation), so what follows `end` is ignored.
+//! checksum of those bytes>`; it is written over the old one in place (padded with spaces to
+//! the old length, see `Locked::write`), and what follows `end` is ignored.
 //! Fields are escaped with [`escape_field`] (`%`, spaces and control characters as `%XX`), so every
 //! value stays on its line.
 //!
@@ -162,9 +162,9 @@ impl TreeRecord {
 }
 
 /// Ends a record with `end <length of what came before> <its checksum>`: the record is
-/// written over the old one in place, without trimming the file, so what follows its `end`
-/// line is the old record's tail (ignored), and a record torn inside its write (new bytes,
-/// then old ones) never passes for a record.
+/// written over the old one in place, so what follows its `end` line is ignored (padding, or
+/// an old record's tail), and a record torn inside its write (new bytes, then old ones)
+/// never passes for a record.
 trait WithEnd {
     fn with_end(self) -> String;
 }

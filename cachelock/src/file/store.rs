@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::io::{at, create_dir, deadline, in_dir, next_fence, now_ms, Open, Opener};
-use super::name::{self, LOCK_SUFFIX};
+use super::name::{self, lock_name, tree_name, LOCK_SUFFIX};
 use super::record::LockRecord;
 use crate::claim::{Claim, Claimed, Handle};
 use crate::owner::is_owned_by;
@@ -196,7 +196,7 @@ impl FileStore {
 
     /// The file that holds the tree locks of the lock space `space`.
     pub fn tree_file(&self, space: &str) -> PathBuf {
-        self.inner.dir.join(super::tree::tree_name(space))
+        self.inner.dir.join(tree_name(space))
     }
 
     pub(crate) fn inner(&self) -> &Arc<Inner> {
@@ -281,13 +281,6 @@ impl Drop for Cancelled {
     }
 }
 
-/// The file name of `key`'s lock.
-pub(crate) fn lock_name(key: &str) -> String {
-    let mut name = name::encode(key);
-    name.push_str(LOCK_SUFFIX);
-    name
-}
-
 /// The operations on one key's file, each under the file's exclusive `flock`.
 impl Inner {
     /// The claim: stores `owner` with a deadline `ttl` from now if the file holds no live
@@ -315,7 +308,7 @@ impl Inner {
             deadline: deadline(now, ttl),
             owner: owner.to_owned(),
         };
-        file.write(&stored.to_text())?;
+        file.write(stored.to_text())?;
         Ok(Some(fence))
     }
 
@@ -342,7 +335,7 @@ impl Inner {
                 record.owner.clear();
             }
         }
-        file.write(&record.to_text())?;
+        file.write(record.to_text())?;
         Ok(true)
     }
 
@@ -419,7 +412,7 @@ impl Inner {
         }
         record.deadline = 0;
         record.owner.clear();
-        file.write(&record.to_text())
+        file.write(record.to_text())
     }
 }
 

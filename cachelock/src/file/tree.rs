@@ -6,20 +6,13 @@ use std::path::Path;
 use std::time::Duration;
 
 use super::io::{deadline, next_fence, now_ms, Open};
-use super::name::{self, TREE_SUFFIX};
+use super::name::tree_name;
 use super::record::{TreeEntryRecord, TreeRecord};
 use super::store::{FileStore, Inner};
 use crate::claim::{Claim, Claimed, Handle};
 use crate::owner::is_owned_by;
 use crate::result::{BoxFuture, CacheResult};
 use crate::tree::{conflicts, is_ancestor, TreeEntry, TreeScope, TreeStore};
-
-/// The file name of the lock space `space`.
-pub(crate) fn tree_name(space: &str) -> String {
-    let mut name = name::encode(space);
-    name.push_str(TREE_SUFFIX);
-    name
-}
 
 fn parse(path: &Path, text: &str) -> io::Result<TreeRecord> {
     TreeRecord::parse(text).map_err(|reason| {
@@ -94,7 +87,7 @@ impl Inner {
             scope,
             owner: owner.to_owned(),
         });
-        file.write(&record.to_text())?;
+        file.write(record.to_text())?;
         Ok(Some(record.fence))
     }
 
@@ -128,7 +121,7 @@ impl Inner {
             }
         }
         record.locks.retain(|e| e.deadline > now);
-        file.write(&record.to_text())?;
+        file.write(record.to_text())?;
         Ok(true)
     }
 
