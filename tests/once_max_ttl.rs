@@ -22,7 +22,7 @@ fn the_macro_crate_error_message_says_max_ttl() {
     const DAY: u64 = 24 * 60 * 60;
     let max = cachelock::MAX_TTL;
     assert!(
-        max.subsec_nanos() == 0 && max.as_secs() % DAY == 0,
+        max.subsec_nanos() == 0 && max.as_secs().is_multiple_of(DAY),
         "{max:?}"
     );
     assert_eq!(

@@ -1,9 +1,11 @@
-//! An unfenced claim (`Lock::fencing(false)`, `#[once]` without `fence = ...`) whose first
-//! send ran on the server but whose reply was lost with its connection.
+//! A claim, unfenced (`Lock::fencing(false)`, `#[once]` without `fence = ...`) or fenced
+//! (the default), whose first send ran on the server but whose reply was lost with its
+//! connection.
 //!
-//! The backend sends it again once; the plain `SET NX PX` sent again would find the key
-//! holding the claim's own value and report it held, by nobody, for a whole TTL. The resent
-//! claim must recognise its own value and win, and still never take another holder's key.
+//! The backend sends it again once; the first form sent again (a plain `SET NX PX`, or the
+//! fenced script that returns at once on a held key) would find the key holding the claim's
+//! own value and report it held, by nobody, for a whole TTL. The resent claim must recognise
+//! its own value and win, and still never take another holder's key.
 //!
 //! Standalone: a [`LostReplyProxy`] in front of a real `redis-server` lets the `SET` run and
 //! cuts the connection before its reply. Redis Cluster: the cluster client resends by
@@ -134,6 +136,103 @@ async fn an_unfenced_claim_whose_reply_was_lost_is_resent_and_wins_async() {
         .await
         .expect("owner-checked release succeeds");
     assert_eq!(value(&mut admin, "cachelock:lost-reply-async"), None);
+}
+
+/// The server ran the fenced claim script (its `SET NX` won and set the counter), then the
+/// resent script (loaded on first use: `NOSCRIPT`, `SCRIPT LOAD`, sent again), whose
+/// `SET NX` was refused and whose `GET`s found the claim's value and the counter.
+fn assert_fenced_resent_as_script(delta: &BTreeMap<String, u64>) {
+    assert!(delta.get("evalsha").is_some_and(|n| *n >= 2), "{delta:?}");
+    assert_eq!(delta.get("set"), Some(&3), "{delta:?}");
+    assert_eq!(delta.get("get"), Some(&3), "{delta:?}");
+}
+
+#[test]
+fn a_fenced_claim_whose_reply_was_lost_is_resent_and_wins_sync() {
+    let server = RedisServer::start();
+    let proxy = LostReplyProxy::start(server.port());
+    let mut admin = admin(&server);
+    let cache = cache(&proxy);
+    warm_up(&cache);
+    let before_fence = Lock::new("lost-fenced-before")
+        .cache(cache.clone())
+        .try_acquire()
+        .expect("free")
+        .fence();
+
+    let lock = Lock::new("lost-fenced-sync").cache(cache.clone()).ttl(TTL);
+    proxy.arm("lost-fenced-sync");
+    let before = command_calls(&mut admin);
+    let guard = lock
+        .try_acquire()
+        .expect("the resent claim finds its own value and wins");
+    let delta = delta(&before, &command_calls(&mut admin));
+    assert_eq!(proxy.lost(), 1, "the first reply was lost");
+    assert_fenced_resent_as_script(&delta);
+    assert!(
+        guard.fence() > before_fence,
+        "{} after {before_fence}",
+        guard.fence()
+    );
+    assert!(lock.try_acquire().unwrap_err().is_locked());
+    guard.release().expect("owner-checked release succeeds");
+    assert_eq!(value(&mut admin, "cachelock:lost-fenced-sync"), None);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fenced_claim_whose_reply_was_lost_is_resent_and_wins_async() {
+    let server = RedisServer::start();
+    let proxy = LostReplyProxy::start(server.port());
+    let mut admin = admin(&server);
+    let cache = cache(&proxy);
+    warm_up_async(&cache).await;
+    // The claim script is loaded, so the first send runs (a `NOSCRIPT` reply lost would be
+    // a claim that never ran).
+    let before_fence = Lock::new("lost-fenced-before")
+        .cache(cache.clone())
+        .try_acquire_async()
+        .await
+        .expect("free")
+        .fence();
+
+    let lock = Lock::new("lost-fenced-async").cache(cache.clone()).ttl(TTL);
+    proxy.arm("lost-fenced-async");
+    let before = command_calls(&mut admin);
+    let guard = lock
+        .try_acquire_async()
+        .await
+        .expect("the resent claim finds its own value and wins");
+    let delta = delta(&before, &command_calls(&mut admin));
+    assert_eq!(proxy.lost(), 1, "the first reply was lost");
+    assert_fenced_resent_as_script(&delta);
+    assert!(guard.fence() > before_fence);
+    assert!(lock.try_acquire_async().await.unwrap_err().is_locked());
+    guard
+        .release()
+        .await
+        .expect("owner-checked release succeeds");
+    assert_eq!(value(&mut admin, "cachelock:lost-fenced-async"), None);
+}
+
+/// On a cluster, a fenced claim refused by its first form is asked again in the resent form
+/// (the client may have resent it unseen): a repeat of the same claim wins on its own value,
+/// with a fence no lower than its first grant's; another claim is still refused.
+#[test]
+fn on_a_cluster_a_fenced_claim_that_finds_its_own_value_wins() {
+    let cluster = RedisCluster::start();
+    let cache = RedisClusterCache::from_urls(cluster.urls()).expect("valid urls");
+    let mine = Claim::new(TTL);
+    let other = Claim::new(TTL);
+    for key in ["fenced-a", "fenced-b", "fenced-c"] {
+        let first = cache.claim(key, &mine).unwrap().expect("free").fence;
+        let again = cache
+            .claim(key, &mine)
+            .unwrap()
+            .unwrap_or_else(|| panic!("{key}: the resend finds its own value"));
+        assert!(again.fence >= first, "{key}: {} after {first}", again.fence);
+        assert!(cache.claim(key, &other).unwrap().is_none(), "{key} held");
+        assert!(cache.release(key, mine.token(), None).unwrap());
+    }
 }
 
 #[once(key = "lost-reply-once", cache = cache, ttl = "10s")]

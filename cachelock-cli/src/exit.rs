@@ -74,10 +74,12 @@ impl Failure {
         Failure::new(SOFTWARE, message)
     }
 
-    /// Maps a library error: bad key or setting → 64, backend → 69, anything else → 70.
+    /// Maps a library error: bad key, setting or store → 64, backend → 69, anything else → 70.
     pub fn from_lock(error: &cachelock::Error) -> Failure {
         let code = match error {
-            cachelock::Error::InvalidKey { .. } | cachelock::Error::InvalidSetting { .. } => USAGE,
+            cachelock::Error::InvalidKey { .. }
+            | cachelock::Error::InvalidSetting { .. }
+            | cachelock::Error::InvalidStore { .. } => USAGE,
             cachelock::Error::Backend { .. } => UNAVAILABLE,
             _ => SOFTWARE,
         };

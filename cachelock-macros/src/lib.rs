@@ -38,7 +38,7 @@ use proc_macro::TokenStream;
 /// ```
 ///
 /// A call formats the key from its arguments, takes a lock on it (a
-/// [`Lock`](../cachelock/struct.Lock.html) in the process default cache unless `cache = ...`
+/// [`Lock`](https://docs.rs/cachelock/latest/cachelock/struct.Lock.html) in the process default cache unless `cache = ...`
 /// says otherwise), runs the body, and releases the lock. The signature is not rewritten and
 /// the body is kept as written: `return` and `?` keep their meaning.
 ///
@@ -53,9 +53,9 @@ use proc_macro::TokenStream;
 /// | `cache = <expr>` | the process default cache | the cache the lock lives in, evaluated on each call |
 /// | `cancel_on_lost = bool` | `false` | `async fn` only: drop the body's future when the lock is lost and return `Err(Error::LockLost { .. }.into())` |
 /// | `fence = name` | none: the claim takes no fencing token | the body sees this hold's fencing token as `name: u64` |
-/// | `renew = bool` | `true` | renew the lock while the body runs (see [`Lock::renew`](../cachelock/struct.Lock.html#method.renew)) |
-/// | `max_hold = "1h"` | none | renewal never keeps the lock longer than this after acquiring ([`Lock::max_hold`](../cachelock/struct.Lock.html#method.max_hold)) |
-/// | `hold_at_least = "5m"` | none | keep the key this long after acquiring even if the body ends sooner: at most one run per window across all nodes ([`Lock::hold_at_least`](../cachelock/struct.Lock.html#method.hold_at_least)) |
+/// | `renew = bool` | `true` | renew the lock while the body runs (see [`Lock::renew`](https://docs.rs/cachelock/latest/cachelock/struct.Lock.html#method.renew)) |
+/// | `max_hold = "1h"` | none | renewal never keeps the lock longer than this after acquiring ([`Lock::max_hold`](https://docs.rs/cachelock/latest/cachelock/struct.Lock.html#method.max_hold)) |
+/// | `hold_at_least = "5m"` | none | keep the key this long after acquiring even if the body ends sooner: at most one run per window across all nodes ([`Lock::hold_at_least`](https://docs.rs/cachelock/latest/cachelock/struct.Lock.html#method.hold_at_least)) |
 /// | `crate = "path"` | `"cachelock"` | where the `cachelock` crate is, if it was renamed |
 ///
 /// Each option can be given once; an unknown one is a compile error that lists the valid
@@ -123,14 +123,15 @@ use proc_macro::TokenStream;
 ///
 /// ## `cache`
 ///
-/// Any expression whose value is a cache handle: a field of `self`, a static, a function
+/// Any expression whose value is a store handle: a field of `self`, a static, a function
 /// call, a parameter (also a reference to one). It is evaluated on each call and **cloned**
 /// into an owned handle, because the lock's guard hands it to the shared renewal thread,
-/// which may outlive the call's borrows. So the cache type must implement
-/// [`Cache`](../cachelock/trait.Cache.html) + `Clone` + `'static`: `MemoryCache` and
-/// `RedisCache` are (their clones share one store or one connection pool), so is an
-/// `Arc<YourCache>` or a `&'static YourCache`. A cache of your own that is not `Clone`: put
-/// it in an `Arc`.
+/// which may outlive the call's borrows. So its type must implement `Clone`, `'static` and
+/// [`LockStore`](https://docs.rs/cachelock/latest/cachelock/trait.LockStore.html):
+/// `MemoryCache`, `RedisCache` and the other stores do (their clones share one store or one
+/// connection pool), and so do a `CacheStore` around a get/set/delete cache of your own, an
+/// `Arc<dyn LockStore>` and a `&'static` store. A store of your own that is not `Clone`:
+/// put it in an `Arc`.
 ///
 /// ```
 /// use std::sync::LazyLock;
@@ -208,7 +209,7 @@ use proc_macro::TokenStream;
 ///
 /// **Without `fence = name` the call takes no fencing token**: the body could not see it, so
 /// nobody could use it, and the lock is taken as with
-/// [`Lock::fencing(false)`](../cachelock/struct.Lock.html#method.fencing). On Redis the claim
+/// [`Lock::fencing(false)`](https://docs.rs/cachelock/latest/cachelock/struct.Lock.html#method.fencing). On Redis the claim
 /// is then a plain `SET key value NX PX ttl` (an uncontended call costs that plus the release
 /// `EVALSHA`, and never touches the fence counter) instead of the script that also bumps
 /// the counter. Exclusion, renewal and the other lease settings are the same either way.
@@ -242,7 +243,7 @@ use proc_macro::TokenStream;
 ///
 /// ## `hold_at_least`, `max_hold`, `renew`
 ///
-/// The lease settings of a [`Lock`](../cachelock/struct.Lock.html), for the lock the call
+/// The lease settings of a [`Lock`](https://docs.rs/cachelock/latest/cachelock/struct.Lock.html), for the lock the call
 /// takes. `hold_at_least` (ShedLock's `lockAtLeastFor`) keeps the key after a body that
 /// ends early, so a scheduled job that every node fires runs at most once per window;
 /// `max_hold` bounds how long renewal keeps the lock of a runaway body; `renew = false`
@@ -335,11 +336,15 @@ use proc_macro::TokenStream;
 /// - if the function returns `Result<_, E>` with `E: From<cachelock::Error>`, the error is
 ///   returned (in a generic function, `E` must have that bound in scope);
 /// - otherwise the body does **not** run (the call *fails closed*: it returns the skipped
-///   value) and the failure is reported through `tracing` at error level, with the function
-///   name and the key.
+///   value), and the skip is never silent: it is counted (`cachelock::fail_closed_count()`),
+///   reported through `tracing` at error level with the function name and the key, handed to
+///   the hook set with `cachelock::on_fail_closed`, and, when neither a hook nor a `tracing`
+///   subscriber is installed, written to stderr (the first time per function, then at most
+///   once a minute).
 ///
 /// Failing closed is the safe choice for "at most once" work (payments, e-mails, reports):
-/// running without the lock could run it twice. Return a `Result` to handle the failure.
+/// running without the lock could run it twice. Return a `Result` to handle the failure, or
+/// set `cachelock::on_fail_closed` to alert on it.
 ///
 /// # What it applies to
 ///
@@ -375,10 +380,10 @@ use proc_macro::TokenStream;
 /// | `{a}`: `str.format` of the arguments | `<a>`: `Display` of the argument, escaped (collision-free); `<a.b>` for fields |
 /// | locked: the function quits silently, returning `None` | locked: returns `()`, `None`, `Ok(())` or `Ok(None)`; other return types do not compile |
 /// | `raise_if_lock=True`: raises `LockError` | `raise_if_locked = true`: returns `Err(Error::Locked { key }.into())` |
-/// | `cache=...` (Django's cache by default) | `cache = <expr>` (any `Cache`; the process default, set with `cachelock::set_default_cache`) |
+/// | `cache=...` (Django's cache by default) | `cache = <expr>` (any `LockStore`, e.g. `CacheStore::new(your_cache)`; the process default, set with `cachelock::set_default_cache`) |
 /// | (not an option of `once`) | `ttl = "30s"` (default 60 s): a crashed holder frees the key |
 /// | (not an option of `once`) | `wait = "5s"` |
-/// | a cache error is raised | returned in a `Result` whose error converts from `cachelock::Error`, else fail closed and logged |
+/// | a cache error is raised | returned in a `Result` whose error converts from `cachelock::Error`, else fail closed: counted, logged, sent to `cachelock::on_fail_closed`'s hook, on stderr if nothing else listens |
 /// | the key as formatted | stored under the process prefix, `cachelock:` by default |
 #[proc_macro_attribute]
 pub fn once(args: TokenStream, item: TokenStream) -> TokenStream {

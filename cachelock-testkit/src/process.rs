@@ -108,6 +108,11 @@ impl ServerProcess {
         }
     }
 
+    /// The process id (to signal it, e.g. `SIGSTOP` to pause it).
+    pub(crate) fn id(&self) -> u32 {
+        self.child.id()
+    }
+
     /// `true` while the process runs.
     pub(crate) fn is_running(&mut self) -> bool {
         matches!(self.child.try_wait(), Ok(None))

@@ -113,6 +113,9 @@ impl LockStore for DefaultCache {
     fn admin(&self) -> Option<&dyn LockAdmin> {
         default_store().admin()
     }
+    fn min_ttl(&self) -> Duration {
+        default_store().min_ttl()
+    }
     fn trees(&self) -> Option<&dyn TreeStore> {
         default_store().trees()
     }

@@ -59,6 +59,16 @@ pub enum Error {
         reason: String,
     },
 
+    /// A store could not be set up: an unknown URL scheme, a store whose cargo feature is
+    /// off, a URL or settings the store cannot use. Nothing was connected yet.
+    #[error("invalid store `{store}`: {reason}")]
+    InvalidStore {
+        /// The store's URL (password hidden) or name.
+        store: String,
+        /// What is wrong, and what to do.
+        reason: String,
+    },
+
     /// A process-wide setting was set a second time, or after its default was already in use.
     #[error(
         "the process-wide {what} is already set: set it once, at start-up, before the first lock is taken"
@@ -86,7 +96,7 @@ impl Error {
             | Error::Backend { key, .. }
             | Error::InvalidKey { key, .. }
             | Error::InvalidSetting { key, .. } => Some(key),
-            Error::AlreadyConfigured { .. } => None,
+            Error::AlreadyConfigured { .. } | Error::InvalidStore { .. } => None,
         }
     }
 

@@ -26,7 +26,7 @@ use crate::store::LockStore;
 ///
 /// Nothing connects until the first lock is taken, so a server that is down fails the first
 /// lock, not this call. A URL whose store's feature is off, an unknown scheme, or a URL the
-/// store cannot read is an [`Error::InvalidSetting`] whose message names the URL (password
+/// store cannot read is an [`Error::InvalidStore`] whose message names the URL (password
 /// hidden) and, for a feature that is off, the feature to turn on.
 ///
 /// ```
@@ -36,7 +36,8 @@ use crate::store::LockStore;
 /// let guard = Lock::new("report").cache(store.clone()).try_acquire()?;
 /// assert!(Lock::new("report").cache(store).try_acquire().unwrap_err().is_locked());
 /// # drop(guard);
-/// assert!(store_from_url("gopher://x").unwrap_err().to_string().contains("gopher"));
+/// let error = store_from_url("gopher://x").err().expect("an unknown scheme");
+/// assert!(error.to_string().contains("gopher"));
 /// # Ok::<(), cachelock::Error>(())
 /// ```
 pub fn store_from_url(url: &str) -> Result<Arc<dyn LockStore>, Error> {
@@ -44,43 +45,43 @@ pub fn store_from_url(url: &str) -> Result<Arc<dyn LockStore>, Error> {
     let opened: Result<Arc<dyn LockStore>, BoxError> = match scheme.to_ascii_lowercase().as_str() {
         "memory" => Ok(Arc::new(MemoryCache::new())),
         "noop" => Ok(Arc::new(NoopCache)),
-        "file" => feature("file", url, |url| {
+        "file" => feature("file", cfg!(feature = "file"), url, |url| {
             #[cfg(feature = "file")]
             return crate::file::open_url(url);
             #[cfg(not(feature = "file"))]
             return Err(url.into());
         }),
-        "redis" | "rediss" | "redis+unix" | "unix" => feature("redis", url, |url| {
+        "redis" | "rediss" | "redis+unix" | "unix" => feature("redis", cfg!(feature = "redis"), url, |url| {
             #[cfg(feature = "redis")]
             return crate::redis::open_url(url);
             #[cfg(not(feature = "redis"))]
             return Err(url.into());
         }),
-        "redis-cluster" | "rediss-cluster" => feature("redis", url, |url| {
+        "redis-cluster" | "rediss-cluster" => feature("redis", cfg!(feature = "redis"), url, |url| {
             #[cfg(feature = "redis")]
             return crate::redis::open_cluster_url(url);
             #[cfg(not(feature = "redis"))]
             return Err(url.into());
         }),
-        "postgres" | "postgresql" => feature("postgres", url, |url| {
+        "postgres" | "postgresql" => feature("postgres", cfg!(feature = "postgres"), url, |url| {
             #[cfg(feature = "postgres")]
             return crate::postgres::open_url(url);
             #[cfg(not(feature = "postgres"))]
             return Err(url.into());
         }),
-        "mysql" | "mariadb" => feature("mysql", url, |url| {
+        "mysql" | "mariadb" => feature("mysql", cfg!(feature = "mysql"), url, |url| {
             #[cfg(feature = "mysql")]
             return crate::mysql::open_url(url);
             #[cfg(not(feature = "mysql"))]
             return Err(url.into());
         }),
-        "memcache" | "memcached" => feature("memcached", url, |url| {
+        "memcache" | "memcached" => feature("memcached", cfg!(feature = "memcached"), url, |url| {
             #[cfg(feature = "memcached")]
             return crate::memcached::open_url(url);
             #[cfg(not(feature = "memcached"))]
             return Err(url.into());
         }),
-        "etcd" => feature("etcd", url, |url| {
+        "etcd" => feature("etcd", cfg!(feature = "etcd"), url, |url| {
             #[cfg(feature = "etcd")]
             return crate::etcd::open_url(url);
             #[cfg(not(feature = "etcd"))]
@@ -91,28 +92,20 @@ pub fn store_from_url(url: &str) -> Result<Arc<dyn LockStore>, Error> {
         )
         .into()),
     };
-    opened.map_err(|error| Error::InvalidSetting {
-        key: redact_url(url),
-        reason: format!("cannot use this store URL: {error}"),
+    opened.map_err(|error| Error::InvalidStore {
+        store: redact_url(url),
+        reason: error.to_string(),
     })
 }
 
-/// Opens `url` with `open` if the cargo feature `name` is on; else says which feature to
+/// Opens `url` with `open` if the cargo feature `name` is `on`; else says which feature to
 /// turn on.
 fn feature(
     name: &str,
+    on: bool,
     url: &str,
     open: impl FnOnce(&str) -> Result<Arc<dyn LockStore>, BoxError>,
 ) -> Result<Arc<dyn LockStore>, BoxError> {
-    let on = match name {
-        "file" => cfg!(feature = "file"),
-        "redis" => cfg!(feature = "redis"),
-        "postgres" => cfg!(feature = "postgres"),
-        "mysql" => cfg!(feature = "mysql"),
-        "memcached" => cfg!(feature = "memcached"),
-        "etcd" => cfg!(feature = "etcd"),
-        _ => false,
-    };
     if !on {
         return Err(format!(
             "this store needs cachelock's cargo feature `{name}` (cargo add cachelock --features {name})"

@@ -1,55 +1,82 @@
 //! Run a piece of code at most once at a time, across threads, tasks, processes and machines.
 //!
-//! cachelock takes a lock on a key in a store: in process memory by default, Redis, or any
-//! store that implements [`LockStore`] (a get/set/delete [`Cache`] plugs in through
-//! [`CacheStore`]). Every lock has an owner token and a TTL: only its owner can release or
-//! extend it, and a holder that crashes blocks the key for at most the TTL.
+//! A lock on a key in a store, with an owner token (only its owner releases or extends it),
+//! a TTL (a crashed holder blocks the key at most that long), renewal while the work runs,
+//! and a fencing token. Two ways in:
+//!
+//! **A block of code**, with [`Lock`]:
 //!
 //! ```
+//! use std::time::Duration;
 //! use cachelock::Lock;
 //!
-//! // Take a lock for a block of code; it is released when `guard` drops.
-//! let guard = Lock::new("nightly-report").try_acquire()?;
-//!
-//! // Anyone else (another thread, task, or process sharing the cache) is refused.
-//! let second = Lock::new("nightly-report").try_acquire();
-//! assert!(matches!(second, Err(cachelock::Error::Locked { .. })));
-//!
-//! drop(guard);
-//! assert!(Lock::new("nightly-report").try_acquire().is_ok());
+//! let lock = Lock::new("nightly-report").ttl(Duration::from_secs(30));
+//! let guard = lock.try_acquire()?;                 // released when `guard` drops
+//! assert!(lock.try_acquire().unwrap_err().is_locked()); // anyone else is refused
+//! guard.release()?;                                // or report a lost lock
+//! assert_eq!(lock.run(|| 6 * 7)?, 42);             // closure form: releases on return or panic
 //! # Ok::<(), cachelock::Error>(())
 //! ```
 //!
+//! **A function**, with [`#[once]`](macro@once): at most one call at a time per formatted key;
+//! while the key is held elsewhere the call is skipped (or returns `Err(Error::Locked)` with
+//! `raise_if_locked = true`). Every option is on [its page](macro@once).
+//!
+//! ```
+//! use cachelock::once;
+//!
+//! #[once(key = "invoice-<customer>-<month>", ttl = "2m")]
+//! fn send_invoice(customer: u64, month: &str) -> Option<u64> {
+//!     Some(customer) // runs only if nobody else holds `invoice-<customer>-<month>`
+//! }
+//! assert_eq!(send_invoice(7, "2026-12"), Some(7));
+//! ```
+//!
+//! Locks live in the process default store, a [`MemoryCache`] (this process only) unless
+//! [`set_default_cache`] names another: a shared store excludes every process that uses it.
+//! [`store_from_url`] picks one from a URL (`file:///var/lock/app`, `redis://…`,
+//! `postgres://…`, `mysql://…`, `memcache://…`, `etcd://…`), or [`Lock::cache`] and
+//! `#[once(cache = …)]` name one per lock.
+//!
 //! # What is here
 //!
-//! - [`Lock`]: builder (key, [`ttl`](Lock::ttl), [`cache`](Lock::cache),
-//!   [`prefix`](Lock::prefix)); [`try_acquire`](Lock::try_acquire),
-//!   [`acquire_timeout`](Lock::acquire_timeout), their async twins, and the closure forms
-//!   [`run`](Lock::run) / [`run_async`](Lock::run_async).
-//! - [`Guard`] (sync, releases on drop) and [`AsyncGuard`] (`release().await`, and a `Drop`
-//!   that never blocks a runtime thread).
-//! - [`LockStore`]: the contract of a store with atomic lock operations; [`MemoryCache`]
-//!   (the default, on moka) and [`NoopCache`] (grants everything, for tests) implement it,
-//!   and so does [`CacheStore`], the adapter for a get/set/delete [`Cache`] you already have.
-//!   [`LockAdmin`] and [`tree::TreeStore`] are the capabilities a store may add.
-//! - [`set_default_cache`] and [`set_key_prefix`]: process-wide settings, set once.
-//! - [`testing`]: the conformance suites every store passes; run them on your own store
-//!   ([`testing::conformance`]) or cache ([`testing::cache_conformance`]).
-//! - `cachelock::redis` (cargo feature `redis`, TLS with `redis-tls`): `RedisCache` and
-//!   `RedisClusterCache`, atomic locks across processes and machines in two round trips per
-//!   acquire + release.
-//! - [`tree`]: hierarchical locks ([`TreeLock`](tree::TreeLock)): a lock on `/a/b` also
-//!   excludes `/a` and `/a/b/c`, not `/a/x` (Locker's model), on memory and Redis.
-//! - Admin calls: [`Lock::holder`] (who holds a key, for how much longer),
-//!   [`held_locks`] (every lock under a prefix; Redis `SCAN`, on every primary of a
-//!   cluster), [`Lock::force_release`], and their async twins [`Lock::holder_async`],
-//!   [`held_locks_async`], [`Lock::force_release_async`].
-//! - [`Error`]: one error type; every message names the key.
+//! - [`Lock`], [`Guard`], [`AsyncGuard`]: taking, holding, renewing ([`Lock::renew`],
+//!   [`Lock::max_hold`], [`Lock::hold_at_least`]) and releasing a lock, sync and async;
+//!   [`Guard::fence`] the fencing token; [`Guard::is_lost`] / [`Guard::lost`] the lost signal.
+//! - [`macro@once`]: the attribute, and what a skipped call reports ([`on_fail_closed`],
+//!   [`fail_closed_count`]).
+//! - Stores: [`MemoryCache`] (the default), [`NoopCache`] (grants everything, for tests),
+//!   [`CacheStore`] (a get/set/delete [`Cache`] you already have), and behind cargo features
+//!   `cachelock::file`, `cachelock::redis`, `cachelock::postgres`, `cachelock::mysql`,
+//!   `cachelock::memcached`, `cachelock::etcd`; [`store_from_url`].
+//! - The store contract: [`LockStore`] (with [`Claim`], [`Claimed`], [`Handle`]) and the
+//!   capabilities a store may add, [`LockAdmin`] and [`tree::TreeStore`]; [`testing`], the
+//!   conformance suites every store passes.
+//! - [`tree`]: hierarchical locks ([`TreeLock`](tree::TreeLock)): `/a/b` also excludes `/a`
+//!   and `/a/b/c`, not `/a/x` (Locker's model).
+//! - Admin calls: [`Lock::holder`], [`held_locks`], [`Lock::force_release`] (and async twins).
+//! - Settings: [`set_default_cache`], [`set_key_prefix`], [`DEFAULT_TTL`], [`MAX_TTL`],
+//!   [`MAX_KEY_LEN`]; [`Error`], one error type whose every message names the key.
+//!
+//! # Cargo features
+//!
+#![doc = document_features::document_features!()]
+//!
+//! # Guarantees
+//!
+//! Exclusion **while a lock's TTL runs, on the store you give it**: no two holders of a key
+//! are inside at once as long as each renews or releases before its TTL runs out and the
+//! store keeps what it was told. Release and extend are owner-checked everywhere. A holder
+//! that goes a whole TTL without renewing (a paused process, a store it cannot reach) is no
+//! longer exclusive and is not stopped: it learns it from [`Guard::is_lost`], and the
+//! fencing token lets the resource it writes refuse it. What each store adds (atomic
+//! across processes or not, what a restart or fail-over loses) is in its module docs; a
+//! get/set/delete [`CacheStore`] is atomic within one process only.
 //!
 //! # Observability
 //!
 //! Every lock reports through [`tracing`](https://docs.rs/tracing) (targets `cachelock::*`),
-//! each event with the stored `key`, none with the owner token:
+//! each event with the stored `key`, none with the owner token or a password:
 //!
 //! | event | level | fields |
 //! |---|---|---|
@@ -62,9 +89,19 @@
 //! | `lock lost` | warn | `key`, `held_for`, `why` |
 //! | `lock released` | debug | `key`, `held_for` (tree locks too, `key` = lock space + path; also when a dropped async guard releases in the background) |
 //! | `lock was lost before release` | warn | `key`, `held_for` |
+//! | `releasing lock failed; it stays until its TTL runs out` | error | `key`, `error` |
+//! | `lock granted only after its TTL; released again` | warn | `key`, `ttl` |
 //! | `lock force-released` | warn | `key`, `holder_host`, `holder_pid`, `holder_label` |
+//! | `#[once] did not run the function: the lock could not be taken (fail closed)` | error | `function`, `key`, `error` |
+//! | `#[once] body cancelled: its lock was lost` | warn | `key`, `held_for` |
+#![cfg_attr(docsrs, feature(doc_cfg))]
 #![deny(missing_docs)]
 #![warn(rust_2018_idioms, unreachable_pub)]
+
+/// The README's code blocks, compiled and run as doctests (`cargo test --doc --all-features`).
+#[cfg(all(doctest, feature = "redis"))]
+#[doc = include_str!("../../README.md")]
+pub struct ReadmeDoctests;
 
 #[doc(hidden)]
 #[path = "private.rs"]
@@ -81,8 +118,11 @@ mod default_cache;
 mod detached;
 mod error;
 #[cfg(feature = "etcd")]
+#[cfg_attr(docsrs, doc(cfg(feature = "etcd")))]
 pub mod etcd;
+mod fail_closed;
 #[cfg(feature = "file")]
+#[cfg_attr(docsrs, doc(cfg(feature = "file")))]
 pub mod file;
 mod from_url;
 mod guard;
@@ -90,16 +130,20 @@ mod lease;
 mod lock;
 mod log;
 #[cfg(feature = "memcached")]
+#[cfg_attr(docsrs, doc(cfg(feature = "memcached")))]
 pub mod memcached;
 mod memory;
 #[cfg(feature = "mysql")]
+#[cfg_attr(docsrs, doc(cfg(feature = "mysql")))]
 pub mod mysql;
 mod noop;
 mod owner;
 #[cfg(feature = "postgres")]
+#[cfg_attr(docsrs, doc(cfg(feature = "postgres")))]
 pub mod postgres;
 mod redact;
 #[cfg(feature = "redis")]
+#[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
 pub mod redis;
 mod renew;
 mod result;
@@ -122,6 +166,7 @@ pub use default_cache::{
     default_cache, default_cache_arc, set_default_cache, set_default_cache_arc, DefaultCache,
 };
 pub use error::{BoxError, Error};
+pub use fail_closed::{fail_closed_count, on_fail_closed, FailClosed};
 pub use from_url::store_from_url;
 pub use guard::{AsyncGuard, Guard};
 pub use lock::Lock;

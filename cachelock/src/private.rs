@@ -216,18 +216,9 @@ pub fn raise<R: Raise>(error: Error) -> R {
 /// `raise_if_locked = false` with a return type that cannot be named: skip, fail closed.
 pub fn fail_closed<R: Skip>(error: Error, function: &'static str) -> R {
     if !error.is_locked() {
-        report_fail_closed(&error, function);
+        crate::fail_closed::report(function, &error);
     }
     R::skipped()
-}
-
-fn report_fail_closed(error: &Error, function: &'static str) {
-    tracing::error!(
-        function,
-        key = error.key().unwrap_or_default(),
-        error = %error,
-        "#[once] did not run the function: the lock could not be taken (fail closed)"
-    );
 }
 
 /// Chooses, by autoref specialization on the return type `R`, what a call returns when the

@@ -197,10 +197,25 @@ enum Mode {
 
 const CONTENDERS: usize = 16;
 const ROUNDS: usize = 20;
+/// The short TTL of the expiry checks, on a store that keeps millisecond TTLs (see
+/// [`short_ttls`]).
 const SHORT: Duration = Duration::from_millis(150);
 const LONG: Duration = Duration::from_secs(30);
 /// Comfortably past `SHORT`, even on a loaded machine (a late wake only makes it later).
 const PAST_SHORT: Duration = Duration::from_millis(450);
+
+/// The short TTL of the expiry checks on `store`, and how long to sleep for a lock with it to
+/// be surely gone: [`SHORT`] and [`PAST_SHORT`], or, on a store whose
+/// [`min_ttl`](LockStore::min_ttl) is longer than `SHORT`, that minimum and twice it (the
+/// store may free a key up to about `min_ttl` late).
+fn short_ttls<S: LockStore + ?Sized>(store: &S) -> (Duration, Duration) {
+    let min = store.min_ttl();
+    if min <= SHORT {
+        (SHORT, PAST_SHORT)
+    } else {
+        (min, min * 2)
+    }
+}
 
 struct Suite<'a, S: LockStore + ?Sized> {
     store: &'a S,
@@ -208,6 +223,9 @@ struct Suite<'a, S: LockStore + ?Sized> {
     label: &'static str,
     prefix: String,
     check: &'static str,
+    /// The short TTL of the expiry checks, and a sleep surely past it ([`short_ttls`]).
+    short: Duration,
+    past_short: Duration,
 }
 
 /// A fresh claim for `ttl`.
@@ -217,12 +235,15 @@ fn claim(ttl: Duration) -> Claim<'static> {
 
 impl<'a, S: LockStore + ?Sized> Suite<'a, S> {
     fn new(store: &'a S, mode: Mode, label: &'static str) -> Self {
+        let (short, past_short) = short_ttls(store);
         Suite {
             store,
             mode,
             label,
             prefix: format!("cachelock-conformance:{}:", &Token::new().as_str()[..12]),
             check: "",
+            short,
+            past_short,
         }
     }
 
@@ -495,13 +516,13 @@ impl<'a, S: LockStore + ?Sized> Suite<'a, S> {
             false,
         )?;
         self.expect("release", self.release(&k, fenced.token()).await?, true)?;
-        let short = claim(SHORT).with_fencing(false);
+        let short = claim(self.short).with_fencing(false);
         self.expect(
             "unfenced claim with a short TTL",
             self.won(&k, &short).await?,
             true,
         )?;
-        self.sleep(PAST_SHORT).await;
+        self.sleep(self.past_short).await;
         self.expect("unfenced claim after expiry", self.won(&k, &b).await?, true)?;
         self.expect(
             "release after expiry by the old owner",
@@ -577,9 +598,9 @@ impl<'a, S: LockStore + ?Sized> Suite<'a, S> {
             }
             self.expect("release", self.release(&k, a.token()).await?, true)?;
         }
-        let short = claim(SHORT);
+        let short = claim(self.short);
         next("claim with a short TTL", self.fence(&k, &short).await?)?;
-        self.sleep(PAST_SHORT).await;
+        self.sleep(self.past_short).await;
         let b = claim(LONG);
         next(
             "claim after the previous holder expired",
@@ -650,21 +671,21 @@ impl<'a, S: LockStore + ?Sized> Suite<'a, S> {
         self.release(&k, b.token()).await?;
 
         let k = self.key("ttl-expires");
-        let short = claim(SHORT);
+        let short = claim(self.short);
         self.expect("claim with a short TTL", self.won(&k, &short).await?, true)?;
-        self.sleep(PAST_SHORT).await;
+        self.sleep(self.past_short).await;
         self.expect("claim after the TTL ran out", self.won(&k, &b).await?, true)?;
         self.release(&k, b.token()).await?;
 
         let k = self.key("ttl-extended");
-        let short = claim(SHORT);
+        let short = claim(self.short);
         self.expect("claim with a short TTL", self.won(&k, &short).await?, true)?;
         self.expect(
             "extend by the owner",
             self.extend(&k, short.token(), LONG).await?,
             true,
         )?;
-        self.sleep(PAST_SHORT).await;
+        self.sleep(self.past_short).await;
         self.expect(
             "claim after the first TTL of an extended lock",
             self.won(&k, &b).await?,
@@ -704,9 +725,9 @@ impl<'a, S: LockStore + ?Sized> Suite<'a, S> {
         )?;
 
         let k = self.key("release-after-expiry");
-        let short = claim(SHORT);
+        let short = claim(self.short);
         self.expect("claim with a short TTL", self.won(&k, &short).await?, true)?;
-        self.sleep(PAST_SHORT).await;
+        self.sleep(self.past_short).await;
         self.expect(
             "claim by another after expiry",
             self.won(&k, &b).await?,
@@ -733,14 +754,14 @@ impl<'a, S: LockStore + ?Sized> Suite<'a, S> {
     async fn owner_extend(&self) -> Result<(), ConformanceError> {
         let b = claim(LONG);
         let k = self.key("extend");
-        let short = claim(SHORT);
+        let short = claim(self.short);
         self.expect("claim with a short TTL", self.won(&k, &short).await?, true)?;
         self.expect(
             "extend with another token",
             self.extend(&k, b.token(), LONG).await?,
             false,
         )?;
-        self.sleep(PAST_SHORT).await;
+        self.sleep(self.past_short).await;
         self.expect(
             "claim after a refused extend and the TTL (key must be free)",
             self.won(&k, &b).await?,

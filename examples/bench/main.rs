@@ -850,12 +850,88 @@ fn w2(settings: &Settings, url: &str) -> Vec<Row> {
         },
     ));
 
-    rows.push(w2_async("Lock async, RedisCache, 16 tasks", time, &cache));
+    rows.push(w2_async_limit(
+        "LIMIT redis-rs async multiplexed, 16 tasks",
+        time,
+        &client,
+    ));
+    rows.push(w2_async(
+        "Lock async, RedisCache, 16 tasks",
+        time,
+        &cache,
+        true,
+    ));
+    rows.push(w2_async(
+        "Lock async, RedisCache, fencing(false), 16 tasks",
+        time,
+        &cache,
+        false,
+    ));
     rows
 }
 
+/// The async LIMIT of W2: 16 tasks on one multiplexed connection, each trying the same key
+/// with `SET NX PX` and releasing with the compare-and-delete `EVALSHA`, as fast as they can.
+fn w2_async_limit(name: &'static str, time: Duration, client: &redis::Client) -> Row {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let occ = Arc::new(Occupancy::default());
+    let script = Arc::new(redis::Script::new(RELEASE_SCRIPT));
+    let start = Instant::now();
+    let end = start + time;
+    let tallies = rt.block_on(async {
+        let con = client
+            .get_multiplexed_async_connection()
+            .await
+            .expect("connect");
+        let tasks: Vec<_> = (0..W2_WORKERS)
+            .map(|w| {
+                let (mut con, occ, script) = (con.clone(), occ.clone(), script.clone());
+                tokio::spawn(async move {
+                    let token = format!("{RAW_TOKEN}-{w}");
+                    let mut tally = W2Tally::default();
+                    while Instant::now() < end {
+                        let started = Instant::now();
+                        let set: Option<String> = redis::cmd("SET")
+                            .arg("bench:w2:raw-async")
+                            .arg(&token)
+                            .arg("NX")
+                            .arg("PX")
+                            .arg(TTL_MS)
+                            .query_async(&mut con)
+                            .await
+                            .expect("SET");
+                        let won = set.is_some();
+                        if won {
+                            occ.critical_section();
+                            let deleted: i64 = script
+                                .key("bench:w2:raw-async")
+                                .arg(&token)
+                                .invoke_async(&mut con)
+                                .await
+                                .expect("EVALSHA");
+                            assert_eq!(deleted, 1, "our own lock");
+                        }
+                        tally.record(started, won);
+                    }
+                    tally
+                })
+            })
+            .collect();
+        let mut tallies = Vec::new();
+        for task in tasks {
+            tallies.push(task.await.expect("task"));
+        }
+        tallies
+    });
+    w2_row(name, tallies, start.elapsed(), &occ)
+}
+
 /// W2 with 16 tasks on a 2-thread tokio runtime.
-fn w2_async(name: &'static str, time: Duration, cache: &RedisCache) -> Row {
+fn w2_async(name: &'static str, time: Duration, cache: &RedisCache, fencing: bool) -> Row {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -875,6 +951,7 @@ fn w2_async(name: &'static str, time: Duration, cache: &RedisCache) -> Row {
                         let won = match Lock::new("bench:w2:async")
                             .cache(cache.clone())
                             .ttl(TTL)
+                            .fencing(fencing)
                             .try_acquire_async()
                             .await
                         {
@@ -1242,6 +1319,18 @@ fn main() {
         find(&w3, "#[once], MemoryCache"),
         find(&w3, "Lock, MemoryCache, key format!"),
         0.95,
+    );
+    met &= ratio(
+        "W2 Lock async ok/s / LIMIT async ok/s",
+        find(&w2, "Lock async, RedisCache, 16 tasks"),
+        find(&w2, "LIMIT redis-rs async multiplexed, 16 tasks"),
+        0.8,
+    );
+    met &= ratio(
+        "W2 Lock sync ok/s / LIMIT sync ok/s",
+        find(&w2, "Lock sync, RedisCache, 16 threads"),
+        find(&w2, "LIMIT redis-rs sync, 16 threads"),
+        1.0,
     );
     stores::ratios(&store_rows);
     let violations: u64 = w2.iter().chain(&store_rows).map(|r| r.violations).sum();

@@ -25,3 +25,11 @@ pub(crate) fn evalsha(script: &Script, numkeys: u8, args: usize, data: usize) ->
     cmd.arg("EVALSHA").arg(script.get_hash()).arg(numkeys);
     cmd
 }
+
+impl Reply {
+    /// A claim that was refused: the key is held (by someone else, or, after a resend the
+    /// client did not tell about, by this very claim).
+    pub(crate) fn is_refusal(&self) -> bool {
+        matches!(self, Reply::Flag(false) | Reply::Fence(None))
+    }
+}

@@ -140,6 +140,17 @@ impl std::fmt::Display for ConfigError {
 
 impl std::error::Error for ConfigError {}
 
+/// So that `RedisCache::from_url(url)?` works in a function returning `cachelock::Error`:
+/// [`Error::InvalidStore`](crate::Error::InvalidStore) with the message (URL redacted).
+impl From<ConfigError> for crate::Error {
+    fn from(error: ConfigError) -> Self {
+        crate::Error::InvalidStore {
+            store: "Redis".to_owned(),
+            reason: error.message,
+        }
+    }
+}
+
 pub use crate::redact::redact_url;
 
 /// Describes where a `redis::ConnectionInfo` points, without credentials.

@@ -34,8 +34,8 @@ pub(crate) trait Backend: Send + Sync + 'static {
 
     /// Whether the client sends a command again by itself when its connection died, without
     /// telling (the cluster clients do, up to their retry count): a command whose first send
-    /// ran but whose reply was lost is then answered as the resend saw it. A refused plain
-    /// unfenced claim may be such an answer, so it is asked again in its resent form
+    /// ran but whose reply was lost is then answered as the resend saw it. A refused claim
+    /// (fenced or not) may be such an answer, so it is asked again in its resent form
     /// ([`Op::resent`]).
     const RESENDS_BY_ITSELF: bool;
 
@@ -181,11 +181,13 @@ impl<B: Backend> Core<B> {
             .map_err(boxed)
     }
 
-    /// Sends `op` as it is; on a backend whose client resends by itself, a refused plain
-    /// unfenced claim is asked again in its resent form (see [`Backend::RESENDS_BY_ITSELF`]).
+    /// Sends `op` as it is; on a backend whose client resends by itself, a refused claim is
+    /// asked again in its resent form (see [`Backend::RESENDS_BY_ITSELF`]).
     fn exec_first(con: &mut B::Sync, op: Op<'_>) -> RedisResult<Reply> {
         match exec(con, op)? {
-            Reply::Flag(false) if B::RESENDS_BY_ITSELF && op.refusal_may_be_own_resend() => {
+            reply
+                if reply.is_refusal() && B::RESENDS_BY_ITSELF && op.refusal_may_be_own_resend() =>
+            {
                 exec(con, op.resent())
             }
             reply => Ok(reply),
@@ -195,7 +197,9 @@ impl<B: Backend> Core<B> {
     /// Async twin of [`exec_first`](Core::exec_first).
     async fn exec_first_async(con: &mut B::Async, op: Op<'_>) -> RedisResult<Reply> {
         match exec_async(con, op).await? {
-            Reply::Flag(false) if B::RESENDS_BY_ITSELF && op.refusal_may_be_own_resend() => {
+            reply
+                if reply.is_refusal() && B::RESENDS_BY_ITSELF && op.refusal_may_be_own_resend() =>
+            {
                 exec_async(con, op.resent()).await
             }
             reply => Ok(reply),

@@ -34,7 +34,7 @@
 //!
 //! | operation | command |
 //! |---|---|
-//! | claim | `EVALSHA` of a claim script (`SET key token NX PX ttl`, then bump the fence counter) |
+//! | claim | `EVALSHA` of a claim script (`SET key token NX PX ttl`; if it stored it, `TIME` and the fence counter's `GET` and `SET`; a refusal returns at once) |
 //! | claim without a fence ([`Lock::fencing(false)`](crate::Lock::fencing), `#[once]` without `fence`) | `SET key token NX PX ttl`; sent again after a lost reply: `EVALSHA` of a script that also wins on its own value (see "Faults") |
 //! | release | `EVALSHA` of a compare-and-delete script (`GET`, then `DEL` and `PUBLISH cachelock:released <key>` if it holds the token) |
 //! | extend | `EVALSHA` of a compare-and-`PEXPIRE` script |
@@ -95,7 +95,7 @@
 //! | server down or unreachable | [`Error::Backend`](crate::Error::Backend), after at most the connect timeout (sync) or connect + response timeouts (async) |
 //! | server slow or paused | [`Error::Backend`](crate::Error::Backend) with [`is_timeout`](crate::Error::is_timeout) true, after the response timeout (never more than the TTL for claim and extend) |
 //! | server restarted | nothing: a dead connection is replaced and the command sent once more |
-//! | connection cut after the server ran a claim (its reply lost) | the claim sent again finds the key holding its own value and wins, instead of reporting the key held (by nobody) for a whole TTL. A claim that is not sent again (its connection was new, or the reply timed out) returns `Error::Backend`, and `Lock`/`TreeLock` give it back with an owner-checked release in the background, in case it landed. The claim scripts (fenced, tree) check this themselves; the unfenced claim's first send stays a plain `SET NX PX`, and only its resend is a script that checks. The cluster client resends by itself without telling, so on [`RedisClusterCache`] a refused unfenced claim is asked again in that form: one more round trip, on refusals only |
+//! | connection cut after the server ran a claim (its reply lost) | the claim sent again finds the key holding its own value and wins, instead of reporting the key held (by nobody) for a whole TTL. A claim that is not sent again (its connection was new, or the reply timed out) returns `Error::Backend`, and `Lock`/`TreeLock` give it back with an owner-checked release in the background, in case it landed. The tree claim script checks this itself; the plain claims' first sends stay the cheap ones (the fenced script that returns at once on a refusal, or a plain `SET NX PX`), and only their resend is a script that checks. The cluster client resends by itself without telling, so on [`RedisClusterCache`] a refused claim is asked again in that form: one more round trip, on refusals only |
 //! | server gone while a lock is held | `release` returns [`Error::Backend`](crate::Error::Backend); a guard's `Drop` logs it and never hangs; the key expires with its TTL (a fresh server has no key anyway) |
 //! | another value or type at the key | claim is refused ([`Error::Locked`](crate::Error::Locked)); release and extend touch nothing ([`Error::LockLost`](crate::Error::LockLost)) |
 //!

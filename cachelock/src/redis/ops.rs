@@ -33,6 +33,9 @@ pub(crate) enum Op<'a> {
     Delete(&'a str),
     /// Key, fence counter key, owner value, TTL.
     Claim(&'a str, &'a str, &'a str, Duration),
+    /// The same claim sent again: a script that also wins when the key already holds exactly
+    /// this value (see [`Op::resent`]).
+    ClaimResent(&'a str, &'a str, &'a str, Duration),
     /// Key, owner value, TTL: `SET NX PX`, no fence.
     ClaimUnfenced(&'a str, &'a str, Duration),
     /// The same claim sent again: a script that also wins when the key already holds exactly
@@ -105,8 +108,11 @@ impl<'a> Op<'a> {
                 cmd.arg(key);
                 (cmd, None)
             }
-            Op::Claim(key, counter, value, ttl) => {
-                let script = scripts::claim();
+            Op::Claim(key, counter, value, ttl) | Op::ClaimResent(key, counter, value, ttl) => {
+                let script = match self {
+                    Op::Claim(..) => scripts::claim(),
+                    _ => scripts::claim_resent(),
+                };
                 let mut cmd = evalsha(script, 2, 4, key.len() + counter.len() + value.len() + 20);
                 cmd.arg(key).arg(counter).arg(value).arg(ttl_ms(ttl));
                 (cmd, Some(script))
@@ -156,7 +162,7 @@ impl<'a> Op<'a> {
                 }))
             }
             Op::Delete(_) => Reply::Done,
-            Op::Claim(..) => Reply::Fence(fence(reply)?),
+            Op::Claim(..) | Op::ClaimResent(..) => Reply::Fence(fence(reply)?),
             Op::ClaimUnfenced(..) => Reply::Flag(set_nx_stored(reply)?),
             Op::ClaimUnfencedResent(..)
             | Op::Release(..)
@@ -170,6 +176,7 @@ impl<'a> Op<'a> {
     pub(crate) fn lock_ttl(&self) -> Option<Duration> {
         match *self {
             Op::Claim(_, _, _, ttl)
+            | Op::ClaimResent(_, _, _, ttl)
             | Op::ClaimUnfenced(_, _, ttl)
             | Op::ClaimUnfencedResent(_, _, ttl)
             | Op::Extend(_, _, ttl) => Some(ttl),
@@ -182,33 +189,33 @@ impl<'a> Op<'a> {
     /// connection died after the command was written, so the server may have run it and
     /// only the reply was lost.
     ///
-    /// Every operation is its own resent form, except two:
+    /// Every operation is its own resent form, except three:
     ///
-    /// - the unfenced claim: a plain `SET NX PX` sent again after its first send landed finds
-    ///   the key holding its own value and answers nil, which would report the key held (by
-    ///   nobody) for a whole TTL. Its resent form is a script that takes its own value as a
-    ///   win. The first send stays the plain `SET`, one command; only a resend pays for the
-    ///   script;
+    /// - the claims, fenced and unfenced: sent again after the first send landed, they find
+    ///   the key holding their own value and would answer "held", reporting the key held (by
+    ///   nobody) for a whole TTL. Their resent forms are scripts that take their own value as
+    ///   a win. The first sends stay the cheap ones (a plain `SET NX PX`; the fenced script
+    ///   that returns at once on a refusal); only a resend pays for the check;
     /// - the release: sent again after its first send deleted the key, it finds nothing and
     ///   would report the lock lost (a false alarm, logged at warn level). Its resent form
     ///   counts an absent key as released; a key holding another value is still refused.
     ///
-    /// (The fenced and tree claim scripts already recognise their own value; the others can
-    /// run twice.) On Redis Cluster the client resends by itself, unseen: there a release
+    /// (The tree claim script already recognises its own value; the others can run twice.) On Redis Cluster the client resends by itself, unseen: there a release
     /// whose reply was lost may still report the lock lost, because an absent key cannot be
     /// told from one that ran out before the release.
     pub(crate) fn resent(self) -> Op<'a> {
         match self {
+            Op::Claim(key, counter, value, ttl) => Op::ClaimResent(key, counter, value, ttl),
             Op::ClaimUnfenced(key, value, ttl) => Op::ClaimUnfencedResent(key, value, ttl),
             Op::Release(key, token) => Op::ReleaseResent(key, token),
             other => other,
         }
     }
 
-    /// Whether a `Flag(false)` reply to this operation may be the answer of a resend the
-    /// client did not tell about: only a plain unfenced claim (see [`Op::resent`]).
+    /// Whether a refusal of this operation may be the answer of a resend the client did not
+    /// tell about: only a first-form claim, fenced or not (see [`Op::resent`]).
     pub(crate) fn refusal_may_be_own_resend(&self) -> bool {
-        matches!(self, Op::ClaimUnfenced(..))
+        matches!(self, Op::Claim(..) | Op::ClaimUnfenced(..))
     }
 
     /// A short name for logs and errors.
@@ -217,6 +224,7 @@ impl<'a> Op<'a> {
             Op::Holder(_) => "holder",
             Op::Delete(_) => "delete",
             Op::Claim(..) => "claim",
+            Op::ClaimResent(..) => "claim (resent)",
             Op::ClaimUnfenced(..) => "claim (unfenced)",
             Op::ClaimUnfencedResent(..) => "claim (unfenced, resent)",
             Op::Release(..) => "release",

@@ -1,5 +1,5 @@
 //! The Lua scripts: claim (with its fencing token), compare-and-delete, compare-and-expire,
-//! and the resent form of the unfenced claim.
+//! and the resent forms of the claims and the release.
 //!
 //! Release and extend touch only `KEYS[1]`; claim touches the lock key and the fencing
 //! counter of its slot (see `fence.rs`), so every script runs on Redis Cluster (one slot). They are
@@ -19,44 +19,74 @@ use std::sync::OnceLock;
 
 use redis::Script;
 
-/// `SET KEYS[1] ARGV[1] NX PX ARGV[2]`; if it stored the token, bumps the fencing counter
+/// `SET KEYS[1] ARGV[1] NX PX ARGV[2]`; if it stored the value, bumps the fencing counter
 /// `KEYS[2]` and returns the new fence (an integer reply: Redis converts the Lua number, exact
-/// below 2^53), else returns nil.
+/// below 2^53), else returns nil at once: a refused claim costs the server one `SET NX`, as a
+/// plain lock's would, and never touches the counter.
 ///
 /// The fence is `max(counter + 1, server time in µs)`: strictly greater than the counter, so
 /// strictly increasing per slot (scripts run one at a time), and, should the counter ever
 /// be lost (`FLUSHALL`, eviction under an `allkeys-*` policy, a failover that dropped the
 /// last writes), still greater than every earlier fence unless the server clock went back.
 /// Lua numbers are doubles: exact for integers below 2^53, which µs since 1970 stay below
-/// until the year 2255. The counter is read before the `SET`, so a counter holding garbage
-/// fails the claim before anything is written.
+/// until the year 2255. The counter is written back as a number (no string formatting).
+/// A counter holding garbage (another type, or not a number) fails the claim with an error
+/// and takes the lock back out: nothing is left written.
 ///
-/// A claim resent after its connection died (the redis backend resends once when a
-/// connection turns out dead) may find the key already holding this very value, the first
-/// send having landed: that is this claim's own grant, answered with the current counter
-/// (never below the fence the first send handed out), not a conflict that would leave the
-/// key blocked by nobody for a whole TTL. Values carry a fresh random token, so no other
-/// claim can match.
+/// A claim sent again after its connection died (its first send may have landed) is sent as
+/// [`CLAIM_RESENT`], which also recognises its own value; the first send stays this one.
 pub(crate) const CLAIM: &str = r"
-if redis.replicate_commands then redis.replicate_commands() end
-local last = redis.pcall('GET', KEYS[2])
-if last == false then
-    last = 0
-elseif type(last) ~= 'string' or tonumber(last) == nil then
-    return redis.error_reply('the fencing counter ' .. KEYS[2] .. ' does not hold a number')
-else
-    last = tonumber(last)
-end
 if not redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then
-    if last > 0 and redis.pcall('GET', KEYS[1]) == ARGV[1] then
-        return last
-    end
     return false
 end
 local now = redis.call('TIME')
-local fence = math.max(last + 1, tonumber(now[1]) * 1000000 + tonumber(now[2]))
-redis.call('SET', KEYS[2], string.format('%.0f', fence))
+local fence = tonumber(now[1]) * 1000000 + tonumber(now[2])
+local last = redis.pcall('GET', KEYS[2])
+if last ~= false then
+    last = type(last) == 'string' and tonumber(last)
+    if not last then
+        redis.call('DEL', KEYS[1])
+        return redis.error_reply('the fencing counter ' .. KEYS[2] .. ' does not hold a number')
+    end
+    if last >= fence then
+        fence = last + 1
+    end
+end
+redis.call('SET', KEYS[2], fence)
 return fence
+";
+
+/// The fenced claim as it is sent again after its connection died: as [`CLAIM`], but a key
+/// that already holds exactly `ARGV[1]` (the first send landed: values carry a fresh random
+/// token, so no other claim matches) is this claim's own grant, answered with the current
+/// counter (never below the fence the first send handed out), instead of a conflict that
+/// would leave the key blocked by nobody for a whole TTL. On Redis Cluster, whose client
+/// resends by itself without telling, a refused fenced claim is asked again in this form.
+pub(crate) const CLAIM_RESENT: &str = r"
+if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then
+    local now = redis.call('TIME')
+    local fence = tonumber(now[1]) * 1000000 + tonumber(now[2])
+    local last = redis.pcall('GET', KEYS[2])
+    if last ~= false then
+        last = type(last) == 'string' and tonumber(last)
+        if not last then
+            redis.call('DEL', KEYS[1])
+            return redis.error_reply('the fencing counter ' .. KEYS[2] .. ' does not hold a number')
+        end
+        if last >= fence then
+            fence = last + 1
+        end
+    end
+    redis.call('SET', KEYS[2], fence)
+    return fence
+end
+if redis.pcall('GET', KEYS[1]) == ARGV[1] then
+    local last = tonumber(redis.pcall('GET', KEYS[2]))
+    if last then
+        return last
+    end
+end
+return false
 ";
 
 /// The value of `KEYS[1]` and its `PTTL` (-1: no TTL), or nil if absent or not a string.
@@ -112,6 +142,11 @@ return 0
 pub(crate) fn claim() -> &'static Script {
     static SCRIPT: OnceLock<Script> = OnceLock::new();
     SCRIPT.get_or_init(|| Script::new(CLAIM))
+}
+
+pub(crate) fn claim_resent() -> &'static Script {
+    static SCRIPT: OnceLock<Script> = OnceLock::new();
+    SCRIPT.get_or_init(|| Script::new(CLAIM_RESENT))
 }
 
 pub(crate) fn get_with_ttl() -> &'static Script {

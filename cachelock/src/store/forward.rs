@@ -55,6 +55,9 @@ impl<T: LockStore + ?Sized> LockStore for &T {
     fn wait_for_release_async<'a>(&'a self, key: &'a str, pause: Duration) -> BoxFuture<'a, ()> {
         (**self).wait_for_release_async(key, pause)
     }
+    fn min_ttl(&self) -> Duration {
+        (**self).min_ttl()
+    }
     fn admin(&self) -> Option<&dyn LockAdmin> {
         (**self).admin()
     }
@@ -109,6 +112,9 @@ impl<T: LockStore + ?Sized> LockStore for Arc<T> {
     fn wait_for_release_async<'a>(&'a self, key: &'a str, pause: Duration) -> BoxFuture<'a, ()> {
         (**self).wait_for_release_async(key, pause)
     }
+    fn min_ttl(&self) -> Duration {
+        (**self).min_ttl()
+    }
     fn admin(&self) -> Option<&dyn LockAdmin> {
         (**self).admin()
     }
@@ -162,6 +168,9 @@ impl<T: LockStore + ?Sized> LockStore for Box<T> {
     }
     fn wait_for_release_async<'a>(&'a self, key: &'a str, pause: Duration) -> BoxFuture<'a, ()> {
         (**self).wait_for_release_async(key, pause)
+    }
+    fn min_ttl(&self) -> Duration {
+        (**self).min_ttl()
     }
     fn admin(&self) -> Option<&dyn LockAdmin> {
         (**self).admin()

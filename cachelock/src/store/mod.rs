@@ -142,6 +142,19 @@ pub trait LockStore: Send + Sync {
         Box::pin(tokio::time::sleep(pause))
     }
 
+    /// The shortest TTL this store keeps as asked. A shorter TTL is kept this long (a store
+    /// rounds TTLs **up** to what it can keep, never down), and a key may be freed up to about
+    /// this long after its TTL ran out.
+    ///
+    /// The default, 1 ms, is for the stores that keep millisecond TTLs and free a key when its
+    /// TTL runs out. A store whose TTLs count whole seconds or have a server-side floor says so
+    /// (etcd: its minimum lease TTL, 2 s by default). A [`Guard`](crate::Guard) counts the TTL
+    /// it asked for, so it never believes it holds a lock the store let go; the conformance
+    /// suites use this for their short TTLs.
+    fn min_ttl(&self) -> Duration {
+        Duration::from_millis(1)
+    }
+
     /// Holder lookup, listing and force-release, if this store can do them. The default:
     /// none.
     fn admin(&self) -> Option<&dyn LockAdmin> {

@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use rand::Rng;
 
-use super::{run_sync, ConformanceError, Mode, LONG, PAST_SHORT, SHORT};
+use super::{run_sync, short_ttls, ConformanceError, Mode, LONG};
 use crate::error::Error;
 use crate::store::LockStore;
 use crate::token::Token;
@@ -107,11 +107,18 @@ struct Suite<C> {
     label: &'static str,
     space: String,
     check: &'static str,
+    /// The short TTL of the expiry checks, and a sleep surely past it
+    /// ([`short_ttls`](super::short_ttls)).
+    short: Duration,
+    past_short: Duration,
 }
 
 impl<C: LockStore + Clone + 'static> Suite<C> {
     fn new(cache: C, mode: Mode, label: &'static str) -> Self {
+        let (short, past_short) = short_ttls(&cache);
         Suite {
+            short,
+            past_short,
             cache,
             mode,
             label,
@@ -331,7 +338,7 @@ impl<C: LockStore + Clone + 'static> Suite<C> {
         let released = self.must_acquire(&lock("/z"), "free").await?;
         self.release(released, "/z").await?;
         // Long enough to be listed after a few round trips, then waited out.
-        let short_ttl = Duration::from_secs(1);
+        let short_ttl = Duration::from_secs(1).max(self.short);
         let short = self
             .must_acquire(&lock("/short").ttl(short_ttl).renew(false), "free")
             .await?
@@ -353,7 +360,7 @@ impl<C: LockStore + Clone + 'static> Suite<C> {
                 return Err(self.fail("a listed holder carries an owner token"));
             }
         }
-        self.sleep(short_ttl + PAST_SHORT).await;
+        self.sleep(short_ttl + self.past_short).await;
         self.release(a, "/b/a").await?;
         let held = list().await?;
         let paths: Vec<&str> = held.iter().map(|h| h.key.as_str()).collect();
@@ -521,15 +528,15 @@ impl<C: LockStore + Clone + 'static> Suite<C> {
 
     async fn expiry(&self) -> Result<(), ConformanceError> {
         let all = TreeScope::default();
-        let short = self.lock("/expiry/child", all).ttl(SHORT).renew(false);
+        let short = self.lock("/expiry/child", all).ttl(self.short).renew(false);
         let guard = self.must_acquire(&short, "free").await?;
         let kept = self
-            .must_acquire(&self.lock("/expiry2/child", all).ttl(SHORT), "free")
+            .must_acquire(&self.lock("/expiry2/child", all).ttl(self.short), "free")
             .await?
             .into_claim();
         self.must_refuse(&self.lock("/expiry", all), "within the TTL")
             .await?;
-        self.sleep(PAST_SHORT).await;
+        self.sleep(self.past_short).await;
         self.expect(
             "guard reports the lock lost after its TTL",
             guard.is_lost(),
