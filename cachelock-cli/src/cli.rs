@@ -9,9 +9,9 @@ use clap::{Args, Parser, Subcommand};
 use crate::duration::{parse_duration, parse_ttl};
 use crate::exit::EXIT_CODES_HELP;
 
-/// Distributed locks from the shell: run a command while holding a lock (a `flock` that
-/// works across machines through Redis or Redis Cluster), inspect and free locks, or serve
-/// them over HTTP.
+/// Locks from the shell: run a command while holding a lock (a `flock` that works across
+/// the processes of this host with no server, and across machines through Redis, Redis
+/// Cluster or another --store), inspect and free locks, or serve them over HTTP.
 #[derive(Debug, Parser)]
 #[command(name = "cachelock", version, after_help = EXIT_CODES_HELP)]
 pub struct Cli {
@@ -27,9 +27,28 @@ pub struct Cli {
 /// The lock backend, shared by every command.
 #[derive(Debug, Clone, Args)]
 pub struct BackendArgs {
+    /// Where the locks live, as a URL: file:///var/lock/myapp (lock files on this host),
+    /// redis://host:6379/0, rediss://..., redis-cluster://host1:7000,host2:7000,
+    /// memory:// (this process only: excludes nobody else), or postgres://, mysql://,
+    /// memcache://, etcd:// when built with that store's feature.
+    ///
+    /// Default (no --store, --redis nor --redis-cluster): this user's lock directory,
+    /// $XDG_RUNTIME_DIR/cachelock, else /tmp/cachelock-<uid> (created 0700, refused unless
+    /// owned by this user). Every process of this user on this host that computes the same
+    /// directory shares its locks, with no server. Cron jobs and services usually have no
+    /// XDG_RUNTIME_DIR: to exclude them and a login shell, give both the same --store
+    /// file:///path (or CACHELOCK_STORE). One store option at most (exit 64 otherwise).
+    #[arg(
+        long,
+        global = true,
+        env = "CACHELOCK_STORE",
+        hide_env_values = true,
+        value_name = "URL"
+    )]
+    pub store: Option<String>,
+
     /// One Redis server holding the locks, e.g. redis://127.0.0.1:6379/0 (rediss:// with
-    /// the `redis-tls` feature). Without it or --redis-cluster, locks live in this process's
-    /// memory and exclude no other process.
+    /// the `redis-tls` feature); the same as --store with that URL.
     #[arg(
         long,
         global = true,
@@ -48,9 +67,10 @@ pub struct BackendArgs {
     ///
     /// A separate option, not detected from the URL: a cluster and one server are different
     /// stores (a lock on a cluster is only as safe as the node that holds its slot, see the
-    /// README), and cachelock does not guess which one holds your locks. Both options at once
-    /// (on the command line or in the environment) is an error (exit 64), never a silent
-    /// pick: every process sharing a key must use the same store.
+    /// README), and cachelock does not guess which one holds your locks. Two store options at
+    /// once (--store, --redis, --redis-cluster, on the command line or in the environment) is
+    /// an error (exit 64), never a silent pick: every process sharing a key must use the same
+    /// store.
     #[arg(
         long,
         global = true,
@@ -79,9 +99,12 @@ pub struct BackendArgs {
     pub from_env: FromEnv,
 }
 
-/// Whether `--redis` and `--redis-cluster` were given by their environment variables.
+/// Whether `--store`, `--redis` and `--redis-cluster` were given by their environment
+/// variables.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct FromEnv {
+    /// `CACHELOCK_STORE` gave `--store`.
+    pub store: bool,
     /// `CACHELOCK_REDIS_URL` gave `--redis`.
     pub redis: bool,
     /// `CACHELOCK_REDIS_CLUSTER_URLS` gave `--redis-cluster`.
@@ -94,13 +117,12 @@ pub enum Command {
     /// Run a command while holding a lock; exit with its status (75 if the key is held).
     #[command(after_help = RUN_AFTER_HELP)]
     Run(RunArgs),
-    /// Tell who holds a key (exit 0 if held, 1 if free). Needs --redis or --redis-cluster.
+    /// Tell who holds a key (exit 0 if held, 1 if free). Not on memory://.
     Status(StatusArgs),
     /// List the held locks, optionally only keys starting with PREFIX (on a cluster: of
-    /// every node). Needs --redis or --redis-cluster.
+    /// every node). Not on memory://.
     List(ListArgs),
-    /// Delete a lock whoever holds it (admin override; needs --force, and --redis or
-    /// --redis-cluster).
+    /// Delete a lock whoever holds it (admin override; needs --force). Not on memory://.
     Release(ReleaseArgs),
     /// Serve hierarchical locks over HTTP with Locker's API (/canhaz, /nowant, /dohaz).
     #[command(after_help = SERVE_AFTER_HELP)]
@@ -113,7 +135,17 @@ itself is killed, the lock frees itself after its TTL and CMD gets SIGTERM
 (Linux). SIGINT, SIGTERM and SIGHUP sent to cachelock are forwarded to CMD;
 a terminal's Ctrl-C reaches CMD directly and is not sent twice.
 
+Where the lock lives: without --store (or CACHELOCK_STORE), --redis or
+--redis-cluster, in this user's lock directory on this host
+($XDG_RUNTIME_DIR/cachelock, else /tmp/cachelock-<uid>): two runs of this user
+on this host exclude each other with no server. Cron jobs and services often
+have no XDG_RUNTIME_DIR: give them and your shell the same --store file:///DIR.
+Across machines, use --store redis://... (or another shared store).
+--store memory:// keeps the lock in this process (it excludes nobody).
+
 Examples:
+  cachelock run -k nightly-backup -- ./backup.sh   # this host, no server
+  cachelock run -k nightly-backup --store file:///var/lock/backup -- ./backup.sh
   cachelock run -k nightly-backup --redis redis://redis.lan -- ./backup.sh
   CACHELOCK_REDIS_URL=redis://127.0.0.1 cachelock run -k deploy -w 5m -- make
   cachelock run -k nightly-backup \
@@ -134,7 +166,12 @@ A lock on /a/b also excludes /a and /a/b/c (lockParents=false and
 lockChildren=false relax that), never /a/c. A granted lock ends with /nowant
 or its TTL (/stillwant extends it).
 
+Locks live in the store (default: this user's lock directory, shared by every
+serve process of this user on this host; --store, --redis or --redis-cluster
+to share them across hosts).
+
 Example:
+  cachelock serve --listen 127.0.0.1:8765
   cachelock serve --listen 127.0.0.1:8765 --redis redis://127.0.0.1:6379
   cachelock serve --redis-cluster redis://10.0.0.1:7000,redis://10.0.0.2:7000
   curl 'http://127.0.0.1:8765/canhaz/ci/runner-3?id=job-42&ttl=30m'";
@@ -227,8 +264,8 @@ pub struct ServeArgs {
     #[arg(long, default_value = "24h", value_parser = parse_ttl, value_name = "DURATION")]
     pub max_ttl: Duration,
 
-    /// The lock space of the HTTP locks: serve processes on the same Redis (or Redis
-    /// Cluster) with the same --space share their locks. Kept apart from the keys of `run`
+    /// The lock space of the HTTP locks: serve processes on the same store with the same
+    /// --space share their locks. Kept apart from the keys of `run`
     /// (--prefix).
     #[arg(
         long,

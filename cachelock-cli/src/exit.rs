@@ -10,11 +10,11 @@ use std::fmt::Write as _;
 pub const OK: u8 = 0;
 /// `status`: the key is free; `release --force`: the key was not held.
 pub const NOT_HELD: u8 = 1;
-/// EX_USAGE: bad arguments (an invalid key, duration or Redis URL; a command that needs
-/// `--redis` or `--redis-cluster`; both of them; `release` without `--force`).
+/// EX_USAGE: bad arguments (an invalid key, duration or store URL; an admin command on
+/// `memory://`; two store options; `release` without `--force`).
 pub const USAGE: u8 = 64;
 /// EX_UNAVAILABLE: the lock backend failed (Redis or Redis Cluster unreachable, timed out,
-/// refused).
+/// refused; the lock directory unusable).
 pub const UNAVAILABLE: u8 = 69;
 /// EX_SOFTWARE: an internal failure (no runtime, no signal handlers, no socket).
 pub const SOFTWARE: u8 = 70;
@@ -36,9 +36,10 @@ Exit codes:
   0        success (run: the command exited 0; status: held; release: freed)
   1        status: the key is free; release: the key was not held
   N        run: the command's own exit status
-  64       bad arguments (EX_USAGE), e.g. a bad duration, a missing --redis,
-           or both --redis and --redis-cluster
-  69       the lock backend failed (EX_UNAVAILABLE), e.g. Redis (Cluster) unreachable
+  64       bad arguments (EX_USAGE), e.g. a bad duration or store URL, or two
+           of --store, --redis and --redis-cluster
+  69       the lock store failed (EX_UNAVAILABLE), e.g. Redis unreachable, or
+           the lock directory cannot be used
   70       internal error (EX_SOFTWARE)
   71       serve: cannot listen on the address (EX_OSERR)
   75       run: the key is held by someone else (EX_TEMPFAIL; change with -E)

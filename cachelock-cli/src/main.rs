@@ -1,7 +1,8 @@
 //! `cachelock`: distributed locks from the shell.
 //!
-//! - `cachelock run --key K -- CMD ARGS..`: a `flock` that works across machines (Redis or
-//!   Redis Cluster, see [`backend`]).
+//! - `cachelock run --key K -- CMD ARGS..`: a `flock` for every process of this host with
+//!   no server (the default store, this user's lock directory), or across machines (Redis,
+//!   Redis Cluster, any `--store URL`; see [`backend`]).
 //! - `cachelock status K`, `cachelock list [PREFIX]`, `cachelock release K --force`.
 //! - `cachelock serve`: hierarchical locks over HTTP with Locker's API.
 //!
@@ -63,6 +64,7 @@ fn parse() -> Result<Cli, clap::Error> {
     let from_env =
         |matches: &ArgMatches, id: &str| matches.value_source(id) == Some(ValueSource::EnvVariable);
     let env = FromEnv {
+        store: from_env(&matches, "store"),
         redis: from_env(&matches, "redis"),
         redis_cluster: from_env(&matches, "redis_cluster"),
     };

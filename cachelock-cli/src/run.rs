@@ -26,10 +26,10 @@ pub fn run(args: &RunArgs, backend: &Backend) -> Result<u8, Failure> {
         .map_err(|e| Failure::internal(format!("cannot install signal handlers: {e}")))?;
     if !backend.is_shared() && !args.quiet {
         eprintln!(
-            "cachelock: warning: no --redis URL (or CACHELOCK_REDIS_URL) nor --redis-cluster \
-             (or CACHELOCK_REDIS_CLUSTER_URLS): the lock on `{}` lives in this process's memory \
-             and excludes no other process",
-            args.key
+            "cachelock: warning: the lock on `{}` lives in {} and excludes no other process \
+             (without --store, the default store is this user's lock directory, which does)",
+            args.key,
+            backend.store()
         );
     }
     let runtime = tokio::runtime::Builder::new_current_thread()

@@ -145,17 +145,21 @@ fn release_needs_force_and_then_frees_the_key() {
 }
 
 #[test]
-fn admin_commands_without_redis_say_why_they_need_it() {
+fn admin_commands_on_the_memory_store_say_why_they_need_a_shared_one() {
     for args in [
         &["status", "k"][..],
         &["list"][..],
         &["release", "k", "--force"][..],
     ] {
-        let output = cachelock().args(args).output().unwrap();
+        let output = cachelock()
+            .args(["--store", "memory://"])
+            .args(args)
+            .output()
+            .unwrap();
         assert_eq!(code(&output), 64, "{args:?}");
         let message = stderr(&output);
         assert!(
-            message.contains("needs --redis URL (or CACHELOCK_REDIS_URL)"),
+            message.contains("needs a store other processes share"),
             "{message}"
         );
         assert!(message.contains("this process's memory"), "{message}");

@@ -283,7 +283,7 @@ fn both_store_options_are_an_error_that_says_where_each_came_from() {
     let cluster = "redis://127.0.0.1:7000,redis://127.0.0.1:7001";
     /// (environment, store flags, where the message says each value came from).
     type Case<'a> = (&'a [(&'a str, &'a str)], &'a [&'a str], &'a [&'a str]);
-    let cases: [Case<'_>; 4] = [
+    let cases: [Case<'_>; 6] = [
         (
             &[],
             &[
@@ -298,6 +298,16 @@ fn both_store_options_are_an_error_that_says_where_each_came_from() {
             &[("CACHELOCK_REDIS_URL", "redis://127.0.0.1:6379")],
             &["--redis-cluster", cluster],
             &["(from CACHELOCK_REDIS_URL)"],
+        ),
+        (
+            &[("CACHELOCK_STORE", "file:///tmp/elsewhere")],
+            &["--redis-cluster", cluster],
+            &["(from CACHELOCK_STORE)"],
+        ),
+        (
+            &[],
+            &["--store", "memory://", "--redis-cluster", cluster],
+            &[],
         ),
         (
             &[("CACHELOCK_REDIS_CLUSTER_URLS", cluster)],
@@ -331,7 +341,7 @@ fn both_store_options_are_an_error_that_says_where_each_came_from() {
                 "{env:?} {flags:?} {command:?}: {message}"
             );
             assert!(
-                message.contains("cannot be used together: give --redis for one Redis server or --redis-cluster for a Redis Cluster, not both"),
+                message.contains("cannot be used together: name one store (--store URL, --redis URL for one Redis server, or --redis-cluster URL,.. for a Redis Cluster), not several"),
                 "{message}"
             );
             assert!(
@@ -349,18 +359,18 @@ fn both_store_options_are_an_error_that_says_where_each_came_from() {
     }
     assert!(!std::path::Path::new(&marker).exists(), "nothing ran");
 
-    // An empty variable is no value: `CACHELOCK_REDIS_URL=` does not conflict.
+    // An empty variable is no value: `CACHELOCK_REDIS_URL=` does not conflict, and with no
+    // store named the default one (this user's lock directory) answers.
     let output = cachelock()
         .env("CACHELOCK_REDIS_URL", "")
         .env("CACHELOCK_REDIS_CLUSTER_URLS", " , ")
+        .env("CACHELOCK_STORE", "")
         .args(["status", "k"])
         .output()
         .unwrap();
-    assert_eq!(code(&output), 64);
-    assert!(
-        stderr(&output).contains(
-            "needs --redis URL (or CACHELOCK_REDIS_URL), or --redis-cluster URL[,URL...] (or CACHELOCK_REDIS_CLUSTER_URLS)"
-        ),
+    assert_eq!(
+        (code(&output), stdout(&output)),
+        (1, "k: free\n".to_owned()),
         "{}",
         stderr(&output)
     );

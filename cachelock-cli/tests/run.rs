@@ -374,17 +374,21 @@ fn bad_arguments_exit_64_with_a_message() {
 }
 
 #[test]
-fn without_redis_run_warns_that_the_lock_excludes_no_other_process() {
+fn on_the_memory_store_run_warns_that_the_lock_excludes_no_other_process() {
+    let output = cachelock()
+        .args(["--store", "memory://", "run", "-k", "k", "--", "true"])
+        .output()
+        .unwrap();
+    assert_eq!(code(&output), 0);
+    let message = stderr(&output);
+    assert!(message.contains("excludes no other process"), "{message}");
+    assert!(message.contains("this process's memory"), "{message}");
+    // The default store excludes other processes: no warning.
     let output = cachelock()
         .args(["run", "-k", "k", "--", "true"])
         .output()
         .unwrap();
-    assert_eq!(code(&output), 0);
-    assert!(
-        stderr(&output).contains("excludes no other process"),
-        "{}",
-        stderr(&output)
-    );
+    assert_eq!((code(&output), stderr(&output)), (0, String::new()));
 }
 
 /// The signals a command starts with ignored: `(SigIgn & mask) != 0` for each signal.

@@ -1,10 +1,11 @@
 //! `cachelock serve`: a Locker-compatible HTTP lock service on hierarchical locks
 //! ([`cachelock::tree::TreeLock`]).
 //!
-//! Locks live in the backend (memory by default; with `--redis` or `--redis-cluster`, every
-//! `serve` process on the same server or cluster shares them: a lock space's keys share one
-//! hash tag, so they live on one node of a cluster); a granted lock is handed to the client
-//! by its token and is not renewed: it ends with `/nowant` or its TTL.
+//! Locks live in the backend (by default this user's lock directory, which every `serve`
+//! process of the user on this host shares; with `--store`, `--redis` or `--redis-cluster`,
+//! every `serve` process on the same store shares them: on Redis a lock space's keys share
+//! one hash tag, so they live on one node of a cluster); a granted lock is handed to the
+//! client by its token and is not renewed: it ends with `/nowant` or its TTL.
 
 mod api;
 mod params;
@@ -57,8 +58,7 @@ pub fn serve(args: &ServeArgs, backend: &Backend) -> Result<u8, Failure> {
         let store = if backend.is_shared() {
             format!("locks in {}", backend.store())
         } else {
-            "locks in this process's memory (--redis URL or --redis-cluster URL,.. to share them)"
-                .to_owned()
+            format!("locks in {} (--store URL to share them)", backend.store())
         };
         println!("cachelock: serving on http://{address} ({store})");
         let _ = std::io::stdout().flush();

@@ -16,9 +16,15 @@ pub struct Server {
 }
 
 impl Server {
-    /// A server on the in-memory store.
+    /// A server on the in-memory store (`--store memory://`).
     pub fn memory(args: &[&str]) -> Server {
-        Server::start(&[], args)
+        Server::start(&["--store", "memory://"], args)
+    }
+
+    /// A server on the default store, this user's lock directory, with `runtime_dir` as its
+    /// `XDG_RUNTIME_DIR`: servers given the same one share their locks.
+    pub fn default_store(runtime_dir: &std::path::Path, args: &[&str]) -> Server {
+        Server::start_with(&[], args, Some(runtime_dir))
     }
 
     /// A server on this Redis.
@@ -32,7 +38,14 @@ impl Server {
     }
 
     fn start(store: &[&str], args: &[&str]) -> Server {
+        Server::start_with(store, args, None)
+    }
+
+    fn start_with(store: &[&str], args: &[&str], runtime_dir: Option<&std::path::Path>) -> Server {
         let mut command = cachelock();
+        if let Some(dir) = runtime_dir {
+            command.env("XDG_RUNTIME_DIR", dir);
+        }
         command.args(store);
         let mut child = command
             .args(["serve", "--listen", "127.0.0.1:0"])

@@ -12,13 +12,16 @@ use std::time::{Duration, Instant};
 /// the machine is shared; nothing asserts how fast anything is.
 pub const PATIENCE: Duration = Duration::from_secs(60);
 
-/// `cachelock` with a clean environment: no CACHELOCK_* variables from the caller, and
-/// SIGINT, SIGTERM and SIGHUP at their defaults (a test runner started in the background
-/// by a shell without job control may have SIGINT ignored, which cachelock and its command
-/// would rightly keep).
+/// `cachelock` with a clean environment: no CACHELOCK_* variables from the caller, a fresh
+/// `XDG_RUNTIME_DIR` of its own (so that its default store, `$XDG_RUNTIME_DIR/cachelock`,
+/// is shared with no other test: set it again to share one), and SIGINT, SIGTERM and SIGHUP
+/// at their defaults (a test runner started in the background by a shell without job
+/// control may have SIGINT ignored, which cachelock and its command would rightly keep).
 pub fn cachelock() -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_cachelock"));
     command
+        .env("XDG_RUNTIME_DIR", fresh_runtime_dir())
+        .env_remove("CACHELOCK_STORE")
         .env_remove("CACHELOCK_REDIS_URL")
         .env_remove("CACHELOCK_REDIS_CLUSTER_URLS")
         .env_remove("CACHELOCK_PREFIX")
@@ -30,6 +33,21 @@ pub fn cachelock() -> Command {
         &[libc::SIGINT, libc::SIGTERM, libc::SIGHUP],
     );
     command
+}
+
+/// A new directory under cargo's temp dir for tests (`target/tmp`), never shared, for one
+/// `cachelock` process's `XDG_RUNTIME_DIR`. Left behind (a few bytes each; `cargo clean`
+/// removes them): the process may outlive the command's builder.
+pub fn fresh_runtime_dir() -> PathBuf {
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!(
+        "cli-runtime-{}-{}",
+        std::process::id(),
+        COUNTER.fetch_add(1, Ordering::Relaxed)
+    ));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("create a runtime dir");
+    dir
 }
 
 /// Sets `signals` to `disposition` (SIG_DFL or SIG_IGN) in the child before it execs.

@@ -1,0 +1,370 @@
+//! What a lock file holds, as text: a few `name value` lines, then `end <length>`.
+//!
+//! A key's file (`<key>.lock`):
+//!
+//! ```text
+//! cachelock-lock 1
+//! key cachelock:nightly-report
+//! fence 1718000000123456
+//! deadline 1718000060123
+//! owner 3f2a...9c|4242|web-1|backup
+//! end 126 3ec1ce76f97eac31
+//! ```
+//!
+//! `deadline` is the Unix time in milliseconds at which the lock expires (0: free; a
+//! released lock keeps its key and fence and drops its deadline and owner). A tree lock
+//! space's file (`<space>.tree`) has `space` and `fence` lines and one
+//! `lock <deadline> <flags> <path> <owner>` line per held path (`flags`:
+//! [`TreeScope::flags`]). Every record ends with `end <bytes before this line> <a 64-bit
+//! checksum of those bytes>`; it is written over the old one in place (padded with spaces to
+//! the old length, see `Locked::write`), and what follows `end` is ignored.
+//! Fields are escaped with [`escape_field`] (`%`, spaces and control characters as `%XX`), so every
+//! value stays on its line.
+//!
+//! A file whose record is incomplete (its first `end` line does not match the bytes before
+//! it: a writer died inside its one `write`, which a local file system makes all but
+//! impossible) reads as free
+//! with fence 0: the fence's clock floor still keeps new fences above the old ones. A file
+//! written by another format version, or not by cachelock, is an error, never overwritten.
+
+use std::fmt::Write as _;
+
+use super::name::{escape_field, unescape_field};
+use crate::tree::TreeScope;
+
+const LOCK_MAGIC: &str = "cachelock-lock";
+const TREE_MAGIC: &str = "cachelock-tree";
+const VERSION: &str = "1";
+
+/// A key's lock file.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct LockRecord {
+    /// The key whose lock this file holds (or last held).
+    pub(crate) key: String,
+    /// The last fence handed out for this file.
+    pub(crate) fence: u64,
+    /// Unix ms at which the lock expires; 0 when free.
+    pub(crate) deadline: u64,
+    /// The holder's owner value; empty when free.
+    pub(crate) owner: String,
+}
+
+impl LockRecord {
+    /// Whether a lock is held here at `now` (Unix ms).
+    pub(crate) fn live(&self, now: u64) -> bool {
+        self.deadline > now
+    }
+
+    pub(crate) fn to_text(&self) -> String {
+        let mut out = String::with_capacity(96 + self.key.len() + self.owner.len());
+        for part in [LOCK_MAGIC, " ", VERSION, "\nkey "] {
+            out.push_str(part);
+        }
+        push_field(&mut out, &self.key);
+        out.push_str("\nfence ");
+        push_number(&mut out, self.fence);
+        out.push_str("\ndeadline ");
+        push_number(&mut out, self.deadline);
+        out.push_str("\nowner ");
+        push_field(&mut out, &self.owner);
+        out.push('\n');
+        out.with_end()
+    }
+
+    /// Reads a key's file; an empty or incomplete one is a free lock with fence 0.
+    pub(crate) fn parse(text: &str) -> Result<LockRecord, String> {
+        let Some(lines) = body(text, LOCK_MAGIC)? else {
+            return Ok(LockRecord::default());
+        };
+        let mut record = LockRecord::default();
+        for line in lines {
+            let (name, value) = line.split_once(' ').unwrap_or((line, ""));
+            match name {
+                "key" => record.key = field(value)?,
+                "fence" => record.fence = number(value)?,
+                "deadline" => record.deadline = number(value)?,
+                "owner" => record.owner = field(value)?,
+                _ => {} // a field of a later minor version: kept out, not an error
+            }
+        }
+        Ok(record)
+    }
+}
+
+/// One held path of a tree lock space.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct TreeEntryRecord {
+    pub(crate) path: String,
+    pub(crate) deadline: u64,
+    pub(crate) scope: TreeScope,
+    pub(crate) owner: String,
+}
+
+/// A tree lock space's file.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct TreeRecord {
+    pub(crate) space: String,
+    pub(crate) fence: u64,
+    pub(crate) locks: Vec<TreeEntryRecord>,
+}
+
+impl TreeRecord {
+    pub(crate) fn to_text(&self) -> String {
+        let mut out = format!(
+            "{TREE_MAGIC} {VERSION}\nspace {}\nfence {}\n",
+            escape_field(&self.space),
+            self.fence
+        );
+        for lock in &self.locks {
+            let _ = writeln!(
+                out,
+                "lock {} {} {} {}",
+                lock.deadline,
+                lock.scope.flags(),
+                escape_field(&lock.path),
+                escape_field(&lock.owner)
+            );
+        }
+        out.with_end()
+    }
+
+    pub(crate) fn parse(text: &str) -> Result<TreeRecord, String> {
+        let Some(lines) = body(text, TREE_MAGIC)? else {
+            return Ok(TreeRecord::default());
+        };
+        let mut record = TreeRecord::default();
+        for line in lines {
+            let (name, value) = line.split_once(' ').unwrap_or((line, ""));
+            match name {
+                "space" => record.space = field(value)?,
+                "fence" => record.fence = number(value)?,
+                "lock" => {
+                    let mut parts = value.split(' ');
+                    let mut next = || parts.next().ok_or_else(|| format!("a short line {line:?}"));
+                    let deadline = number(next()?)?;
+                    let flags = next()?;
+                    let scope = TreeScope::from_flags(flags)
+                        .ok_or_else(|| format!("bad scope flags {flags:?}"))?;
+                    let path = field(next()?)?;
+                    let owner = field(next()?)?;
+                    record.locks.push(TreeEntryRecord {
+                        path,
+                        deadline,
+                        scope,
+                        owner,
+                    });
+                }
+                _ => {}
+            }
+        }
+        Ok(record)
+    }
+}
+
+/// Ends a record with `end <length of what came before> <its checksum>`: the record is
+/// written over the old one in place, so what follows its `end` line is ignored (padding, or
+/// an old record's tail), and a record torn inside its write (new bytes, then old ones)
+/// never passes for a record.
+trait WithEnd {
+    fn with_end(self) -> String;
+}
+
+impl WithEnd for String {
+    fn with_end(mut self) -> String {
+        let (len, sum) = (self.len(), checksum(self.as_bytes()));
+        self.push_str("end ");
+        push_number(&mut self, len as u64);
+        let _ = writeln!(self, " {sum:016x}");
+        self
+    }
+}
+
+/// A 64-bit checksum of a record's body, eight bytes at a time (a multiply-rotate over
+/// little-endian words, then the length): stable across versions and platforms, and far from
+/// cryptographic, which a torn-write check does not need.
+fn checksum(bytes: &[u8]) -> u64 {
+    const K: u64 = 0x9e37_79b9_7f4a_7c15;
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    let mut chunks = bytes.chunks_exact(8);
+    for chunk in &mut chunks {
+        let word = u64::from_le_bytes(chunk.try_into().unwrap_or_default());
+        hash = (hash ^ word).wrapping_mul(K).rotate_left(31);
+    }
+    let mut last = [0u8; 8];
+    last[..chunks.remainder().len()].copy_from_slice(chunks.remainder());
+    hash = (hash ^ u64::from_le_bytes(last))
+        .wrapping_mul(K)
+        .rotate_left(31);
+    (hash ^ bytes.len() as u64).wrapping_mul(K)
+}
+
+/// Appends `value` escaped ([`escape_field`]), without a copy when nothing needs escaping.
+fn push_field(out: &mut String, value: &str) {
+    if value
+        .bytes()
+        .any(|b| b == b'%' || b == b' ' || b < 0x20 || b == 0x7f || b >= 0x80)
+    {
+        out.push_str(&escape_field(value));
+    } else {
+        out.push_str(value);
+    }
+}
+
+/// Appends `n` in decimal.
+fn push_number(out: &mut String, n: u64) {
+    let mut digits = [0u8; 20];
+    let mut at = digits.len();
+    let mut n = n;
+    loop {
+        at -= 1;
+        digits[at] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    // Only ASCII digits were written.
+    out.push_str(std::str::from_utf8(&digits[at..]).unwrap_or_default());
+}
+
+/// The lines between the header and `end`; `None` for an empty or incomplete record (read as
+/// free), an error for another file or another format version.
+fn body<'t>(text: &'t str, magic: &str) -> Result<Option<Vec<&'t str>>, String> {
+    if text.is_empty() {
+        return Ok(None);
+    }
+    let Some((header, rest)) = text.split_once('\n') else {
+        // A header cut short by a torn write still starts like ours.
+        return if format!("{magic} {VERSION}").starts_with(text) {
+            Ok(None)
+        } else {
+            Err(format!(
+                "not a cachelock lock file (it starts with {text:?})"
+            ))
+        };
+    };
+    match header.split_once(' ') {
+        Some((m, VERSION)) if m == magic => {}
+        Some((m, version)) if m == magic => {
+            return Err(format!(
+                "written in format version {version} by another cachelock version (this one reads {VERSION})"
+            ))
+        }
+        _ => return Err(format!("not a cachelock lock file (it starts with {header:?})")),
+    }
+    let mut body = Vec::new();
+    let mut at = header.len() + 1;
+    for line in rest.split('\n') {
+        if let Some(end) = line.strip_prefix("end ") {
+            // The first `end` line: the record's own if its length and checksum match the
+            // bytes before it; else the record was torn (and this is an older one's end).
+            let mut parts = end.split(' ');
+            let len = parts.next().and_then(|n| n.parse::<usize>().ok());
+            let sum = parts.next().and_then(|n| u64::from_str_radix(n, 16).ok());
+            let whole = len == Some(at) && sum == Some(checksum(&text.as_bytes()[..at]));
+            return Ok(whole.then_some(body));
+        }
+        body.push(line);
+        at += line.len() + 1;
+    }
+    Ok(None)
+}
+
+fn field(value: &str) -> Result<String, String> {
+    unescape_field(value).ok_or_else(|| format!("a badly escaped field {value:?}"))
+}
+
+fn number(value: &str) -> Result<u64, String> {
+    value
+        .parse()
+        .map_err(|_| format!("not a number: {value:?}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_documented_record_reads_as_documented() {
+        let text = "cachelock-lock 1\nkey cachelock:nightly-report\nfence 1718000000123456\n\
+                    deadline 1718000060123\nowner 3f2a...9c|4242|web-1|backup\n\
+                    end 126 3ec1ce76f97eac31\n";
+        let record = LockRecord::parse(text).unwrap();
+        assert_eq!(record.key, "cachelock:nightly-report");
+        assert_eq!(record.deadline, 1_718_000_060_123);
+        assert_eq!(record.to_text(), text);
+    }
+
+    #[test]
+    fn records_round_trip() {
+        let record = LockRecord {
+            key: "cachelock:a key % with\nodd bytes".to_owned(),
+            fence: 17,
+            deadline: 1_718_000_060_123,
+            owner: "0123|42|host|label with spaces".to_owned(),
+        };
+        assert_eq!(LockRecord::parse(&record.to_text()), Ok(record));
+        let tree = TreeRecord {
+            space: "cachelock:".to_owned(),
+            fence: 9,
+            locks: vec![TreeEntryRecord {
+                path: "/a b/c".to_owned(),
+                deadline: 5,
+                scope: TreeScope {
+                    lock_parents: true,
+                    lock_children: false,
+                },
+                owner: "t|1|h|".to_owned(),
+            }],
+        };
+        assert_eq!(TreeRecord::parse(&tree.to_text()), Ok(tree));
+    }
+
+    #[test]
+    fn empty_and_torn_records_are_free_and_foreign_ones_errors() {
+        assert_eq!(LockRecord::parse(""), Ok(LockRecord::default()));
+        let full = LockRecord {
+            key: "k".to_owned(),
+            fence: 3,
+            deadline: 9,
+            owner: "o".to_owned(),
+        }
+        .to_text();
+        for cut in 1..full.len() - 1 {
+            let torn = LockRecord::parse(&full[..cut]).expect("torn: free");
+            assert_eq!(torn.deadline, 0, "{:?}", &full[..cut]);
+        }
+        let old = LockRecord {
+            owner: "a much longer owner value than before".to_owned(),
+            ..LockRecord::parse(&full).unwrap()
+        };
+        let longer = old.to_text();
+        let shorter = LockRecord {
+            key: "k".to_owned(),
+            fence: 4,
+            deadline: 0,
+            owner: String::new(),
+        };
+        let newer = shorter.to_text();
+        // A shorter record written over a longer one: the old tail is ignored.
+        let over = format!("{newer}{}", &longer[newer.len()..]);
+        assert_eq!(LockRecord::parse(&over), Ok(shorter));
+        // A record torn over an older one at any byte: never read as a mix (free, or the
+        // old record whole where the torn bytes had not changed it).
+        for cut in 1..newer.len() {
+            let torn = format!("{}{}", &newer[..cut], &longer[cut..]);
+            let read = LockRecord::parse(&torn).unwrap();
+            assert!(
+                read == LockRecord::default() || read == old,
+                "{torn:?}: {read:?}"
+            );
+        }
+        assert!(LockRecord::parse("cachelock-lock 2\nend\n")
+            .unwrap_err()
+            .contains("version 2"));
+        assert!(LockRecord::parse("hello\n")
+            .unwrap_err()
+            .contains("not a cachelock lock file"));
+        assert!(TreeRecord::parse(&full).is_err(), "a key's file is no tree");
+    }
+}
