@@ -33,11 +33,10 @@ pub struct BackendArgs {
     /// memcache://, etcd:// when built with that store's feature.
     ///
     /// Default (no --store, --redis nor --redis-cluster): this user's lock directory,
-    /// $XDG_RUNTIME_DIR/cachelock, else /tmp/cachelock-<uid> (created 0700, refused unless
-    /// owned by this user). Every process of this user on this host that computes the same
-    /// directory shares its locks, with no server. Cron jobs and services usually have no
-    /// XDG_RUNTIME_DIR: to exclude them and a login shell, give both the same --store
-    /// file:///path (or CACHELOCK_STORE). One store option at most (exit 64 otherwise).
+    /// /tmp/cachelock-<uid> (created 0700, refused unless owned by this user), or
+    /// $CACHELOCK_DIR when set. Every process of this user on this host (cron jobs,
+    /// services, shells alike) shares its locks, with no server. One store option at most
+    /// (exit 64 otherwise).
     #[arg(
         long,
         global = true,
@@ -137,9 +136,8 @@ a terminal's Ctrl-C reaches CMD directly and is not sent twice.
 
 Where the lock lives: without --store (or CACHELOCK_STORE), --redis or
 --redis-cluster, in this user's lock directory on this host
-($XDG_RUNTIME_DIR/cachelock, else /tmp/cachelock-<uid>): two runs of this user
-on this host exclude each other with no server. Cron jobs and services often
-have no XDG_RUNTIME_DIR: give them and your shell the same --store file:///DIR.
+(/tmp/cachelock-<uid>, or $CACHELOCK_DIR): two runs of this user on this host,
+from cron, a service or a shell, exclude each other with no server.
 Across machines, use --store redis://... (or another shared store).
 --store memory:// keeps the lock in this process (it excludes nobody).
 

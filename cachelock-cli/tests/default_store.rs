@@ -2,8 +2,8 @@
 //! user's lock directory), `--store file:///...`, `--store memory://`, `CACHELOCK_STORE`,
 //! and serve on the default store.
 //!
-//! Every `cachelock` gets a fresh `XDG_RUNTIME_DIR` from [`cachelock()`]; the tests that need
-//! processes to share the default store give them one `XDG_RUNTIME_DIR` explicitly.
+//! Every `cachelock` gets a fresh `CACHELOCK_DIR` from [`cachelock()`]; the tests that need
+//! processes to share the default store give them one `CACHELOCK_DIR` explicitly.
 
 mod common;
 
@@ -12,10 +12,10 @@ use std::process::{Child, Output, Stdio};
 use common::http::Server;
 use common::*;
 
-/// `cachelock ARGS..` on the default store in `runtime` (its `XDG_RUNTIME_DIR`).
+/// `cachelock ARGS..` on the default store in `runtime` (its `CACHELOCK_DIR` is `runtime/cachelock`).
 fn in_runtime(runtime: &TempDir) -> std::process::Command {
     let mut command = cachelock();
-    command.env("XDG_RUNTIME_DIR", runtime.path());
+    command.env("CACHELOCK_DIR", runtime.path().join("cachelock"));
     command
 }
 
@@ -60,7 +60,7 @@ fn two_runs_with_no_server_exclude_each_other_through_the_default_store() {
         1,
         "exactly one command ran"
     );
-    // The lock is a file in this user's directory, $XDG_RUNTIME_DIR/cachelock (mode 0700).
+    // The lock is a file in this user's directory, $CACHELOCK_DIR (mode 0700).
     let locks = runtime.path().join("cachelock");
     assert!(
         locks.join("cachelock:deploy.lock").exists(),
@@ -181,12 +181,12 @@ fn a_store_url_from_the_option_or_the_environment_is_used() {
 #[test]
 fn a_default_directory_that_cannot_be_used_exits_69_and_says_what_to_do() {
     let dir = TempDir::new();
-    // A file where $XDG_RUNTIME_DIR should be: its `cachelock` directory cannot be made.
+    // A file where the parent of $CACHELOCK_DIR should be: the directory cannot be made.
     let file = dir.path().join("not-a-dir");
     std::fs::write(&file, "").unwrap();
     let marker = dir.file("ran");
     let output = cachelock()
-        .env("XDG_RUNTIME_DIR", &file)
+        .env("CACHELOCK_DIR", file.join("cachelock"))
         .args(["run", "-k", "k", "--", "touch", &marker])
         .output()
         .unwrap();
@@ -205,7 +205,7 @@ fn without_a_runtime_dir_the_default_store_is_in_tmp_for_this_user() {
     // SAFETY: geteuid(2) has no preconditions.
     let uid = unsafe { libc::geteuid() };
     let output = cachelock()
-        .env_remove("XDG_RUNTIME_DIR")
+        .env_remove("CACHELOCK_DIR")
         .args(["status", "--json", "cachelock-cli-test-no-runtime-dir"])
         .output()
         .unwrap();
@@ -221,7 +221,7 @@ fn without_a_runtime_dir_the_default_store_is_in_tmp_for_this_user() {
 #[test]
 fn run_help_explains_the_default_store() {
     let help = stdout(&cachelock().args(["run", "--help"]).output().unwrap());
-    assert!(help.contains("$XDG_RUNTIME_DIR/cachelock"), "{help}");
+    assert!(help.contains("/tmp/cachelock-<uid>"), "{help}");
     assert!(help.contains("/tmp/cachelock-<uid>"), "{help}");
     assert!(help.contains("--store <URL>"), "{help}");
     assert!(help.contains("CACHELOCK_STORE"), "{help}");

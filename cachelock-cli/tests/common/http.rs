@@ -22,7 +22,7 @@ impl Server {
     }
 
     /// A server on the default store, this user's lock directory, with `runtime_dir` as its
-    /// `XDG_RUNTIME_DIR`: servers given the same one share their locks.
+    /// `CACHELOCK_DIR` (its `cachelock` subdirectory): servers given the same one share their locks.
     pub fn default_store(runtime_dir: &std::path::Path, args: &[&str]) -> Server {
         Server::start_with(&[], args, Some(runtime_dir))
     }
@@ -44,7 +44,7 @@ impl Server {
     fn start_with(store: &[&str], args: &[&str], runtime_dir: Option<&std::path::Path>) -> Server {
         let mut command = cachelock();
         if let Some(dir) = runtime_dir {
-            command.env("XDG_RUNTIME_DIR", dir);
+            command.env("CACHELOCK_DIR", dir.join("cachelock"));
         }
         command.args(store);
         let mut child = command

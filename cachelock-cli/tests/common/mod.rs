@@ -13,14 +13,14 @@ use std::time::{Duration, Instant};
 pub const PATIENCE: Duration = Duration::from_secs(60);
 
 /// `cachelock` with a clean environment: no CACHELOCK_* variables from the caller, a fresh
-/// `XDG_RUNTIME_DIR` of its own (so that its default store, `$XDG_RUNTIME_DIR/cachelock`,
+/// `CACHELOCK_DIR` of its own (so that its default store, `$CACHELOCK_DIR`,
 /// is shared with no other test: set it again to share one), and SIGINT, SIGTERM and SIGHUP
 /// at their defaults (a test runner started in the background by a shell without job
 /// control may have SIGINT ignored, which cachelock and its command would rightly keep).
 pub fn cachelock() -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_cachelock"));
     command
-        .env("XDG_RUNTIME_DIR", fresh_runtime_dir())
+        .env("CACHELOCK_DIR", fresh_runtime_dir().join("cachelock"))
         .env_remove("CACHELOCK_STORE")
         .env_remove("CACHELOCK_REDIS_URL")
         .env_remove("CACHELOCK_REDIS_CLUSTER_URLS")
@@ -36,7 +36,7 @@ pub fn cachelock() -> Command {
 }
 
 /// A new directory under cargo's temp dir for tests (`target/tmp`), never shared, for one
-/// `cachelock` process's `XDG_RUNTIME_DIR`. Left behind (a few bytes each; `cargo clean`
+/// `cachelock` process's `CACHELOCK_DIR` (its `cachelock` subdirectory). Left behind (a few bytes each; `cargo clean`
 /// removes them): the process may outlive the command's builder.
 pub fn fresh_runtime_dir() -> PathBuf {
     static COUNTER: AtomicU64 = AtomicU64::new(0);

@@ -3,27 +3,28 @@
 use std::io;
 use std::path::{Path, PathBuf};
 
-/// This user's lock directory: `$XDG_RUNTIME_DIR/cachelock` when `XDG_RUNTIME_DIR` is set
-/// (to an absolute path), else `/tmp/cachelock-<uid>` (the effective user id). It is the
-/// command line's default store; [`FileStore::for_user`](super::FileStore::for_user) opens
-/// it.
+/// This user's lock directory: `$CACHELOCK_DIR` when that is set (to an absolute path),
+/// else `/tmp/cachelock-<uid>` (the effective user id). It is the command line's default
+/// store; [`FileStore::for_user`](super::FileStore::for_user) opens it.
 ///
-/// Processes exclude each other only if they compute the same directory: a login session
-/// has `XDG_RUNTIME_DIR` (`/run/user/<uid>`), while cron jobs, systemd services and `sudo`
-/// usually have none and use `/tmp/cachelock-<uid>`. Give such processes one directory
-/// explicitly (`--store file:///path` / `CACHELOCK_STORE` on the command line,
+/// Processes exclude each other only if they compute the same directory, so it depends on
+/// nothing a session sets by itself: a cron job, a systemd service, a login shell and `sudo
+/// -u <user>` of one user all land in `/tmp/cachelock-<uid>` (`XDG_RUNTIME_DIR` and `TMPDIR`
+/// are deliberately not consulted: cron and systemd services usually have neither, login
+/// shells have both). `CACHELOCK_DIR` moves it, for every process that sets it alike (or
+/// give a directory explicitly: `--store file:///path` on the command line,
 /// [`FileStore::open`](super::FileStore::open) in code).
 pub fn user_dir() -> PathBuf {
-    user_dir_from(std::env::var_os("XDG_RUNTIME_DIR").as_deref(), euid())
+    user_dir_from(std::env::var_os("CACHELOCK_DIR").as_deref(), euid())
 }
 
 fn euid() -> u32 {
     rustix::process::geteuid().as_raw()
 }
 
-fn user_dir_from(runtime_dir: Option<&std::ffi::OsStr>, uid: u32) -> PathBuf {
-    match runtime_dir.map(Path::new) {
-        Some(dir) if dir.is_absolute() => dir.join("cachelock"),
+fn user_dir_from(configured: Option<&std::ffi::OsStr>, uid: u32) -> PathBuf {
+    match configured.map(Path::new) {
+        Some(dir) if dir.is_absolute() => dir.to_path_buf(),
         _ => PathBuf::from(format!("/tmp/cachelock-{uid}")),
     }
 }
@@ -90,9 +91,9 @@ mod tests {
     use std::ffi::OsStr;
 
     #[test]
-    fn the_runtime_dir_wins_when_it_is_absolute() {
+    fn cachelock_dir_wins_when_it_is_absolute() {
         assert_eq!(
-            user_dir_from(Some(OsStr::new("/run/user/1000")), 1000),
+            user_dir_from(Some(OsStr::new("/run/user/1000/cachelock")), 1000),
             Path::new("/run/user/1000/cachelock")
         );
         assert_eq!(user_dir_from(None, 1000), Path::new("/tmp/cachelock-1000"));

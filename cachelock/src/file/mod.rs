@@ -16,7 +16,7 @@
 //!
 //! Or by URL ([`store_from_url`](crate::store_from_url)): `file:///var/lock/myapp`
 //! (`file://localhost/var/lock/myapp`), and `file://` alone for this user's directory
-//! ([`user_dir`]: `$XDG_RUNTIME_DIR/cachelock`, else `/tmp/cachelock-<uid>`).
+//! ([`user_dir`]: `/tmp/cachelock-<uid>`, or `$CACHELOCK_DIR`).
 //!
 //! # How it works
 //!
@@ -135,7 +135,7 @@
 //! containers that do not share the kernel. To lock across hosts, use Redis, PostgreSQL,
 //! MariaDB/MySQL or etcd.
 //!
-//! A tmpfs is the best place (`$XDG_RUNTIME_DIR`, `/run/lock`, `/dev/shm`): locks need no
+//! A tmpfs is the best place (`/tmp` on most systems, `/run/lock`, `/dev/shm`): locks need no
 //! persistence, and on a disk file system page writeback now and then stalls a write for
 //! milliseconds (an operation takes ~15 µs otherwise).
 //!

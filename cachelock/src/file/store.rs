@@ -172,7 +172,7 @@ impl FileStore {
 
     /// Opens this user's lock directory ([`user_dir`](super::user_dir)): the command line's
     /// default store, so a program that opens it excludes `cachelock run` of the same user
-    /// (with the same `XDG_RUNTIME_DIR`).
+    /// (with the same `CACHELOCK_DIR`, usually none).
     #[cfg(unix)]
     pub fn for_user() -> io::Result<FileStore> {
         let dir = super::user_dir();
