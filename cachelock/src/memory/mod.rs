@@ -1,12 +1,17 @@
 //! [`MemoryCache`]: the in-process default, on moka.
 
+#[cfg(all(test, loom))]
+mod loom_map;
+#[cfg(all(test, loom))]
+mod loom_tests;
 mod slot;
 mod sweep;
+mod sync;
 mod trees;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use moka::ops::compute::Op;
 
@@ -192,11 +197,11 @@ impl MemoryCache {
         let released = match handle.and_then(|h| h.downcast_ref::<Slot>()) {
             Some(slot) => {
                 let mut state = slot.lock();
-                !state.dead && state.release(token, Instant::now(), generation)
+                !state.dead && state.release(token, sync::now(), generation)
             }
             None => self
                 .with_slot(key, false, |_, state| {
-                    state.release(token, Instant::now(), generation)
+                    state.release(token, sync::now(), generation)
                 })
                 .unwrap_or(false),
         };
@@ -209,18 +214,16 @@ impl MemoryCache {
         match handle.and_then(|h| h.downcast_ref::<Slot>()) {
             Some(slot) => {
                 let mut state = slot.lock();
-                !state.dead && state.extend(token, Instant::now(), ttl)
+                !state.dead && state.extend(token, sync::now(), ttl)
             }
             None => self
-                .with_slot(key, false, |_, state| {
-                    state.extend(token, Instant::now(), ttl)
-                })
+                .with_slot(key, false, |_, state| state.extend(token, sync::now(), ttl))
                 .unwrap_or(false),
         }
     }
 
     fn is_live(&self, key: &str) -> bool {
-        let now = Instant::now();
+        let now = sync::now();
         self.with_slot(key, false, |_, state| state.live(now).is_some())
             .unwrap_or(false)
     }
@@ -258,7 +261,7 @@ impl LockStore for MemoryCache {
                 // Taken under the slot's mutex: claims of one key are serialized, so the
                 // fences of one key's holders increase in the order they held it.
                 state
-                    .claim(token, claim.label(), Instant::now(), claim.ttl())
+                    .claim(token, claim.label(), sync::now(), claim.ttl())
                     .then(|| {
                         let fence = FENCE.fetch_add(1, Ordering::Relaxed) + 1;
                         let handle: Handle = slot.clone();
@@ -340,7 +343,7 @@ impl LockStore for MemoryCache {
 /// The admin calls read the slots; the owner value is formatted here, only when asked.
 impl LockAdmin for MemoryCache {
     fn holder(&self, key: &str) -> CacheResult<Option<(String, Option<Duration>)>> {
-        let now = Instant::now();
+        let now = sync::now();
         Ok(self
             .with_slot(key, false, |_, state| {
                 let ttl = state.deadline.saturating_duration_since(now);
@@ -360,7 +363,7 @@ impl LockAdmin for MemoryCache {
     }
 
     fn keys(&self, prefix: &str) -> CacheResult<Vec<String>> {
-        let now = Instant::now();
+        let now = sync::now();
         Ok(self
             .shared
             .moka

@@ -22,15 +22,25 @@
 //!
 //! Hence one holder per key at any moment, exactly as with one atomic compute per claim, at
 //! the price of a moka read and an uncontended mutex on the hot path instead of two computes.
+//!
+//! `loom_tests.rs` checks this with loom over every interleaving of 2–3 threads (claims,
+//! releases and extends through the handle and by lookup, expiry, the sweep, a retake), with
+//! moka replaced by a stand-in of the same contract (`loom_map.rs`).
 
-use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::sync::PoisonError;
 use std::time::{Duration, Instant};
 
 use crate::clock::deadline_after;
 use crate::token::Token;
 
+use super::sync::{self, Mutex, MutexGuard};
+
 /// The moka cache under a `MemoryCache`: one slot per key.
+#[cfg(not(all(test, loom)))]
 pub(super) type Moka = moka::sync::Cache<String, std::sync::Arc<Slot>>;
+/// Under loom, a stand-in with the contract the slot protocol relies on (`loom_map.rs`).
+#[cfg(all(test, loom))]
+pub(super) type Moka = super::loom_map::Map<std::sync::Arc<Slot>>;
 
 /// One key's state.
 pub(super) struct Slot {
@@ -74,7 +84,7 @@ impl State {
     pub(super) fn free_since(generation: u64) -> Self {
         State {
             owner: None,
-            deadline: Instant::now(),
+            deadline: sync::now(),
             dead: false,
             freed_in: generation,
         }

@@ -32,13 +32,14 @@
 //! drops them within about 10 s once they stop (if it ever inserted `SWEEP_MIN` keys: the
 //! thread starts then; a smaller cache keeps at most about that many free slots).
 
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Condvar, Mutex, PoisonError, Weak};
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Condvar, PoisonError, Weak};
 use std::time::{Duration, Instant};
 
 use moka::ops::compute::Op;
 
 use super::slot::{Moka, Slot, State};
+use super::sync::{self, AtomicU64, AtomicUsize, Mutex};
 
 /// New keys inserted between two scans, at least.
 pub(super) const SWEEP_MIN: usize = 1024;
@@ -85,7 +86,8 @@ pub(super) trait Swept: Send + Sync + 'static {
 /// Shared by a cache and its sweep thread; the thread holds only this and a `Weak`, so the
 /// cache can be dropped.
 struct Signal {
-    state: Mutex<SignalState>,
+    /// std's, not the model's: the thread waits on it with a real timeout.
+    state: std::sync::Mutex<SignalState>,
     condvar: Condvar,
 }
 
@@ -111,7 +113,7 @@ impl Sweeper {
             threshold: AtomicUsize::new(SWEEP_MIN),
             running: Mutex::new(()),
             signal: Arc::new(Signal {
-                state: Mutex::new(SignalState::default()),
+                state: std::sync::Mutex::new(SignalState::default()),
                 condvar: Condvar::new(),
             }),
             stale: Mutex::new(Vec::new()),
@@ -207,7 +209,7 @@ impl Sweeper {
         let generation = self.generation.fetch_add(1, Ordering::Relaxed);
         // Taken once, before any slot is looked at: a value stored after this instant has a
         // later deadline, so it looks live here (an early `now` only keeps more slots).
-        let now = Instant::now();
+        let now = sync::now();
         let mut live = 0usize;
         let mut free = 0usize;
         let mut found = Vec::new();
@@ -268,7 +270,7 @@ fn remove(moka: &Moka, item: &Stale, full: bool) {
         .and_compute_with(|current| match current {
             Some(entry) if Arc::ptr_eq(entry.value(), &item.slot) => {
                 let mut state = item.slot.lock();
-                if stale(&mut state, item.generation, full, Instant::now()) {
+                if stale(&mut state, item.generation, full, sync::now()) {
                     state.dead = true;
                     Op::Remove
                 } else {
