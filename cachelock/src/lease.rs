@@ -21,6 +21,15 @@ pub(crate) struct Policy {
     pub(crate) max_hold: Option<Duration>,
     /// A release before `acquired_at + hold_at_least` keeps the key until then.
     pub(crate) hold_at_least: Option<Duration>,
+    /// How long before its local deadline the lock is declared lost; `None`: the default,
+    /// [`default_lost_margin`].
+    pub(crate) lost_margin: Option<Duration>,
+}
+
+/// The default lost margin of a lock with `ttl`: 1 % of the TTL + 20 ms, at most a quarter of
+/// the TTL (see `Lock::lost_margin`).
+pub(crate) fn default_lost_margin(ttl: Duration) -> Duration {
+    (ttl / 100 + Duration::from_millis(20)).min(ttl / 4)
 }
 
 /// One held lock: the target (store and key), the owner token, and whether it is still
@@ -138,8 +147,24 @@ impl<T: Target> Lease<T> {
         if self.policy.renew {
             self.acquired_at + renew_interval(self.ttl)
         } else {
-            self.expires_at()
+            self.lost_at()
         }
+    }
+
+    /// When the lock is declared lost unless renewed: its local deadline less the lost
+    /// margin, so that the holder is told before the store can let another holder in (the
+    /// local deadline counts from before the claim was sent, and the margin covers the time
+    /// the signal takes to reach the work, and a local clock slightly faster than the
+    /// store's).
+    pub(crate) fn lost_at(&self) -> Instant {
+        let margin = self
+            .policy
+            .lost_margin
+            .unwrap_or_else(|| default_lost_margin(self.ttl));
+        self.expires_at()
+            .checked_sub(margin)
+            .unwrap_or(self.acquired_at)
+            .max(self.acquired_at)
     }
 
     /// When the lock runs out unless renewed (as far as this process knows).
@@ -153,9 +178,10 @@ impl<T: Target> Lease<T> {
         self.expires_after.store(nanos(after), Ordering::Release);
     }
 
-    /// `true` once the lock is known to be lost, or its TTL has run out unrenewed.
+    /// `true` once the lock is known to be lost, or its TTL (less the lost margin) has run
+    /// out unrenewed.
     pub(crate) fn is_lost(&self) -> bool {
-        self.lost.load(Ordering::Acquire) || Instant::now() >= self.expires_at()
+        self.lost.load(Ordering::Acquire) || Instant::now() >= self.lost_at()
     }
 
     /// Declares the lock lost (once), wakes every waiter of [`Lease::lost`], and logs it.
@@ -267,9 +293,9 @@ impl<T: Target> Renewable for Lease<T> {
     }
 
     fn step(&self, now: Instant) -> Option<Instant> {
-        let expires_at = self.expires_at();
-        if now >= expires_at {
-            self.mark_lost("its TTL ran out before it could be renewed");
+        let lost_at = self.lost_at();
+        if now >= lost_at {
+            self.mark_lost("its TTL (less the lost margin) ran out before it could be renewed");
             return None;
         }
         let mut ttl = self.ttl;
@@ -277,12 +303,12 @@ impl<T: Target> Renewable for Lease<T> {
             let left = (self.acquired_at + max_hold).saturating_duration_since(now);
             if left.is_zero() {
                 tracing::debug!(key = %self.key(), ?max_hold, "max_hold reached; renewal stops");
-                return Some(expires_at);
+                return Some(lost_at);
             }
             ttl = ttl.min(left);
         }
         if !self.policy.renew {
-            return Some(expires_at);
+            return Some(lost_at);
         }
         let outcome = self.extend_now(ttl);
         if self.after_renewal() {
@@ -300,8 +326,30 @@ impl<T: Target> Renewable for Lease<T> {
             }
             Err(error) => {
                 tracing::warn!(key = %self.key(), %error, "renewing lock failed; retrying");
-                Some((now + retry_interval(self.ttl)).min(expires_at))
+                Some((now + retry_interval(self.ttl)).min(self.lost_at()))
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::default_lost_margin;
+    use std::time::Duration;
+
+    #[test]
+    fn the_default_margin_is_one_percent_and_20_ms_at_most_a_quarter_of_the_ttl() {
+        assert_eq!(
+            default_lost_margin(Duration::from_secs(60)),
+            Duration::from_millis(620)
+        );
+        assert_eq!(
+            default_lost_margin(Duration::from_millis(150)),
+            Duration::from_micros(21_500)
+        );
+        assert_eq!(
+            default_lost_margin(Duration::from_millis(40)),
+            Duration::from_millis(10)
+        );
     }
 }

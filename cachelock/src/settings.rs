@@ -33,6 +33,7 @@ impl Default for Settings {
                 renew: true,
                 max_hold: None,
                 hold_at_least: None,
+                lost_margin: None,
             },
             label: None,
             fencing: true,
@@ -57,6 +58,17 @@ impl Settings {
         }
         if let Some(hold_at_least) = self.policy.hold_at_least {
             check_ttl(key, "hold_at_least", hold_at_least)?;
+        }
+        if let Some(margin) = self.policy.lost_margin {
+            if margin >= self.ttl {
+                return Err(Error::InvalidSetting {
+                    key: key.to_owned(),
+                    reason: format!(
+                        "lost_margin of {margin:?} must be shorter than the ttl ({:?})",
+                        self.ttl
+                    ),
+                });
+            }
         }
         Ok(())
     }
@@ -121,6 +133,23 @@ macro_rules! settings_setters {
         /// Greater than zero and at most [`MAX_TTL`](crate::MAX_TTL). Default: none.
         pub fn hold_at_least(mut self, hold_at_least: std::time::Duration) -> Self {
             self.settings.policy.hold_at_least = Some(hold_at_least);
+            self
+        }
+
+        /// How long before its TTL runs out (by this process's clock) the lock is declared
+        /// lost when it could not be renewed: `is_lost()`, `lost()`, `cancel_on_lost` and the
+        /// command line's `--kill-on-lost` act then, so the work hears of it **before** the
+        /// store can hand the key to someone else.
+        ///
+        /// Default: 1 % of the TTL + 20 ms, at most a quarter of the TTL (Redlock's "validity
+        /// time" uses 1 % + 2 ms for clock drift; the 20 ms cover what the signal takes to
+        /// reach the work: a thread woken on a busy host, a signal sent to a child process).
+        /// A lock's local deadline already counts from before its claim (or renewal) was
+        /// sent, so the margin need not cover the network. Must be shorter than the TTL
+        /// ([`Error::InvalidSetting`](crate::Error::InvalidSetting) otherwise); zero turns it
+        /// off.
+        pub fn lost_margin(mut self, margin: std::time::Duration) -> Self {
+            self.settings.policy.lost_margin = Some(margin);
             self
         }
 
