@@ -247,10 +247,12 @@ Stores (where the locks live; the same options for every command):
 
 One store at most: two of --store, --redis and --redis-cluster, on the command
 line or in the environment, is an error (exit 64), never a silent pick: every
-process sharing a key must name the same store. A cluster is not detected from
-the URL either: it is a different store from one server (a lock on a cluster is
-only as safe as the node that holds its slot). Keys are stored as <prefix><key> (--prefix,
-default cachelock:); serve keeps its locks in --space instead.";
+process sharing a key must name the same store. A Redis Cluster is named, it is
+not detected from the URL: it is a different store from one server (a lock on
+a cluster is only as safe as the node that holds its slot).
+
+Keys are stored as <prefix><key> (--prefix, default cachelock:); serve keeps
+its locks in --space instead.";
 
 /// `-v` and `RUST_LOG`.
 const LOGGING_HELP: &str = "\
