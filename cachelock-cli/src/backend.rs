@@ -70,10 +70,10 @@ pub struct Backend {
 
 impl Backend {
     /// Builds the store the arguments name, or this user's lock directory when none is
-    /// named. Two store options, or a bad URL, is a usage error (64); a default directory
+    /// named; `prefix` goes in front of every key. Two store options, or a bad URL, is a usage error (64); a default directory
     /// that cannot be used is 69. No server is contacted yet.
-    pub fn from_args(args: &BackendArgs) -> Result<Backend, Failure> {
-        let prefix = args.prefix.clone();
+    pub fn from_args(args: &BackendArgs, prefix: &str) -> Result<Backend, Failure> {
+        let prefix = prefix.to_owned();
         fn given(value: Option<&str>) -> Option<&str> {
             value.map(str::trim).filter(|u| !u.is_empty())
         }
@@ -299,7 +299,8 @@ mod tests {
     fn store(args: &[&str]) -> Result<Store, Failure> {
         let cli =
             Cli::try_parse_from(["cachelock"].iter().chain(args).chain(&["list"])).expect("parses");
-        Backend::from_args(&cli.backend).map(|backend| backend.store().clone())
+        Backend::from_args(&cli.backend, cachelock::DEFAULT_PREFIX)
+            .map(|backend| backend.store().clone())
     }
 
     #[test]

@@ -5,6 +5,8 @@
 //!   Redis Cluster, any `--store URL`; see [`backend`]).
 //! - `cachelock status K`, `cachelock list [PREFIX]`, `cachelock release K --force`.
 //! - `cachelock serve`: hierarchical locks over HTTP with Locker's API.
+//! - `cachelock completions SHELL`, `cachelock man [COMMAND]`: see [`docs`].
+//! - `-v`, `-vv`, `RUST_LOG`: see [`logging`].
 //!
 //! Exit codes: see [`exit`] and `cachelock --help`.
 #![deny(missing_docs)]
@@ -12,8 +14,10 @@
 mod admin;
 mod backend;
 mod cli;
+mod docs;
 mod duration;
 mod exit;
+mod logging;
 mod run;
 mod serve;
 mod show;
@@ -22,7 +26,7 @@ mod signals;
 use std::process::ExitCode;
 
 use clap::parser::ValueSource;
-use clap::{ArgMatches, CommandFactory, FromArgMatches};
+use clap::{ArgMatches, FromArgMatches};
 
 use crate::backend::Backend;
 use crate::cli::{Cli, Command, FromEnv};
@@ -37,7 +41,17 @@ fn main() -> ExitCode {
             return ExitCode::from(if error.use_stderr() { USAGE } else { 0 });
         }
     };
-    let outcome = Backend::from_args(&cli.backend).and_then(|backend| {
+    // A service logs its requests by default; the other commands only with -v or RUST_LOG.
+    let floor = matches!(cli.command, Command::Serve(_)).then_some("info");
+    logging::init(cli.verbose, floor);
+    // What the command line says about itself needs no store.
+    match &cli.command {
+        Command::Completions(args) => return finish(docs::completions(args)),
+        Command::Man(args) => return finish(docs::man(args)),
+        _ => {}
+    }
+    let prefix = cli.command.prefix().unwrap_or(cachelock::DEFAULT_PREFIX);
+    let outcome = Backend::from_args(&cli.backend, prefix).and_then(|backend| {
         dispatch(&cli, &backend).map_err(|mut failure| {
             if failure.code == UNAVAILABLE && backend.is_shared() {
                 let hint = backend.hint(&failure.message);
@@ -49,6 +63,11 @@ fn main() -> ExitCode {
             failure
         })
     });
+    finish(outcome)
+}
+
+/// The exit code, after the failure's message on stderr.
+fn finish(outcome: Result<u8, Failure>) -> ExitCode {
     match outcome {
         Ok(code) => ExitCode::from(code),
         Err(Failure { code, message }) => {
@@ -60,7 +79,7 @@ fn main() -> ExitCode {
 
 /// The command line, and which store options came from the environment.
 fn parse() -> Result<Cli, clap::Error> {
-    let mut matches = Cli::command().try_get_matches()?;
+    let mut matches = cli::command().try_get_matches()?;
     let from_env =
         |matches: &ArgMatches, id: &str| matches.value_source(id) == Some(ValueSource::EnvVariable);
     let env = FromEnv {
@@ -80,5 +99,7 @@ fn dispatch(cli: &Cli, backend: &Backend) -> Result<u8, Failure> {
         Command::List(args) => admin::list(args, backend),
         Command::Release(args) => admin::release(args, backend),
         Command::Serve(args) => serve::serve(args, backend),
+        Command::Completions(args) => docs::completions(args),
+        Command::Man(args) => docs::man(args),
     }
 }

@@ -13,6 +13,7 @@ use tokio::sync::mpsc::UnboundedReceiver;
 
 use crate::backend::Backend;
 use crate::cli::RunArgs;
+use crate::duration::show;
 use crate::exit::{Failure, CANNOT_EXECUTE, NOT_FOUND, SIGNALED};
 use crate::show::describe;
 use crate::signals::{self, Caught};
@@ -24,7 +25,9 @@ pub fn run(args: &RunArgs, backend: &Backend) -> Result<u8, Failure> {
     // First of all: from here on a SIGTERM cannot kill cachelock while it holds the lock.
     let signals = signals::catch()
         .map_err(|e| Failure::internal(format!("cannot install signal handlers: {e}")))?;
-    if !backend.is_shared() && !args.quiet {
+    // Never hidden by -q, which silences only the "key is held" line: a lock that excludes
+    // nobody is a mistake to point out every time.
+    if !backend.is_shared() {
         eprintln!(
             "cachelock: warning: the lock on `{}` lives in {} and excludes no other process \
              (without --store, the default store is this user's lock directory, which does)",
@@ -65,6 +68,7 @@ async fn hold_and_run(
     let guard = match acquired {
         Ok(guard) => guard,
         Err(Error::Locked { .. }) => {
+            tracing::info!(key = %args.key, "key is held; not running the command");
             if !args.quiet {
                 eprintln!("cachelock: {}", held_message(&lock, &args.key).await);
             }
@@ -85,8 +89,19 @@ async fn hold_and_run(
         return Ok(signal_code(caught.signal));
     }
 
+    tracing::info!(
+        key = %args.key,
+        fence = guard.fence(),
+        ttl = %show(args.ttl),
+        store = %backend.store(),
+        "lock acquired"
+    );
+
     let mut command = Command::new(program);
     command.args(&args.command[1..]);
+    // CMD's own lock: its key, and the fence to send with its writes.
+    command.env(ENV_KEY, &args.key);
+    command.env(ENV_FENCE, guard.fence().to_string());
     die_with_parent(&mut command);
     let child = match command.spawn() {
         Ok(child) => child,
@@ -106,7 +121,11 @@ async fn hold_and_run(
         }
     };
 
+    tracing::info!(pid = child.id(), command = %program.to_string_lossy(), "command started");
     let status = supervise(child, &guard, args, &mut signals).await;
+    if let Ok(status) = &status {
+        tracing::info!(exit_code = exit_code(*status), "command exited");
+    }
     release(guard, &args.key).await;
     match status {
         Ok(status) => Ok(exit_code(status)),
@@ -117,10 +136,16 @@ async fn hold_and_run(
     }
 }
 
+/// The environment variable that hands CMD the key.
+pub const ENV_KEY: &str = "CACHELOCK_KEY";
+/// The environment variable that hands CMD the fencing token of its hold.
+pub const ENV_FENCE: &str = "CACHELOCK_FENCE";
+
 async fn acquire(lock: &Lock<Arc<dyn LockStore>>, args: &RunArgs) -> Result<Guard, Error> {
     if args.wait.is_zero() {
         lock.try_acquire_async().await
     } else {
+        tracing::info!(key = %args.key, wait = %show(args.wait), "taking the lock, waiting if it is held");
         lock.acquire_timeout_async(args.wait).await
     }
 }
@@ -167,8 +192,9 @@ async fn supervise(
 
 /// Releases; a failure is reported on stderr, never changes the exit code.
 async fn release(guard: Guard, key: &str) {
+    let held_for = guard.held_for();
     match guard.release().await {
-        Ok(()) => {}
+        Ok(()) => tracing::info!(key = %key, held_for = %show(held_for), "lock released"),
         Err(Error::LockLost { .. }) => eprintln!(
             "cachelock: warning: the lock on `{key}` had already been lost (expired or force-released) when the command ended"
         ),

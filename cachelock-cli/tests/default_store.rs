@@ -219,11 +219,17 @@ fn without_a_runtime_dir_the_default_store_is_in_tmp_for_this_user() {
 }
 
 #[test]
-fn run_help_explains_the_default_store() {
+fn the_help_explains_the_default_store() {
+    // `run --help` says where its lock lives and points to the one description...
     let help = stdout(&cachelock().args(["run", "--help"]).output().unwrap());
-    assert!(help.contains("/tmp/cachelock-<uid>"), "{help}");
-    assert!(help.contains("/tmp/cachelock-<uid>"), "{help}");
+    assert!(help.contains("this user's lock directory"), "{help}");
     assert!(help.contains("--store <URL>"), "{help}");
+    assert!(help.contains("CACHELOCK_STORE"), "{help}");
+    assert!(help.contains("see cachelock --help"), "{help}");
+    // ...which is in `cachelock --help`.
+    let help = stdout(&cachelock().arg("--help").output().unwrap());
+    assert!(help.contains("/tmp/cachelock-<uid>"), "{help}");
+    assert!(help.contains("$CACHELOCK_DIR"), "{help}");
     assert!(help.contains("CACHELOCK_STORE"), "{help}");
     assert!(help.contains("memory://"), "{help}");
 }

@@ -423,3 +423,30 @@ fn signals_ignored_at_start_stay_ignored_for_the_command_as_with_nohup() {
     // `nohup cachelock run ..`: the command must not die when the terminal hangs up.
     assert_eq!(ignored_by_command(&[libc::SIGHUP]), [true, false, false]);
 }
+
+#[test]
+fn the_command_gets_its_key_and_fence_on_redis_too() {
+    let redis = RedisServer::start();
+    let fence = || -> u64 {
+        let output = with_redis(
+            &redis.url(),
+            &[
+                "run",
+                "-k",
+                "fenced",
+                "--",
+                "sh",
+                "-c",
+                "echo $CACHELOCK_KEY $CACHELOCK_FENCE",
+            ],
+        );
+        assert_eq!(code(&output), 0, "{}", stderr(&output));
+        let line = stdout(&output);
+        let (key, fence) = line.trim().split_once(' ').unwrap();
+        assert_eq!(key, "fenced");
+        fence.parse().unwrap()
+    };
+    let first = fence();
+    assert!(first > 0);
+    assert!(fence() > first);
+}

@@ -355,3 +355,67 @@ fn a_backend_that_is_down_gets_503_with_a_json_error() {
     // Bad input is still the client's fault, whatever the backend.
     assert_eq!(server.get("/canhaz/a//b").0, 400);
 }
+
+#[test]
+fn canhaz_answers_a_fence_that_grows_with_every_grant() {
+    let server = Server::memory(&[]);
+    let (_, first) = server.get("/canhaz/fenced/a");
+    let fence = |body: &Value| {
+        body["fence"]
+            .as_u64()
+            .unwrap_or_else(|| panic!("a fence: {body}"))
+    };
+    assert!(fence(&first) > 0, "{first}");
+    let token = first["token"].as_str().unwrap().to_owned();
+    server.unlock("/fenced/a", &token);
+    let (_, again) = server.get("/canhaz/fenced/a");
+    assert!(fence(&again) > fence(&first), "{again} after {first}");
+    let (_, other) = server.get("/canhaz/fenced/b");
+    assert!(
+        fence(&other) > fence(&again),
+        "one sequence per lock space: {other}"
+    );
+    // A refused canhaz has no fence.
+    assert!(server.refused("/fenced/a").get("fence").is_none());
+}
+
+#[test]
+fn every_request_is_logged_on_stderr_without_its_token() {
+    let server = Server::memory(&[]);
+    let token = server.lock("/logged/path?id=job-7");
+    server.get(&format!("/stillwant/logged/path?token={token}&ttl=5m"));
+    server.unlock("/logged/path", &token);
+    server.get("/nowant/logged/path?token=0123456789abcdef0123456789abcdef");
+    server.get("/nowhere");
+    wait_until("the log of the last request", || {
+        server.stderr().contains("path=/nowhere")
+    });
+    let log = server.stderr();
+    assert!(!log.contains(&token), "a token in the log: {log}");
+    assert!(
+        !log.contains("0123456789abcdef"),
+        "a token in the log: {log}"
+    );
+    assert!(!log.contains("token="), "a query string in the log: {log}");
+    let line = |path: &str, status: &str| {
+        log.lines()
+            .find(|line| line.contains(&format!("path={path} ")) && line.contains(status))
+            .unwrap_or_else(|| panic!("no {path} {status} line: {log}"))
+            .to_owned()
+    };
+    let canhaz = line("/canhaz/logged/path", "status=200");
+    for field in [
+        "INFO",
+        "method=GET",
+        "lock=\"/logged/path\"",
+        "granted=true",
+        "fence=",
+    ] {
+        assert!(canhaz.contains(field), "{field}: {canhaz}");
+    }
+    line("/stillwant/logged/path", "status=200");
+    line("/nowant/logged/path", "status=200");
+    line("/nowant/logged/path", "status=404");
+    let unknown = line("/nowhere", "status=404");
+    assert!(!unknown.contains("lock="), "{unknown}");
+}

@@ -13,6 +13,7 @@ use axum::Json;
 use cachelock::tree::{check_path, TreeLock};
 use cachelock::{Error, LockStore};
 
+use super::access::{LockPath, Outcome};
 use super::params::{id, Params};
 use super::reply::{seconds, ApiError, Extended, Granted, LockedBy, Refused, Released};
 
@@ -44,44 +45,56 @@ type QueryArg = Result<Query<Vec<(String, String)>>, QueryRejection>;
 
 /// `/canhaz/<path>?id=&lockParents=&lockChildren=&ttl=`: take the lock, or say who is in the way.
 pub async fn canhaz(State(service): State<Service>, path: PathArg, query: QueryArg) -> Response {
-    reply(async { canhaz_at(&service, tree_path(path)?, query).await }.await)
+    match tree_path(path) {
+        Ok(path) => reply_at(&path, canhaz_at(&service, path.clone(), query).await),
+        Err(error) => error.into_response(),
+    }
 }
 
 /// `/canhaz/`: the root, which conflicts with every lock below it.
 pub async fn canhaz_root(State(service): State<Service>, query: QueryArg) -> Response {
-    reply(canhaz_at(&service, "/".to_owned(), query).await)
+    reply_at("/", canhaz_at(&service, "/".to_owned(), query).await)
 }
 
 /// `/nowant/<path>?token=`: release the lock `canhaz` granted with this token.
 pub async fn nowant(State(service): State<Service>, path: PathArg, query: QueryArg) -> Response {
-    reply(async { nowant_at(&service, tree_path(path)?, query).await }.await)
+    match tree_path(path) {
+        Ok(path) => reply_at(&path, nowant_at(&service, path.clone(), query).await),
+        Err(error) => error.into_response(),
+    }
 }
 
 /// `/nowant/?token=`: release the root.
 pub async fn nowant_root(State(service): State<Service>, query: QueryArg) -> Response {
-    reply(nowant_at(&service, "/".to_owned(), query).await)
+    reply_at("/", nowant_at(&service, "/".to_owned(), query).await)
 }
 
 /// `/stillwant/<path>?token=&ttl=`: reset the TTL of the lock this token owns (a client
 /// that needs longer than its TTL calls it before the TTL runs out).
 pub async fn stillwant(State(service): State<Service>, path: PathArg, query: QueryArg) -> Response {
-    reply(async { stillwant_at(&service, tree_path(path)?, query).await }.await)
+    match tree_path(path) {
+        Ok(path) => reply_at(&path, stillwant_at(&service, path.clone(), query).await),
+        Err(error) => error.into_response(),
+    }
 }
 
 /// `/stillwant/?token=&ttl=`: extend the root.
 pub async fn stillwant_root(State(service): State<Service>, query: QueryArg) -> Response {
-    reply(stillwant_at(&service, "/".to_owned(), query).await)
+    reply_at("/", stillwant_at(&service, "/".to_owned(), query).await)
 }
 
 /// `/dohaz/<path>?lockParents=&lockChildren=`: who holds a lock that a `canhaz` with the same
 /// flags would run into.
 pub async fn dohaz(State(service): State<Service>, path: PathArg, query: QueryArg) -> Response {
-    reply(async { dohaz_at(&service, tree_path(path)?, query).await }.await)
+    match tree_path(path) {
+        Ok(path) => reply_at(&path, dohaz_at(&service, path.clone(), query).await),
+        Err(error) => error.into_response(),
+    }
 }
 
 /// `/dohaz/`: who holds anything (the root conflicts with every lock).
 pub async fn dohaz_root(State(service): State<Service>, query: QueryArg) -> Response {
-    reply(dohaz_at(&service, "/".to_owned(), query).await)
+    reply_at("/", dohaz_at(&service, "/".to_owned(), query).await)
 }
 
 async fn canhaz_at(service: &Service, path: String, query: QueryArg) -> Result<Response, ApiError> {
@@ -97,14 +110,18 @@ async fn canhaz_at(service: &Service, path: String, query: QueryArg) -> Result<R
     }
     match lock.try_acquire_async().await {
         Ok(guard) => {
+            let fence = guard.fence();
             let claim = guard.into_claim();
-            Ok(Json(Granted {
+            let mut response = Json(Granted {
                 ok: true,
                 token: claim.token,
+                fence,
                 path: claim.path,
                 ttl: seconds(claim.ttl),
             })
-            .into_response())
+            .into_response();
+            response.extensions_mut().insert(Outcome::Granted { fence });
+            Ok(response)
         }
         Err(Error::Locked { .. }) => {
             // Who is in the way; `null`s if they let go in the meantime.
@@ -112,11 +129,13 @@ async fn canhaz_at(service: &Service, path: String, query: QueryArg) -> Result<R
                 .holder_async()
                 .await
                 .map_err(|e| ApiError::from_lock(&e))?;
-            Ok(Json(Refused {
+            let mut response = Json(Refused {
                 ok: false,
                 by: LockedBy::from_holder(holder.as_ref()),
             })
-            .into_response())
+            .into_response();
+            response.extensions_mut().insert(Outcome::Refused);
+            Ok(response)
         }
         Err(error) => Err(ApiError::from_lock(&error)),
     }
@@ -248,6 +267,9 @@ fn pairs(query: QueryArg) -> Result<Vec<(String, String)>, ApiError> {
         .map_err(|e| ApiError::bad_request(format!("invalid query string: {}", e.body_text())))
 }
 
-fn reply(result: Result<Response, ApiError>) -> Response {
-    result.unwrap_or_else(IntoResponse::into_response)
+/// The response, marked with the lock path it was about for the request log.
+fn reply_at(path: &str, result: Result<Response, ApiError>) -> Response {
+    let mut response = result.unwrap_or_else(IntoResponse::into_response);
+    response.extensions_mut().insert(LockPath(path.to_owned()));
+    response
 }

@@ -7,6 +7,7 @@
 //! one hash tag, so they live on one node of a cluster); a granted lock is handed to the
 //! client by its token and is not renewed: it ends with `/nowant` or its TTL.
 
+mod access;
 mod api;
 mod params;
 mod reply;
@@ -82,6 +83,7 @@ fn router(service: Service) -> Router {
         .route("/dohaz/{*path}", get(api::dohaz))
         .fallback(api::not_found)
         .method_not_allowed_fallback(api::method_not_allowed)
+        .layer(axum::middleware::from_fn(access::log))
         .with_state(service)
 }
 

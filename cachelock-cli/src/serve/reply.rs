@@ -56,7 +56,7 @@ impl ApiError {
 
 /// Backend failures go to stderr too: the operator needs them more than the client.
 fn log_backend_failure(error: &cachelock::Error) {
-    eprintln!("cachelock serve: {}", error_chain(error));
+    tracing::error!(error = %error_chain(error), "the lock store failed");
 }
 
 #[derive(Serialize)]
@@ -75,13 +75,16 @@ impl IntoResponse for ApiError {
     }
 }
 
-/// `canhaz` granted: `{"ok": true, "token", "path", "ttl"}` (ttl in seconds).
+/// `canhaz` granted: `{"ok": true, "token", "fence", "path", "ttl"}` (ttl in seconds).
 #[derive(Serialize)]
 pub struct Granted {
     /// Always `true`.
     pub ok: bool,
     /// The owner token, for `nowant`.
     pub token: String,
+    /// The fencing token of this hold: greater than that of every lock granted before in
+    /// this lock space, for the client to send with its writes.
+    pub fence: u64,
     /// The locked path.
     pub path: String,
     /// Seconds until the lock expires unless released.

@@ -2,17 +2,20 @@
 
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Stdio};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use serde_json::Value;
 
 use super::{cachelock, wait_exit};
 
-/// `cachelock serve --listen 127.0.0.1:0 ARGS..`; SIGTERM and wait on drop.
+/// `cachelock serve --listen 127.0.0.1:0 ARGS..`; SIGTERM and wait on drop. Its stderr
+/// (the request log) is collected ([`Server::stderr`]) and shown if the test fails.
 pub struct Server {
     child: Option<Child>,
     base: String,
     agent: ureq::Agent,
+    stderr: Arc<Mutex<String>>,
 }
 
 impl Server {
@@ -51,9 +54,20 @@ impl Server {
             .args(["serve", "--listen", "127.0.0.1:0"])
             .args(args)
             .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
+            .stderr(Stdio::piped())
             .spawn()
             .expect("spawn cachelock serve");
+        let stderr = Arc::new(Mutex::new(String::new()));
+        let pipe = child.stderr.take().expect("stderr");
+        let collected = Arc::clone(&stderr);
+        std::thread::spawn(move || {
+            for line in BufReader::new(pipe).lines() {
+                let Ok(line) = line else { break };
+                let mut text = collected.lock().unwrap();
+                text.push_str(&line);
+                text.push('\n');
+            }
+        });
         // The first line says where it listens: "cachelock: serving on http://127.0.0.1:P (...)".
         let mut line = String::new();
         BufReader::new(child.stdout.take().expect("stdout"))
@@ -73,7 +87,13 @@ impl Server {
             child: Some(child),
             base,
             agent,
+            stderr,
         }
+    }
+
+    /// What the server wrote on stderr so far.
+    pub fn stderr(&self) -> String {
+        self.stderr.lock().unwrap().clone()
     }
 
     /// `http://127.0.0.1:P`.
@@ -183,6 +203,9 @@ fn read(response: ureq::http::Response<ureq::Body>, what: &str) -> (u16, Value) 
 
 impl Drop for Server {
     fn drop(&mut self) {
+        if std::thread::panicking() {
+            eprintln!("cachelock serve's stderr:\n{}", self.stderr());
+        }
         if let Some(mut child) = self.child.take() {
             let _ = child.kill();
             let _ = child.wait();

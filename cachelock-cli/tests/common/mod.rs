@@ -12,8 +12,8 @@ use std::time::{Duration, Instant};
 /// the machine is shared; nothing asserts how fast anything is.
 pub const PATIENCE: Duration = Duration::from_secs(60);
 
-/// `cachelock` with a clean environment: no CACHELOCK_* variables from the caller, a fresh
-/// `CACHELOCK_DIR` of its own (so that its default store, `$CACHELOCK_DIR`,
+/// `cachelock` with a clean environment: no CACHELOCK_* variables nor RUST_LOG from the
+/// caller, a fresh `CACHELOCK_DIR` of its own (so that its default store, `$CACHELOCK_DIR`,
 /// is shared with no other test: set it again to share one), and SIGINT, SIGTERM and SIGHUP
 /// at their defaults (a test runner started in the background by a shell without job
 /// control may have SIGINT ignored, which cachelock and its command would rightly keep).
@@ -26,6 +26,7 @@ pub fn cachelock() -> Command {
         .env_remove("CACHELOCK_REDIS_CLUSTER_URLS")
         .env_remove("CACHELOCK_PREFIX")
         .env_remove("CACHELOCK_SPACE")
+        .env_remove("RUST_LOG")
         .stdin(Stdio::null());
     with_signals(
         &mut command,
