@@ -2,6 +2,8 @@
 # Runs the whole test suite: every unit, integration, UI and doc test, all features.
 #
 #   ./test.sh            (extra arguments go to `cargo test`, e.g. ./test.sh memory)
+#   ./test.sh --setup    (installs what is missing, runs nothing: `.ci/run` does this before
+#                         clippy, which builds etcd's client and so needs protoc)
 #
 # The store tests run against real servers: redis-server (and redis-cli for the cluster),
 # memcached and etcd are started by the tests themselves on free loopback ports; PostgreSQL
@@ -20,6 +22,7 @@ needed=(
   "memcached:memcached"
   "etcd:etcd-server"
   "protoc:protobuf-compiler"
+  "google/protobuf/descriptor.proto:libprotobuf-dev"
   "psql:postgresql"
   "mariadb:mariadb-server"
 )
@@ -27,6 +30,9 @@ have() {
   case "$1" in
     # The server binaries live outside PATH on Debian.
     psql) command -v psql >/dev/null && ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 ;;
+    # protoc's well-known types (etcd's .proto files import them): a "recommends" of
+    # protobuf-compiler, so absent after an install without recommends.
+    google/protobuf/descriptor.proto) [ -f /usr/include/google/protobuf/descriptor.proto ] ;;
     mariadb) command -v mariadb >/dev/null && { command -v mariadbd >/dev/null || [ -x /usr/sbin/mariadbd ]; } ;;
     *) command -v "$1" >/dev/null ;;
   esac
@@ -52,5 +58,10 @@ for pair in "${needed[@]}"; do
     exit 1
   fi
 done
+
+if [ "${1:-}" = "--setup" ]; then
+  echo "test.sh: every program the tests need is here"
+  exit 0
+fi
 
 exec cargo test --workspace --all-features "$@"
