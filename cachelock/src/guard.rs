@@ -216,6 +216,13 @@ macro_rules! guard_accessors {
 
         /// Completes when the lock is lost (see `is_lost`); never, if it stays held. Use it
         /// in `tokio::select!` to stop work the moment the lock goes.
+        ///
+        /// It completes the lost margin before the local deadline (see
+        /// [`Lock::lost_margin`](crate::Lock::lost_margin)) even while a renewal waits for
+        /// a store that does not answer: on a Tokio runtime (with its timer enabled) it arms
+        /// its own timer. Polled outside Tokio, it completes when the renewer declares the
+        /// loss, which a renewal stuck on an unreachable store can delay by up to the
+        /// store's response timeout; `is_lost()` is exact everywhere.
         pub async fn lost(&self) {
             self.hold.lease().lost().await
         }

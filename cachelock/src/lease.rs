@@ -195,7 +195,15 @@ impl<T: Target> Lease<T> {
         }
     }
 
-    /// Completes when the lock is lost.
+    /// Completes when the lock is lost: declared so by the renewer (a refused renewal), or
+    /// [`lost_at`](Lease::lost_at) reached without a renewal.
+    ///
+    /// On a Tokio runtime it wakes for `lost_at` on its own timer instead of waiting for the
+    /// renewer to declare it: the renewer is one thread for every lease, and while it waits
+    /// for a renewal's reply from a store that does not answer (a network partition: up to
+    /// the store's response timeout) it declares nothing. The partition test
+    /// (`tests/partition.rs`) caught `lost()` firing at the deadline instead of the margin
+    /// before it, for that reason.
     pub(crate) async fn lost(&self) {
         loop {
             let mut notified = std::pin::pin!(self.lost_signal.notified());
@@ -203,7 +211,18 @@ impl<T: Target> Lease<T> {
             if self.lost.load(Ordering::Acquire) {
                 return;
             }
-            notified.await;
+            // Read again on every turn: a renewal moves it.
+            let lost_at = self.lost_at();
+            if Instant::now() >= lost_at {
+                self.mark_lost("its TTL (less the lost margin) ran out before it could be renewed");
+                return;
+            }
+            if tokio::runtime::Handle::try_current().is_ok() {
+                let _ = tokio::time::timeout_at(lost_at.into(), notified).await;
+            } else {
+                // No timer to arm outside Tokio: the renewer declares it.
+                notified.await;
+            }
         }
     }
 

@@ -38,6 +38,33 @@
 //! `postgres://…`, `mysql://…`, `memcache://…`, `etcd://…`), or [`Lock::cache`] and
 //! `#[once(cache = …)]` name one per lock.
 //!
+//! **The same on Redis**, across every process and machine: `cargo add cachelock --features
+//! redis`, then point the process default at the server once, at start-up; every `Lock` and
+//! `#[once]` after that excludes every process using that server:
+//!
+//! ```no_run
+//! # #[cfg(feature = "redis")]
+//! # fn main() -> Result<(), cachelock::Error> {
+//! use cachelock::{once, redis::RedisCache, set_default_cache};
+//!
+//! #[once(key = "invoice-<customer>", ttl = "2m")]
+//! fn send_invoice(customer: u64) -> Option<u64> {
+//!     Some(customer) // on one replica at a time; `None` where another holds the key
+//! }
+//!
+//! set_default_cache(RedisCache::from_url("redis://127.0.0.1:6379")?)?;
+//! send_invoice(7);
+//! # Ok(())
+//! # }
+//! # #[cfg(not(feature = "redis"))]
+//! # fn main() {}
+//! ```
+//!
+//! With Redis down, such a call does not run its body (it fails closed): a function that
+//! returns `Result` gets the error; one that does not is counted in [`fail_closed_count`],
+//! logged, handed to [`on_fail_closed`]'s hook, and written to stderr when neither a hook
+//! nor a `tracing` subscriber listens (see [`macro@once`]).
+//!
 //! # What is here
 //!
 //! - [`Lock`], [`Guard`], [`AsyncGuard`]: taking, holding, renewing ([`Lock::renew`],
