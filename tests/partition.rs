@@ -343,7 +343,15 @@ fn holder_cut_off_from_redis_is_told_lost_before_outsider_is_granted_or_skipped(
         .and_then(|s| s.parse().ok())
         .unwrap_or(DEFAULT_RUNS);
     // Loopback for the outsider and readiness checks; the veth's host end for the holder.
-    let server = RedisServer::start_with_args(&["--bind", "127.0.0.1", ns.host_addr()]);
+    // Protected mode would refuse the holder (not loopback, no password); the only
+    // non-loopback address is the private one of a veth into our own namespace.
+    let server = RedisServer::start_with_args(&[
+        "--bind",
+        "127.0.0.1",
+        ns.host_addr(),
+        "--protected-mode",
+        "no",
+    ]);
     let base = TempDir(std::env::temp_dir().join(format!(
         "cachelock-partition-{}-{}",
         std::process::id(),
