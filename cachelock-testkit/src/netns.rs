@@ -70,7 +70,14 @@ impl NetNs {
         let host_cidr = format!("{}/30", ns.host_addr);
         let ns_cidr = format!("{}/30", ns.ns_addr);
         ip(&[
-            "link", "add", &ns.host_if, "type", "veth", "peer", "name", &ns.ns_if,
+            "link",
+            "add",
+            &ns.host_if,
+            "type",
+            "veth",
+            "peer",
+            "name",
+            &ns.ns_if,
         ])?;
         ip(&["link", "set", &ns.ns_if, "netns", &ns.name])?;
         ip(&["addr", "add", &host_cidr, "dev", &ns.host_if])?;
