@@ -18,10 +18,13 @@
 //!    release reports the lock lost; the key still names the outsider, whose extend and
 //!    release succeed).
 //!
-//! Each run prints
-//! `partition run=i cut->lost=Xms cut->granted=Yms told_first_by=Zms margin=Mms`, and the
-//! test asserts, for every run, that the holder was told before the outsider was granted by
-//! at least the lost margin less [`ALLOWANCE_MS`] (see there why).
+//! Each run prints two lines,
+//! `partition run=i cut->lost=Xms cut->granted=Yms told_first_by=Zms margin=Mms via=lost()`
+//! and the same `via=is_lost()` (the holder's two ways of being told), and the test asserts,
+//! for every run and both ways, that the holder was told before the outsider was granted by
+//! at least the lost margin less [`ALLOWANCE_MS`] (see there why). The variant with the
+//! command line (`cachelock run --kill-on-lost`, told by SIGTERM) is
+//! `cachelock-cli/tests/partition.rs`.
 //!
 //! It needs root and iproute2. Without them (or when the kernel refuses a namespace) it
 //! prints `SKIPPED: <reason>` to stderr and returns without asserting: the harness then
