@@ -13,10 +13,13 @@
 //! - [`CutProxy`]: a TCP proxy to a real server whose link can be cut and healed (a server
 //!   going away, for the stores whose one server the tests share).
 //! - [`memcached`], [`etcd`], [`postgres`], [`mysql`]: the servers of those stores' tests.
+//! - [`NetNs`]: a throwaway network namespace joined to the host by a veth pair on a
+//!   private /30 (`10.213.X.Y`), whose link can be cut and healed; needs root and iproute2.
 //! - [`free_port`]: a port free on 127.0.0.1 right now.
 //! - [`parse_commandstats`]: the per-command call counts in the text of `INFO commandstats`.
 //!
-//! Only loopback addresses are ever used. The binaries are `redis-server` and `redis-cli`
+//! Only loopback addresses are ever used, except by [`NetNs`] (the private addresses of a
+//! veth pair into a namespace it creates and deletes itself). The binaries are `redis-server` and `redis-cli`
 //! from `PATH`, or `REDIS_SERVER_BIN` / `REDIS_CLI_BIN`; when one is missing the helper
 //! panics with a one-line message that says how to install it.
 #![deny(missing_docs)]
@@ -27,6 +30,7 @@ mod eventually;
 mod lost_reply;
 pub mod memcached;
 pub mod mysql;
+mod netns;
 mod port;
 pub mod postgres;
 mod process;
@@ -38,6 +42,7 @@ mod tracing_capture;
 pub use cut_proxy::CutProxy;
 pub use eventually::eventually;
 pub use lost_reply::LostReplyProxy;
+pub use netns::NetNs;
 pub use port::free_port;
 pub use redis_client::parse_commandstats;
 pub use redis_cluster::RedisCluster;
