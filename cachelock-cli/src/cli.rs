@@ -323,12 +323,12 @@ Running serve on a network:
 
 Examples:
   cachelock serve --listen 127.0.0.1:8765
-  cachelock serve --listen 0.0.0.0:8443 --auth-token-file /etc/cachelock/token \\
-      --tls-cert /etc/cachelock/cert.pem --tls-key /etc/cachelock/key.pem
-  curl -H \"Authorization: Bearer $(cat token)\" https://locks:8443/canhaz/a
   cachelock serve --listen 127.0.0.1:8765 --redis redis://127.0.0.1:6379
   cachelock serve --redis-cluster redis://10.0.0.1:7000,redis://10.0.0.2:7000
-  curl 'http://127.0.0.1:8765/canhaz/ci/runner-3?id=job-42&ttl=30m'";
+  curl 'http://127.0.0.1:8765/canhaz/ci/runner-3?id=job-42&ttl=30m'
+  cachelock serve --listen 0.0.0.0:8443 --auth-token-file /etc/cachelock/token \\
+      --tls-cert /etc/cachelock/cert.pem --tls-key /etc/cachelock/key.pem
+  curl -H \"Authorization: Bearer $(cat token)\" https://locks:8443/canhaz/a";
 
 const COMPLETIONS_AFTER_HELP: &str = "\
 Examples:

@@ -17,6 +17,8 @@ const IDLE: usize = 1000;
 
 /// Raises this process's soft limit on open files to at least `wanted` (up to the hard
 /// limit), for the idle sockets.
+// `rlim_t` is u64 on Linux but not on every platform.
+#[allow(clippy::unnecessary_cast)]
 fn raise_open_files(wanted: u64) {
     let mut limit = libc::rlimit {
         rlim_cur: 0,

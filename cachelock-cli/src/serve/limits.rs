@@ -62,6 +62,8 @@ fn too_large(max: MaxBody) -> Response {
 /// Raises this process's soft limit on open files to its hard limit (as Go programs do),
 /// so that `--max-connections` is not cut short by the usual soft limit of 1024. Returns
 /// the soft limit now in force, if known.
+// `rlim_t` is u64 on Linux but not on every platform.
+#[allow(clippy::unnecessary_cast)]
 pub fn raise_open_files() -> Option<u64> {
     let mut limit = libc::rlimit {
         rlim_cur: 0,

@@ -22,6 +22,7 @@ mod reply;
 mod tls;
 
 use std::io::Write as _;
+use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::handler::Handler;
@@ -64,7 +65,9 @@ pub fn serve(args: &ServeArgs, backend: &Backend) -> Result<u8, Failure> {
             ))
         }
     };
-    warn_if_open(args, token.is_some(), tls.is_some());
+    if let Some(warning) = open_warning(args.listen, token.is_some(), tls.is_some()) {
+        eprintln!("{warning}");
+    }
     let max_connections = usize::try_from(args.max_connections).unwrap_or(usize::MAX);
     if let Some(files) = limits::raise_open_files() {
         // Each connection is a file, plus the store's and the runtime's own.
@@ -138,27 +141,26 @@ fn router(service: Service, guards: Guards) -> Router {
     router.layer(from_fn(access::log)).with_state(service)
 }
 
-/// Says on stderr when the service is open to the network without a token, or sends its
-/// token in clear. A warning, not a refusal: a service behind a firewall or an
-/// authenticating proxy may be meant to run so.
-fn warn_if_open(args: &ServeArgs, token: bool, tls: bool) {
-    if args.listen.ip().is_loopback() {
-        return;
+/// What to say on stderr when the service is open to the network without a token, or
+/// sends its token in clear. A warning, not a refusal: a service behind a firewall or an
+/// authenticating proxy may be meant to run so, and an upgrade should not stop it.
+fn open_warning(listen: SocketAddr, token: bool, tls: bool) -> Option<String> {
+    if listen.ip().is_loopback() {
+        return None;
     }
     if !token {
-        eprintln!(
-            "cachelock: WARNING: serving {} with no --auth-token-file: anyone who can reach this \
-             port can take and release every lock. Use --auth-token-file (and --tls-cert/--tls-key), \
-             or listen on 127.0.0.1.",
-            args.listen
-        );
-    } else if !tls {
-        eprintln!(
-            "cachelock: warning: serving {} without TLS: the bearer token crosses the network in \
-             clear. Use --tls-cert/--tls-key, or a TLS proxy in front.",
-            args.listen
-        );
+        return Some(format!(
+            "cachelock: WARNING: serving {listen} with no --auth-token-file: anyone who can reach \
+             this port can take and release every lock. Use --auth-token-file (and --tls-cert/--tls-key), \
+             or listen on 127.0.0.1."
+        ));
     }
+    (!tls).then(|| {
+        format!(
+            "cachelock: warning: serving {listen} without TLS: the bearer token crosses the network \
+             in clear. Use --tls-cert/--tls-key, or a TLS proxy in front."
+        )
+    })
 }
 
 fn routes() -> Router<Service> {
@@ -200,5 +202,25 @@ async fn shutdown() {
     tokio::select! {
         _ = tokio::signal::ctrl_c() => {}
         () = terminate => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_non_loopback_address_without_a_token_or_tls_is_warned_about() {
+        let any: SocketAddr = "0.0.0.0:8765".parse().unwrap();
+        let local: SocketAddr = "127.0.0.1:8765".parse().unwrap();
+        let local6: SocketAddr = "[::1]:8765".parse().unwrap();
+        assert!(open_warning(any, false, false).unwrap().contains("WARNING"));
+        assert!(open_warning(any, false, true).unwrap().contains("WARNING"));
+        assert!(open_warning(any, true, false)
+            .unwrap()
+            .contains("without TLS"));
+        assert_eq!(open_warning(any, true, true), None);
+        assert_eq!(open_warning(local, false, false), None);
+        assert_eq!(open_warning(local6, false, false), None);
     }
 }
