@@ -2,6 +2,7 @@
 
 use std::ffi::OsString;
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{ArgAction, Args, CommandFactory, Parser, Subcommand};
@@ -310,11 +311,24 @@ Endpoints:
   /stillwant/<path>?token=&ttl=   extend it: {ok: true, ttl}
   /dohaz/<path>                   who is in the way: {lockedBy, lockedPath, ttl}
 
+Running serve on a network:
+  By default serve listens on 127.0.0.1 and trusts whoever reaches it. Before
+  listening on another address, give it a token (--auth-token-file: clients
+  send Authorization: Bearer <token>, else 401) and TLS (--tls-cert,
+  --tls-key), so that the token does not cross the network in clear. serve
+  still starts on a non-loopback address without a token (behind a firewall or
+  a proxy that authenticates), but warns on stderr. The limits (--max-*,
+  --header-read-timeout) answer with a JSON error: 413 for a body, 429 for a
+  client's locks, 503 for connections; a slow client is disconnected.
+
 Examples:
   cachelock serve --listen 127.0.0.1:8765
   cachelock serve --listen 127.0.0.1:8765 --redis redis://127.0.0.1:6379
   cachelock serve --redis-cluster redis://10.0.0.1:7000,redis://10.0.0.2:7000
-  curl 'http://127.0.0.1:8765/canhaz/ci/runner-3?id=job-42&ttl=30m'";
+  curl 'http://127.0.0.1:8765/canhaz/ci/runner-3?id=job-42&ttl=30m'
+  cachelock serve --listen 0.0.0.0:8443 --auth-token-file /etc/cachelock/token \\
+      --tls-cert /etc/cachelock/cert.pem --tls-key /etc/cachelock/key.pem
+  curl -H \"Authorization: Bearer $(cat token)\" https://locks:8443/canhaz/a";
 
 const COMPLETIONS_AFTER_HELP: &str = "\
 Examples:
@@ -444,6 +458,55 @@ pub struct ServeArgs {
         value_name = "SPACE"
     )]
     pub space: String,
+
+    /// Require `Authorization: Bearer <token>` on every request; the file holds the token
+    /// (surrounding white space trimmed). Without it anyone who reaches the port may take
+    /// and release locks: serving a non-loopback address without a token warns on stderr.
+    #[arg(long, value_name = "PATH", help_heading = SECURITY_HEADING)]
+    pub auth_token_file: Option<PathBuf>,
+
+    /// Serve HTTPS with this certificate chain (PEM, the server's certificate first).
+    /// Needs --tls-key.
+    #[arg(long, value_name = "PEM", requires = "tls_key", help_heading = SECURITY_HEADING)]
+    pub tls_cert: Option<PathBuf>,
+
+    /// The private key of --tls-cert (PEM: PKCS#8, PKCS#1 or SEC1). Needs --tls-cert.
+    #[arg(long, value_name = "PEM", requires = "tls_cert", help_heading = SECURITY_HEADING)]
+    pub tls_key: Option<PathBuf>,
+
+    /// Largest request body accepted, in bytes (no endpoint takes one): larger gets 413.
+    #[arg(long, default_value_t = 16 * 1024, value_name = "BYTES", help_heading = LIMITS_HEADING)]
+    pub max_body_size: usize,
+
+    /// Time a client has to send a request's headers (and to finish the TLS handshake);
+    /// a slower client, or a keep-alive connection idle that long, is disconnected.
+    #[arg(long, default_value = "10s", value_parser = parse_timeout, value_name = "DURATION", help_heading = LIMITS_HEADING)]
+    pub header_read_timeout: Duration,
+
+    /// Most client connections at once (idle keep-alive ones count); one more is answered
+    /// 503 and closed. serve raises its open files limit to the hard limit for them.
+    #[arg(long, default_value_t = 1024, value_parser = clap::value_parser!(u32).range(1..=1_000_000), value_name = "N", help_heading = LIMITS_HEADING)]
+    pub max_connections: u32,
+
+    /// Most locks one client IP address may hold at once (taken and neither released nor
+    /// expired); one more `canhaz` gets 429.
+    #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u32).range(1..), value_name = "N", help_heading = LIMITS_HEADING)]
+    pub max_locks_per_client: u32,
+}
+
+/// The heading of serve's access options in --help.
+const SECURITY_HEADING: &str = "Access (see Running serve on a network below)";
+
+/// The heading of serve's limits in --help.
+const LIMITS_HEADING: &str = "Limits";
+
+/// A positive duration (`10s`, `500ms`).
+fn parse_timeout(text: &str) -> Result<Duration, String> {
+    let duration = parse_duration(text)?;
+    if duration.is_zero() {
+        return Err("must be more than 0".to_owned());
+    }
+    Ok(duration)
 }
 
 /// `cachelock completions`.

@@ -15,6 +15,7 @@ use cachelock::{Error, LockStore};
 
 use super::access::{LockPath, Outcome};
 use super::params::{id, Params};
+use super::quota::Change;
 use super::reply::{seconds, ApiError, Extended, Granted, LockedBy, Refused, Released};
 
 /// What every handler shares: the store, the lock space and the TTL bounds.
@@ -112,6 +113,10 @@ async fn canhaz_at(service: &Service, path: String, query: QueryArg) -> Result<R
         Ok(guard) => {
             let fence = guard.fence();
             let claim = guard.into_claim();
+            let change = Change::Granted {
+                token: claim.token.clone(),
+                ttl: claim.ttl,
+            };
             let mut response = Json(Granted {
                 ok: true,
                 token: claim.token,
@@ -121,6 +126,7 @@ async fn canhaz_at(service: &Service, path: String, query: QueryArg) -> Result<R
             })
             .into_response();
             response.extensions_mut().insert(Outcome::Granted { fence });
+            response.extensions_mut().insert(change);
             Ok(response)
         }
         Err(Error::Locked { .. }) => {
@@ -150,7 +156,11 @@ async fn nowant_at(service: &Service, path: String, query: QueryArg) -> Result<R
         .await
         .map_err(|e| ApiError::from_lock(&e))?;
     if released {
-        return Ok(Json(Released { ok: true }).into_response());
+        let mut response = Json(Released { ok: true }).into_response();
+        response.extensions_mut().insert(Change::Released {
+            token: token.to_owned(),
+        });
+        return Ok(response);
     }
     Err(not_owned(lock, &path).await)
 }
@@ -169,11 +179,16 @@ async fn stillwant_at(
         .await
         .map_err(|e| ApiError::from_lock(&e))?;
     if extended {
-        return Ok(Json(Extended {
+        let mut response = Json(Extended {
             ok: true,
             ttl: seconds(ttl),
         })
-        .into_response());
+        .into_response();
+        response.extensions_mut().insert(Change::Extended {
+            token: token.to_owned(),
+            ttl,
+        });
+        return Ok(response);
     }
     Err(not_owned(lock, &path).await)
 }

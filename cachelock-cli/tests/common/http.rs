@@ -75,7 +75,9 @@ impl Server {
             .expect("read the serve banner");
         let base = line
             .split_whitespace()
-            .find(|word| word.starts_with("http://127.0.0.1:"))
+            .find(|word| {
+                word.starts_with("http://127.0.0.1:") || word.starts_with("https://127.0.0.1:")
+            })
             .unwrap_or_else(|| panic!("no address in the banner {line:?}"))
             .to_owned();
         let agent = ureq::Agent::config_builder()
@@ -96,9 +98,47 @@ impl Server {
         self.stderr.lock().unwrap().clone()
     }
 
-    /// `http://127.0.0.1:P`.
+    /// `http://127.0.0.1:P` (`https://` with TLS).
     pub fn base(&self) -> &str {
         &self.base
+    }
+
+    /// The address it listens on, `127.0.0.1:P`.
+    pub fn address(&self) -> std::net::SocketAddr {
+        let host = self
+            .base
+            .trim_start_matches("https://")
+            .trim_start_matches("http://");
+        host.parse().expect("an address")
+    }
+
+    /// The server's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().expect("running").id()
+    }
+
+    /// Whether the server process still runs.
+    pub fn is_running(&mut self) -> bool {
+        let child = self.child.as_mut().expect("running");
+        child.try_wait().expect("try_wait").is_none()
+    }
+
+    /// GET with these extra headers: status, JSON body and the response's headers.
+    pub fn get_with(
+        &self,
+        path_and_query: &str,
+        headers: &[(&str, &str)],
+    ) -> (u16, Value, ureq::http::HeaderMap) {
+        let mut request = self.agent.get(&format!("{}{path_and_query}", self.base));
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        let response = request
+            .call()
+            .unwrap_or_else(|e| panic!("GET {path_and_query}: {e}"));
+        let headers = response.headers().clone();
+        let (status, body) = read(response, path_and_query);
+        (status, body, headers)
     }
 
     /// GET `path_and_query` (as written, e.g. `/canhaz/a/b?id=x`): status and JSON body.
@@ -211,4 +251,45 @@ impl Drop for Server {
             let _ = child.wait();
         }
     }
+}
+
+/// Sends `request` as is on a new connection to `address` and reads the answer until the
+/// server closes the connection (or 30 s pass): the answer's text, as far as it came (a
+/// reset after part of it keeps that part). A failed write is ignored: the server may
+/// answer before it read everything.
+pub fn raw_exchange(address: std::net::SocketAddr, request: &[u8]) -> String {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(address).expect("connect");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    let _ = stream.write_all(request);
+    let mut answer = Vec::new();
+    let mut buffer = [0u8; 8192];
+    loop {
+        match stream.read(&mut buffer) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => answer.extend_from_slice(&buffer[..n]),
+        }
+    }
+    String::from_utf8_lossy(&answer).into_owned()
+}
+
+/// The status code of a raw HTTP/1.1 answer (`None` if there was no status line).
+pub fn raw_status(answer: &str) -> Option<u16> {
+    let line = answer.lines().next()?;
+    let mut words = line.split_whitespace();
+    if !words.next()?.starts_with("HTTP/1.") {
+        return None;
+    }
+    words.next()?.parse().ok()
+}
+
+/// The JSON body of a raw HTTP/1.1 answer with a `content-length` (the body after the
+/// blank line).
+pub fn raw_json(answer: &str) -> Value {
+    let (_, body) = answer
+        .split_once("\r\n\r\n")
+        .unwrap_or_else(|| panic!("no body in {answer:?}"));
+    serde_json::from_str(body).unwrap_or_else(|e| panic!("{e}: {answer:?}"))
 }
