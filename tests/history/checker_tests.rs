@@ -25,7 +25,10 @@ fn checker_reports_two_holders_inside_at_once() {
     ];
     let found = overlaps(&holds, 1_000 * MS, MARGIN_NS);
     assert_eq!(found.len(), 1);
-    assert_eq!((found[0].0.who.as_str(), found[0].1.who.as_str()), ("a", "b"));
+    assert_eq!(
+        (found[0].0.who.as_str(), found[0].1.who.as_str()),
+        ("a", "b")
+    );
 }
 
 #[test]
@@ -60,7 +63,10 @@ fn checker_reports_a_later_hold_with_a_lower_or_equal_fence() {
     ];
     let found = fence_inversions(&lower);
     assert_eq!(found.len(), 1);
-    assert_eq!((found[0].0.who.as_str(), found[0].1.who.as_str()), ("a", "b"));
+    assert_eq!(
+        (found[0].0.who.as_str(), found[0].1.who.as_str()),
+        ("a", "b")
+    );
     let equal = [
         h("k", "a", 7, 0, 1, Some(50)),
         h("k", "b", 7, 60, 61, Some(90)),

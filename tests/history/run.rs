@@ -105,7 +105,10 @@ fn signal(child: &Child, signal: i32) {
 pub fn run_processes(store: &str, url: &str, secs: u64, mut fault: Fault<'_>) -> Report {
     let dir = TempDir::new(store);
     let dir_path = dir.0.as_path();
-    let tolerate = matches!(fault, Fault::Restart(_));
+    // Store errors are retried and counted, never hidden: a restarting server refuses
+    // connections, a paused worker's requests time out, and on a loaded machine a claim can
+    // come back after its TTL (the store then gives it back and reports an error).
+    let tolerate = true;
     let start_ns = mono_ns();
     let end_ns = start_ns + secs * 1_000_000_000;
     // No faults in the last stretch: a killed holder's key must come free and be taken again.
@@ -135,7 +138,10 @@ pub fn run_processes(store: &str, url: &str, secs: u64, mut fault: Fault<'_>) ->
                 let child = &mut workers[slot].1;
                 child.kill().expect("SIGKILL"); // std sends SIGKILL on Unix
                 child.wait().expect("reap");
-                workers[slot] = (next_id, spawn_worker(dir_path, url, next_id, end_ns, tolerate));
+                workers[slot] = (
+                    next_id,
+                    spawn_worker(dir_path, url, next_id, end_ns, tolerate),
+                );
                 next_id += 1;
             }
             Fault::Pause => {
@@ -154,18 +160,41 @@ pub fn run_processes(store: &str, url: &str, secs: u64, mut fault: Fault<'_>) ->
             std::fs::read_to_string(dir_path.join(format!("w{id}.stderr"))).unwrap_or_default();
         assert!(status.success(), "worker {id} failed: {status}\n{stderr}");
     }
+    let errors = tolerated_errors(dir_path);
     let holds = read_holds(dir_path);
     let report = Report::check(&holds, TTL_NS, MARGIN_NS);
     report.print(
         store,
         fault.name(),
-        &format!(", {faults} faults injected, {secs} s"),
+        &format!(
+            ", {faults} faults injected, {} store errors retried, {secs} s",
+            errors.len()
+        ),
     );
+    if let Some(first) = errors.first() {
+        println!("  first store error retried: {first}");
+    }
     assert!(report.holds > 0, "no holds recorded");
     if !matches!(fault, Fault::None) {
         assert!(faults > 0, "the run was too short to inject a fault");
     }
     report
+}
+
+/// The errors the workers retried (see `Behaviour::tolerate_errors`).
+fn tolerated_errors(dir: &Path) -> Vec<String> {
+    let mut errors = Vec::new();
+    for entry in std::fs::read_dir(dir).expect("log dir").flatten() {
+        if entry.path().extension().is_some_and(|e| e == "stderr") {
+            let text = std::fs::read_to_string(entry.path()).unwrap_or_default();
+            errors.extend(
+                text.lines()
+                    .filter_map(|l| l.strip_prefix("tolerated error: "))
+                    .map(str::to_owned),
+            );
+        }
+    }
+    errors
 }
 
 /// The memory store: worker threads in this process, on one `MemoryCache`.

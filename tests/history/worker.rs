@@ -25,7 +25,8 @@ pub const TTL_MS: u64 = 1_000;
 /// What a worker thread does besides holding and releasing.
 #[derive(Clone, Copy, Default)]
 pub struct Behaviour {
-    /// Store errors (a server restarting) are retried instead of failing the worker.
+    /// Store errors (a server restarting; a request timed out in a process paused with
+    /// SIGSTOP) are logged to stderr and retried instead of failing the worker.
     pub tolerate_errors: bool,
     /// One hold in this many forgets its guard inside (never releases: the in-process
     /// analogue of a holder killed inside). 0: never.
@@ -82,12 +83,24 @@ pub fn run_threads(
 /// TTL, whichever is first), but one that fails for another reason than a lost lock (a
 /// holder stalled past its TTL) is a bug unless the server is being restarted.
 fn released(result: Result<(), cachelock::Error>, behaviour: Behaviour) {
-    if let Err(e) = result {
-        assert!(
-            e.is_lost() || behaviour.tolerate_errors,
-            "release failed: {e}"
-        );
+    match result {
+        Err(e) if e.is_lost() => {}
+        Err(e) if behaviour.tolerate_errors => eprintln!("tolerated error: {}", chain(&e)),
+        Err(e) => panic!("release failed: {}", chain(&e)),
+        Ok(()) => {}
     }
+}
+
+/// An error and its sources, on one line.
+fn chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        text.push_str(": ");
+        text.push_str(&s.to_string());
+        source = s.source();
+    }
+    text
 }
 
 /// What became of one attempt.
@@ -170,10 +183,10 @@ fn worker_thread(
             Attempt::Held => seq += 1,
             Attempt::Refused => std::thread::sleep(Duration::from_millis(1 + rng.below(3))),
             Attempt::Failed(e) if behaviour.tolerate_errors => {
-                let _ = e;
+                eprintln!("tolerated error: {}", chain(&e));
                 std::thread::sleep(Duration::from_millis(20 + rng.below(30)));
             }
-            Attempt::Failed(e) => panic!("acquire failed: {e}"),
+            Attempt::Failed(e) => panic!("acquire failed: {}", chain(&e)),
         }
     }
 }
