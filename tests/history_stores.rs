@@ -195,7 +195,7 @@ mod redis {
 #[cfg(feature = "postgres")]
 mod postgres {
     use super::*;
-    use cachelock_testkit::postgres::TestDb;
+    use cachelock_testkit::postgres::{PostgresServer, TestDb};
 
     #[test]
     fn postgres_killed_holders() {
@@ -209,6 +209,17 @@ mod postgres {
     fn postgres_paused_holders() {
         let db = TestDb::create();
         assert_clean(&run_processes("postgres", &db.url(), secs(), Fault::Pause));
+    }
+
+    /// A private server of this test's own (never the shared one), killed (SIGKILL) and
+    /// restarted on its data: committed rows and the fence sequence survive.
+    #[test]
+    fn postgres_restarted() {
+        let server = PostgresServer::start();
+        let url = server.url();
+        let mut restart = || server.restart();
+        let report = run_processes("postgres", &url, secs(), Fault::Restart(&mut restart));
+        assert_clean(&report);
     }
 }
 
