@@ -34,8 +34,9 @@ pub enum Fault<'a> {
     Kill,
     /// Holders SIGSTOPped inside the critical section past their TTL, then resumed.
     Pause,
-    /// The server restarted (by this closure) every second or so.
-    Restart(&'a mut dyn FnMut()),
+    /// Something done to the server every second or so (by this closure, which may take
+    /// longer): named, e.g. `restart`, `failover`.
+    Server(&'static str, &'a mut dyn FnMut()),
 }
 
 impl Fault<'_> {
@@ -44,7 +45,7 @@ impl Fault<'_> {
             Fault::None => "none",
             Fault::Kill => "kill",
             Fault::Pause => "pause",
-            Fault::Restart(_) => "restart",
+            Fault::Server(name, _) => name,
         }
     }
 }
@@ -150,7 +151,7 @@ pub fn run_processes(store: &str, url: &str, secs: u64, mut fault: Fault<'_>) ->
                 std::thread::sleep(Duration::from_millis(TTL_MS + 200 + rng.below(500)));
                 signal(child, libc::SIGCONT);
             }
-            Fault::Restart(restart) => restart(),
+            Fault::Server(_, act) => act(),
         }
         faults += 1;
     }
