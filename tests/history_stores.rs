@@ -337,6 +337,26 @@ mod memcached {
             Fault::Server("restart", &mut restart),
         );
     }
+
+    /// The same with every restart in a later second than the previous start (the server
+    /// down for over a second): inside the documented condition, so fences must increase.
+    #[test]
+    fn memcached_restarted_a_second_apart() {
+        let mut server = MemcachedServer::start();
+        let url = server.url();
+        let mut restart = || {
+            server.stop();
+            std::thread::sleep(std::time::Duration::from_millis(1_100));
+            server.restart();
+        };
+        let report = run_processes(
+            "memcached-1s-apart",
+            &url,
+            secs(),
+            Fault::Server("restart", &mut restart),
+        );
+        assert_no_inversions(&report);
+    }
 }
 
 // ---------------------------------------------------------------------------------------
