@@ -313,3 +313,159 @@ impl Drop for TestDb {
         );
     }
 }
+
+/// A private PostgreSQL server of one test's own, on a free loopback port, with one database
+/// (`cachelock_t`), killed on `Drop`: for fault tests that restart the server, which must
+/// never touch the shared one. [`restart`](PostgresServer::restart) kills the postmaster
+/// (SIGKILL: a crash) and starts it again on the same port and data; committed rows survive
+/// (the server runs with `fsync=off`, which loses nothing when only the process dies).
+pub struct PostgresServer {
+    port: u16,
+    dir: crate::process::TempDir,
+    postmaster: std::sync::Mutex<Option<std::process::Child>>,
+}
+
+/// The uid and gid of the `postgres` user, from `/etc/passwd`.
+fn postgres_ids() -> Option<(u32, u32)> {
+    let passwd = std::fs::read_to_string("/etc/passwd").ok()?;
+    let line = passwd.lines().find(|l| l.starts_with("postgres:"))?;
+    let fields: Vec<&str> = line.split(':').collect();
+    Some((fields.get(2)?.parse().ok()?, fields.get(3)?.parse().ok()?))
+}
+
+impl PostgresServer {
+    /// `initdb` into a temp dir, starts the server and creates the database. Panics with the
+    /// log if it does not come up.
+    pub fn start() -> PostgresServer {
+        let dir = crate::process::TempDir::new("pg-private");
+        if is_root() {
+            let status = Command::new("chown")
+                .args(["postgres:postgres", &dir.path().display().to_string()])
+                .status();
+            assert!(
+                matches!(status, Ok(s) if s.success()),
+                "cannot chown {} to postgres (is the postgresql package installed?)",
+                dir.path().display()
+            );
+        }
+        let data = dir.path().join("data").display().to_string();
+        let initdb = as_server_user(
+            &bin("initdb"),
+            &["-D", &data, "-A", "trust", "-U", "postgres", "--no-sync"],
+        )
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run initdb ({e}): apt-get install -y postgresql"));
+        assert!(
+            initdb.status.success(),
+            "initdb failed: {}",
+            String::from_utf8_lossy(&initdb.stderr)
+        );
+        let server = PostgresServer {
+            port: free_port(),
+            dir,
+            postmaster: std::sync::Mutex::new(None),
+        };
+        server.launch();
+        psql(&server.url_of("postgres"), "CREATE DATABASE cachelock_t")
+            .unwrap_or_else(|e| panic!("cannot create the database: {e}"));
+        server
+    }
+
+    fn url_of(&self, db: &str) -> String {
+        format!("postgres://postgres@127.0.0.1:{}/{db}", self.port)
+    }
+
+    /// Starts the postmaster and waits until it answers; retried while the previous one's
+    /// backends still hold the data directory (after a kill).
+    fn launch(&self) {
+        let log = self.dir.path().join("log");
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let mut command = Command::new(bin("postgres"));
+            command
+                .args(["-D", &self.dir.path().join("data").display().to_string()])
+                .args(["-p", &self.port.to_string()])
+                .args(["-k", &self.dir.path().display().to_string()])
+                .args(["-c", "listen_addresses=127.0.0.1", "-c", "fsync=off"])
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(std::fs::File::create(&log).expect("postgres log"));
+            if is_root() {
+                use std::os::unix::process::CommandExt;
+                let (uid, gid) = postgres_ids().expect("a postgres user in /etc/passwd");
+                command.uid(uid).gid(gid);
+            }
+            let mut child = command.spawn().expect("cannot start postgres");
+            loop {
+                if psql(&self.url_of("postgres"), "SELECT 1").is_ok() {
+                    *self.postmaster.lock().unwrap_or_else(|p| p.into_inner()) = Some(child);
+                    return;
+                }
+                if let Ok(Some(_)) = child.try_wait() {
+                    break; // e.g. the old backends still hold the data dir: try again
+                }
+                if Instant::now() > deadline {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    let text = std::fs::read_to_string(&log).unwrap_or_default();
+                    panic!("the private PostgreSQL server did not start:\n{text}");
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the private PostgreSQL server did not start:\n{}",
+                std::fs::read_to_string(&log).unwrap_or_default()
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+
+    /// The server's port on 127.0.0.1.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// A URL to its database, `postgres://postgres@127.0.0.1:P/cachelock_t`.
+    pub fn url(&self) -> String {
+        self.url_of("cachelock_t")
+    }
+
+    /// Kills the postmaster (SIGKILL: a crash); its backends exit on their own.
+    pub fn stop(&self) {
+        let child = self
+            .postmaster
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take();
+        if let Some(mut child) = child {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Kills the server and starts it again on the same port and data (crash recovery).
+    pub fn restart(&self) {
+        self.stop();
+        self.launch();
+    }
+}
+
+impl Drop for PostgresServer {
+    fn drop(&mut self) {
+        self.stop();
+        // The backends see the postmaster gone and exit; give them a moment before the
+        // temp dir (and the data in it) is removed.
+        std::thread::sleep(Duration::from_millis(300));
+    }
+}
+
+impl std::fmt::Debug for PostgresServer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PostgresServer")
+            .field("port", &self.port)
+            .finish()
+    }
+}

@@ -13,26 +13,44 @@ fn cli_bin() -> String {
     std::env::var("REDIS_CLI_BIN").unwrap_or_else(|_| "redis-cli".to_owned())
 }
 
-/// A three-node Redis Cluster (three primaries, no replicas) on free loopback ports.
+/// A three-node Redis Cluster (three primaries, no replicas) on free loopback ports, or
+/// with [`start_with_replicas`](RedisCluster::start_with_replicas) three primaries with one
+/// replica each.
 ///
 /// Each node is `redis-server --cluster-enabled yes --cluster-config-file <tmp>/nodes-P.conf`;
-/// they are joined with `redis-cli --cluster create ... --cluster-replicas 0 --cluster-yes`,
+/// they are joined with `redis-cli --cluster create ... --cluster-replicas N --cluster-yes`,
 /// and the helper waits until every node reports `cluster_state:ok`. Killed on `Drop`.
 pub struct RedisCluster {
     ports: Vec<u16>,
-    nodes: Vec<ServerProcess>,
+    /// `None` while a node is killed.
+    nodes: Vec<Option<ServerProcess>>,
+    args: Vec<Vec<String>>,
+    replicas: usize,
     _dir: TempDir,
 }
 
 impl RedisCluster {
     /// Starts and joins the cluster. Panics if it cannot.
     pub fn start() -> RedisCluster {
+        RedisCluster::start_nodes(0, "5000")
+    }
+
+    /// Three primaries with one replica each (node timeout 1 s, so a replica takes over
+    /// about a second after its primary dies): for
+    /// [`kill_a_primary`](RedisCluster::kill_a_primary).
+    pub fn start_with_replicas() -> RedisCluster {
+        RedisCluster::start_nodes(1, "1000")
+    }
+
+    fn start_nodes(replicas: usize, node_timeout: &str) -> RedisCluster {
         let mut cluster = RedisCluster {
             ports: Vec::new(),
             nodes: Vec::new(),
+            args: Vec::new(),
+            replicas,
             _dir: TempDir::new("cluster"),
         };
-        for _ in 0..3 {
+        for _ in 0..3 * (1 + replicas) {
             let mut started = false;
             for _ in 0..5 {
                 let port = free_cluster_port();
@@ -45,11 +63,16 @@ impl RedisCluster {
                     "--cluster-config-file".into(),
                     conf.display().to_string(),
                     "--cluster-node-timeout".into(),
-                    "5000".into(),
+                    node_timeout.into(),
+                    // A replica always tries to take over, however long since it last
+                    // heard from its primary.
+                    "--cluster-replica-validity-factor".into(),
+                    "0".into(),
                 ]);
                 if let Ok(node) = start_redis_server(port, &args, &log) {
                     cluster.ports.push(port);
-                    cluster.nodes.push(node);
+                    cluster.nodes.push(Some(node));
+                    cluster.args.push(args);
                     started = true;
                     break;
                 }
@@ -72,7 +95,11 @@ impl RedisCluster {
             .arg("--cluster")
             .arg("create")
             .args(&nodes)
-            .args(["--cluster-replicas", "0", "--cluster-yes"])
+            .args([
+                "--cluster-replicas",
+                &self.replicas.to_string(),
+                "--cluster-yes",
+            ])
             .stdin(Stdio::null())
             .output();
         match output {
@@ -93,7 +120,7 @@ impl RedisCluster {
     fn wait_ok(&self) {
         let deadline = Instant::now() + START_TIMEOUT;
         loop {
-            let all_ok = self.ports.iter().all(|&port| {
+            let all_ok = self.live_ports().iter().all(|&port| {
                 command(port, &["CLUSTER", "INFO"])
                     .map(|info| info.contains("cluster_state:ok"))
                     .unwrap_or(false)
@@ -108,6 +135,78 @@ impl RedisCluster {
             );
             std::thread::sleep(Duration::from_millis(50));
         }
+    }
+
+    fn live_ports(&self) -> Vec<u16> {
+        self.ports
+            .iter()
+            .zip(&self.nodes)
+            .filter(|(_, node)| node.is_some())
+            .map(|(port, _)| *port)
+            .collect()
+    }
+
+    /// Kills (SIGKILL) one primary, the first by port order after the one killed last,
+    /// waits until its replica has taken over and every live node reports
+    /// `cluster_state:ok`, then starts the killed node again on its port and config file:
+    /// it rejoins as a replica. Returns the killed port. Panics if the fail-over does not
+    /// happen within the start timeout.
+    pub fn kill_a_primary(&mut self) -> u16 {
+        assert!(
+            self.replicas > 0,
+            "a cluster without replicas cannot fail over"
+        );
+        let nodes = command(self.live_ports()[0], &["CLUSTER", "NODES"]).expect("CLUSTER NODES");
+        let primary = nodes
+            .lines()
+            .filter(|l| l.contains("master") && !l.contains("fail"))
+            .filter_map(|l| {
+                let addr = l.split(' ').nth(1)?;
+                addr.split(['@', ','])
+                    .next()?
+                    .rsplit(':')
+                    .next()?
+                    .parse::<u16>()
+                    .ok()
+            })
+            .min()
+            .expect("a primary");
+        let at = self
+            .ports
+            .iter()
+            .position(|&p| p == primary)
+            .expect("a node");
+        self.nodes[at] = None;
+        let deadline = Instant::now() + START_TIMEOUT;
+        loop {
+            let survivor = self.live_ports()[0];
+            let taken_over = command(survivor, &["CLUSTER", "NODES"]).is_ok_and(|nodes| {
+                nodes
+                    .lines()
+                    .any(|l| l.contains(&format!(":{primary}@")) && l.contains("fail"))
+                    && nodes
+                        .lines()
+                        .filter(|l| l.contains("master") && !l.contains("fail"))
+                        .count()
+                        == 3
+            });
+            if taken_over {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no replica took over from {primary} within {START_TIMEOUT:?}:\n{}",
+                command(survivor, &["CLUSTER", "NODES"]).unwrap_or_default()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        self.wait_ok();
+        let log = self._dir.path().join(format!("redis-{primary}.log"));
+        let node = start_redis_server(primary, &self.args[at], &log)
+            .unwrap_or_else(|_| panic!("the killed node {primary} did not come back"));
+        self.nodes[at] = Some(node);
+        self.wait_ok();
+        primary
     }
 
     /// The nodes' ports.
