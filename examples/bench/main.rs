@@ -4,6 +4,7 @@
 //! ```text
 //! cargo run --release --example bench --features redis            # full run (about 2 minutes)
 //! cargo run --release --example bench --features redis -- --quick # a few seconds
+//! cargo run --release --example bench --all-features -- --redis-only # memory and Redis rows only
 //! # one case only, N ops, for a profiler (instructions per op: callgrind's total / N):
 //! valgrind --tool=callgrind --collect-atstart=no --toggle-collect='bench::profile_loop' \
 //!   target/release/examples/bench --profile 'Lock, MemoryCache' 100000
@@ -24,10 +25,11 @@
 //!
 //! W1 has two `Lock` rows per flavour: fenced (the default: the claim is cachelock's script
 //! that also bumps the fence counter) and `fencing(false)` (the claim is a plain
-//! `SET NX PX`, the same two commands as the LIMIT row). The W1 target (>= 0.95 x LIMIT) is
-//! checked on the `fencing(false)` rows, the only ones that do what the LIMIT does; the
-//! fenced ratios are printed beside them, not counted as targets. `#[once]` without
-//! `fence = ...` claims unfenced, so it is compared with `Lock` `fencing(false)`.
+//! `SET NX PX`, the same two commands as the LIMIT row). The W1 targets: >= 0.95 x LIMIT
+//! for the `fencing(false)` rows, which do what the LIMIT does, and >= 0.94 x LIMIT for the
+//! fenced default, whose claim script also bumps the fence counter. `#[once]` without
+//! `fence = ...` claims unfenced, so it is compared with `Lock` `fencing(false)`. W3: `Lock`
+//! >= 0.6 x its moka LIMIT.
 
 mod stores;
 
@@ -1238,7 +1240,12 @@ fn main() {
     w1.iter().for_each(print_row);
     let w2 = w2(&settings, &url);
     w2.iter().for_each(print_row);
-    let store_rows = stores::rows(&settings);
+    // `--redis-only`: memory and Redis rows only (the other stores take minutes).
+    let store_rows = if std::env::args().any(|a| a == "--redis-only") {
+        Vec::new()
+    } else {
+        stores::rows(&settings)
+    };
     store_rows.iter().for_each(print_row);
 
     let mut met = true;
@@ -1260,16 +1267,19 @@ fn main() {
         find(&w1, LIMIT_ASYNC),
         0.95,
     );
-    println!("# fenced (default): the claim script also bumps the fence counter, work the two-command LIMIT does not do; the 0.95 target is met (or not) by the fencing(false) rows above:");
-    note(
+    // The fenced default's target (issue #18): its claim script also bumps the fence
+    // counter, work the two-command LIMIT does not do, so a little below the unfenced 0.95.
+    met &= ratio(
         "W1 Lock sync, fenced (default) / LIMIT sync",
         find(&w1, "Lock sync, RedisCache"),
         find(&w1, LIMIT_SYNC),
+        0.94,
     );
-    note(
+    met &= ratio(
         "W1 Lock async, fenced (default) / LIMIT async",
         find(&w1, "Lock async, RedisCache"),
         find(&w1, LIMIT_ASYNC),
+        0.94,
     );
     note(
         "W1 Lock sync, fenced (default) / raw sync with cachelock's scripts (client overhead alone)",
@@ -1285,7 +1295,9 @@ fn main() {
         "W3 Lock / LIMIT moka",
         find(&w3, "Lock, MemoryCache"),
         find(&w3, LIMIT_MOKA),
-        0.90,
+        // The workloads' target: a lock with an owner token, a TTL and renewal cannot
+        // reach 0.9 of one moka read plus one compare-and-set.
+        0.60,
     );
     note(
         "W3 MemoryCache claim+release (handle) / LIMIT moka (the backend alone)",
@@ -1332,7 +1344,9 @@ fn main() {
         find(&w2, "LIMIT redis-rs sync, 16 threads"),
         1.0,
     );
-    stores::ratios(&store_rows);
+    if !store_rows.is_empty() {
+        stores::ratios(&store_rows);
+    }
     let violations: u64 = w2.iter().chain(&store_rows).map(|r| r.violations).sum();
     println!(
         "# W2 violations: {violations} (target 0) {}",
