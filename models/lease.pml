@@ -49,7 +49,7 @@
 #define SIGDELAY 1     /* the lost signal reaches the work at most this late (ticks) */
 #endif
 #ifndef MAXT
-#define MAXT 7         /* the store clock stops here: the time bound of the check */
+#define MAXT 8         /* the store clock stops here: the time bound of the check */
 #endif
 #ifndef GMAX
 #define GMAX 3         /* claim attempts per client (each with a fresh owner token) */
@@ -59,6 +59,28 @@
 #endif
 #ifndef FAST
 #define FAST 1         /* extra ticks a client clock may run ahead (a faster local clock) */
+#endif
+
+/* Two configurations keep the state space small; each property is checked in the one
+   that contains everything it depends on:
+   TIMING=1 FENCING=0 for (a) and (b): clocks, deadlines, renewal and the lost signal;
+     no fences, no writes, no restart (a and b assume the store keeps what it acknowledged).
+   TIMING=0 FENCING=1 for (c): fences, the restart, writes to the resource; the client's
+     timing is left out and its work may write at ANY time while it has a grant, also long
+     after the lease ran out (an over-approximation: fencing must hold whatever the work
+     believes), so no renewal, no local clock, no lost signal are needed. */
+#ifndef TIMING
+#define TIMING 1
+#endif
+#ifndef FENCING
+#define FENCING 1
+#endif
+#define WRITES   FENCING
+#define RESTARTS FENCING
+
+#if !TIMING
+#undef FAST
+#define FAST 0
 #endif
 
 #if !defined(PROP_A) && !defined(PROP_B) && !defined(PROP_C)
@@ -78,7 +100,8 @@
 #define OK   2         /* granted / extend answered 1 */
 
 /* ---- the store (a Redis server): one key, its fencing counter ------------------------- */
-byte now;              /* the store's clock, in ticks (Redis' own clock: PX, PEXPIRE, TIME) */
+byte now = 1;          /* the store's clock, in ticks (Redis' own clock: PX, PEXPIRE, TIME);
+                          it starts at 1, not 0: the real one is far past the counter's start */
 byte owner;            /* 0: no key; i+1: the key holds client i's token of attempt ogen */
 byte ogen;
 byte exp;              /* the key runs out at store time exp (SET PX / PEXPIRE) */
@@ -88,7 +111,7 @@ byte restarts;         /* at most one restart per run */
 byte grants_tick;      /* grants in the current tick (at most FPT, see above) */
 
 /* ---- each client: its lease as lease.rs keeps it ---------------------------------------- */
-byte lcl[N];           /* the client's local clock (Instant::now()) */
+byte lcl[N] = 1;       /* the client's local clock (Instant::now()), started with the store's */
 byte phase[N];
 byte gen[N];           /* the current attempt: owner token = (client, gen) (token.rs: fresh per claim) */
 byte sent[N];          /* local time the claim was sent (Attempts::claim: `started`) */
@@ -126,7 +149,7 @@ bool witnessed;        /* for the WITNESS_* builds */
 
 /* A clock may move only if no believing client would thereby be past lost_at + SIGDELAY:
    this is the bound on the lost signal's latency (an assumption). */
-#define sig_ok(i)    (!believes(i) || lcl[i] + 1 < lost_at(i) + SIGDELAY)
+#define sig_ok(i)    (!TIMING || !believes(i) || lcl[i] + 1 < lost_at(i) + SIGDELAY)
 #if N == 2
 #define all_sig_ok   (sig_ok(0) && sig_ok(1))
 #else
@@ -147,17 +170,17 @@ end:
            now++;
            i = 0;
            do
-           :: i < N -> lcl[i]++; i++
+           :: i < N && TIMING -> lcl[i]++; i++
            :: else -> break
            od;
            i = 0;
            if
-           :: owner != 0 && now >= exp -> owner = 0
+           :: owner != 0 && now >= exp -> owner = 0; ogen = 0; exp = 0
            :: else
            fi;
            down = false;
            grants_tick = 0 }
-    :: atomic { fastused < FAST && now < MAXT && all_sig_ok ->
+    :: atomic { TIMING && fastused < FAST && now < MAXT && all_sig_ok ->
            fastused++;
            if
            :: lcl[0]++
@@ -172,7 +195,7 @@ end:
            fastused++;
            now++;
            if
-           :: owner != 0 && now >= exp -> owner = 0
+           :: owner != 0 && now >= exp -> owner = 0; ogen = 0; exp = 0
            :: else
            fi;
            down = false;
@@ -181,8 +204,8 @@ end:
     /* A restart that loses data (no persistence, FLUSHALL, a fail-over to a replica that
        missed the write): the key and the fencing counter are gone; the server's clock goes
        on. It takes at least one tick (it answers again from the next tick). */
-    :: atomic { restarts < 1 && !down ->
-           restarts++; down = true; owner = 0; counter = 0 }
+    :: atomic { RESTARTS && restarts < 1 && !down ->
+           restarts++; down = true; owner = 0; ogen = 0; exp = 0; counter = 0 }
     od
 }
 
@@ -196,11 +219,11 @@ end:
        Here TIME in fence units is FPT * now. */
     :: atomic { !down && creq[i] && crep[i] == NONE && (owner != 0 || grants_tick < FPT) ->
            creq[i] = false;
-           crep_g[i] = creq_g[i];
+           crep_g[i] = creq_g[i]; creq_g[i] = 0;
            if
            :: owner != 0 -> crep[i] = NIL
            :: else ->
-               owner = i + 1; ogen = creq_g[i]; exp = now + TTL;
+               owner = i + 1; ogen = crep_g[i]; exp = now + TTL;
 #if defined(MUTANT_FENCE_NO_FLOOR)
                f = counter + 1;                 /* mutant: no clock floor */
 #elif defined(MUTANT_FENCE_NO_INCR)
@@ -208,28 +231,28 @@ end:
 #else
                f = (counter + 1 > FPT * now -> counter + 1 : FPT * now);
 #endif
-               counter = f;
+               counter = (FENCING -> f : 0);
                grants_tick++;
 #ifdef PROP_C
                /* (c), the store's half: every fence handed out is higher than every
                   earlier one, across the restart too (the clock floor). */
-               assert(f > maxf);
+               assert(!FENCING || f > maxf);
 #endif
-               maxf = (f > maxf -> f : maxf);
-               grants++;
+               maxf = (FENCING && f > maxf -> f : maxf);
+               grants = (FENCING -> grants + 1 : 0);
 #ifdef WITNESS_GRANT_AFTER_RESTART
                if
                :: restarts > 0 && grants >= 2 -> witnessed = true
                :: else
                fi;
 #endif
-               crep[i] = OK; crep_f[i] = f; crep_x[i] = grants
+               crep[i] = OK; crep_f[i] = (FENCING -> f : 0); crep_x[i] = grants
            fi;
            f = 0 }
     /* EXTEND (scripts.rs): PEXPIRE key ttl if the key holds the token; reply 1 or 0. */
     :: atomic { !down && ereq[i] && erep[i] == NONE ->
            ereq[i] = false;
-           erep_g[i] = ereq_g[i];
+           erep_g[i] = ereq_g[i]; ereq_g[i] = 0;
            if
 #ifdef MUTANT_EXTEND_UNCHECKED
            :: owner != 0 -> exp = now + TTL; erep[i] = OK    /* mutant: whoever holds it */
@@ -245,12 +268,13 @@ end:
            rreq[i] = false;
            if
 #ifdef MUTANT_RELEASE_UNCHECKED
-           :: owner != 0 -> owner = 0           /* mutant: deletes whoever holds it */
+           :: owner != 0 -> owner = 0; ogen = 0; exp = 0   /* mutant: deletes whoever holds it */
 #else
-           :: owner == i + 1 && ogen == rreq_g[i] -> owner = 0
+           :: owner == i + 1 && ogen == rreq_g[i] -> owner = 0; ogen = 0; exp = 0
 #endif
            :: else
-           fi }
+           fi;
+           rreq_g[i] = 0 }
     od
 }
 
@@ -261,7 +285,7 @@ end:
     /* Attempts::claim (acquire.rs): note the local send time, then send the claim with a
        fresh token. */
     :: atomic { phase[i] == IDLE && gen[i] < GMAX && !creq[i] && crep[i] == NONE ->
-           gen[i]++; phase[i] = CLAIMING; sent[i] = lcl[i];
+           gen[i]++; phase[i] = CLAIMING; sent[i] = (TIMING -> lcl[i] : 0);
            creq[i] = true; creq_g[i] = gen[i] }
     /* The claim's reply. A grant that comes back after the whole TTL is refused and given
        back (is_late / late_grant, acquire.rs). Otherwise the lease starts: its deadline is
@@ -271,8 +295,8 @@ end:
            if
            :: phase[i] == CLAIMING && crep_g[i] == gen[i] && crep[i] == OK ->
                if
-               :: lcl[i] >= sent[i] + TTL ->
-                   phase[i] = IDLE;
+               :: TIMING && lcl[i] >= sent[i] + TTL ->
+                   phase[i] = IDLE; sent[i] = 0;
                    if
                    :: !rreq[i] -> rreq[i] = true; rreq_g[i] = gen[i]
                    :: else          /* the give-back is lost: the key runs out by itself */
@@ -284,22 +308,24 @@ end:
 #else
                    dl[i] = sent[i] + TTL;
 #endif
-                   lost[i] = (lcl[i] >= lost_at(i))
+                   sent[i] = 0;
+                   lost[i] = (TIMING && lcl[i] >= lost_at(i));
+                   dl[i] = (TIMING -> dl[i] : 0)
                fi
            :: phase[i] == CLAIMING && crep_g[i] == gen[i] && crep[i] == NIL ->
-               phase[i] = IDLE                      /* held by another: try again later */
+               phase[i] = IDLE; sent[i] = 0         /* held by another: try again later */
            :: else                                  /* a reply to an attempt given up */
            fi;
            crep[i] = NONE; crep_g[i] = 0; crep_f[i] = 0; crep_x[i] = 0 }
     /* A claim whose reply never comes (lost request or reply): the client gives up and
        gives the claim back, owner-checked (give_back_failed, acquire.rs). */
     :: atomic { phase[i] == CLAIMING && !rreq[i] ->
-           phase[i] = IDLE; rreq[i] = true; rreq_g[i] = gen[i] }
+           phase[i] = IDLE; sent[i] = 0; rreq[i] = true; rreq_g[i] = gen[i] }
     /* The renewer (Renewable::step, lease.rs): before lost_at, extend with the full TTL,
        noting when it started. The real renewer does so a third of the TTL after the last
        renewal (renew_interval) and retries sooner after an error; here it may renew at any
        time before lost_at, which includes those schedules. */
-    :: atomic { believes(i) && lcl[i] < lost_at(i) && !ereq[i] && erep[i] == NONE ->
+    :: atomic { TIMING && believes(i) && lcl[i] < lost_at(i) && !ereq[i] && erep[i] == NONE ->
            ereq[i] = true; ereq_g[i] = gen[i]; ext_sent[i] = lcl[i] }
     /* The extend's reply: 1 moves the deadline to its send time + TTL (Lease::extended);
        0 marks the lease lost (mark_lost). A reply to an earlier lease, or one that comes
@@ -307,33 +333,33 @@ end:
     :: atomic { erep[i] != NONE ->
            if
            :: believes(i) && erep_g[i] == gen[i] && erep[i] == OK ->
+#ifdef WITNESS_RENEWED
+               if
+               :: ext_sent[i] + TTL > dl[i] -> witnessed = true
+               :: else
+               fi;
+#endif
 #ifdef MUTANT_DEADLINE_FROM_RECEIPT
                dl[i] = lcl[i] + TTL
 #else
                dl[i] = ext_sent[i] + TTL
 #endif
-#ifdef WITNESS_RENEWED
-               ; if
-               :: dl[i] > sent[i] + TTL -> witnessed = true
-               :: else
-               fi
-#endif
            :: believes(i) && erep_g[i] == gen[i] && erep[i] == NIL -> lost[i] = true
            :: else
            fi;
-           erep[i] = NONE; erep_g[i] = 0 }
+           erep[i] = NONE; erep_g[i] = 0; ext_sent[i] = 0 }
     /* The lost signal: at lost_at = deadline - lost_margin (Lease::lost_at) the renewer
        marks the lease lost and wakes Guard::lost(). It may come late, by at most SIGDELAY
        ticks (the Clock waits for it). */
-    :: atomic { believes(i) && lcl[i] >= lost_at(i) -> lost[i] = true }
+    :: atomic { TIMING && believes(i) && lcl[i] >= lost_at(i) -> lost[i] = true }
     /* The work: while it believes it holds, it sends a write carrying its fence to the
        resource. The write may land any time later (a pause between the check and the
        write, a slow network): that is what fencing is for. */
-    :: atomic { believes(i) && !wreq[i] ->
+    :: atomic { WRITES && believes(i) && !wreq[i] ->
            wreq[i] = true; wreq_f[i] = fence[i]; wreq_x[i] = gidx[i] }
     /* Guard::release / drop: send the owner-checked release and let go. */
     :: atomic { phase[i] == HOLD && !rreq[i] ->
-           phase[i] = IDLE; lost[i] = false;
+           phase[i] = IDLE; lost[i] = false; dl[i] = 0; fence[i] = 0; gidx[i] = 0;
            rreq[i] = true; rreq_g[i] = gen[i] }
     od
 }
@@ -343,22 +369,22 @@ end:
 active proctype Network() {
 end:
     do
-    :: atomic { creq[0] -> creq[0] = false }
+    :: atomic { creq[0] -> creq[0] = false; creq_g[0] = 0 }
     :: atomic { crep[0] != NONE -> crep[0] = NONE; crep_g[0] = 0; crep_f[0] = 0; crep_x[0] = 0 }
-    :: atomic { ereq[0] -> ereq[0] = false }
-    :: atomic { erep[0] != NONE -> erep[0] = NONE; erep_g[0] = 0 }
-    :: atomic { rreq[0] -> rreq[0] = false }
-    :: atomic { creq[1] -> creq[1] = false }
+    :: atomic { ereq[0] -> ereq[0] = false; ereq_g[0] = 0; ext_sent[0] = 0 }
+    :: atomic { erep[0] != NONE -> erep[0] = NONE; erep_g[0] = 0; ext_sent[0] = 0 }
+    :: atomic { rreq[0] -> rreq[0] = false; rreq_g[0] = 0 }
+    :: atomic { creq[1] -> creq[1] = false; creq_g[1] = 0 }
     :: atomic { crep[1] != NONE -> crep[1] = NONE; crep_g[1] = 0; crep_f[1] = 0; crep_x[1] = 0 }
-    :: atomic { ereq[1] -> ereq[1] = false }
-    :: atomic { erep[1] != NONE -> erep[1] = NONE; erep_g[1] = 0 }
-    :: atomic { rreq[1] -> rreq[1] = false }
+    :: atomic { ereq[1] -> ereq[1] = false; ereq_g[1] = 0; ext_sent[1] = 0 }
+    :: atomic { erep[1] != NONE -> erep[1] = NONE; erep_g[1] = 0; ext_sent[1] = 0 }
+    :: atomic { rreq[1] -> rreq[1] = false; rreq_g[1] = 0 }
 #if N == 3
-    :: atomic { creq[2] -> creq[2] = false }
+    :: atomic { creq[2] -> creq[2] = false; creq_g[2] = 0 }
     :: atomic { crep[2] != NONE -> crep[2] = NONE; crep_g[2] = 0; crep_f[2] = 0; crep_x[2] = 0 }
-    :: atomic { ereq[2] -> ereq[2] = false }
-    :: atomic { erep[2] != NONE -> erep[2] = NONE; erep_g[2] = 0 }
-    :: atomic { rreq[2] -> rreq[2] = false }
+    :: atomic { ereq[2] -> ereq[2] = false; ereq_g[2] = 0; ext_sent[2] = 0 }
+    :: atomic { erep[2] != NONE -> erep[2] = NONE; erep_g[2] = 0; ext_sent[2] = 0 }
+    :: atomic { rreq[2] -> rreq[2] = false; rreq_g[2] = 0 }
 #endif
     od
 }
