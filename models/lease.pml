@@ -49,16 +49,16 @@
 #define SIGDELAY 1     /* the lost signal reaches the work at most this late (ticks) */
 #endif
 #ifndef MAXT
-#define MAXT 8         /* the store clock stops here: the time bound of the check */
+#define MAXT 5         /* the store clock stops here: the time bound of the check */
 #endif
 #ifndef GMAX
-#define GMAX 3         /* claim attempts per client (each with a fresh owner token) */
+#define GMAX 2         /* claim attempts per client (each with a fresh owner token) */
 #endif
 #ifndef FPT
 #define FPT 2          /* fence units per tick: at most FPT grants per tick */
 #endif
 #ifndef FAST
-#define FAST 1         /* extra ticks a client clock may run ahead (a faster local clock) */
+#define FAST 0         /* extra ticks a client clock may run ahead (a faster local clock) */
 #endif
 
 /* Two configurations keep the state space small; each property is checked in the one
@@ -139,6 +139,7 @@ byte maxf;             /* the highest fence ever handed out */
 byte rx;               /* the index of the lease whose write the resource applied last */
 byte fastused;         /* extra ticks of the client clocks used */
 bool witnessed;        /* for the WITNESS_* builds */
+bool slowed;           /* MUTANT_SLOW_CLOCK: the store's clock skipped ahead */
 
 #define lost_at(i)   (dl[i] - MARGIN)
 /* client i believes it holds: it won a claim, has not let go, and the lost signal has not
@@ -190,9 +191,9 @@ end:
 #endif
            fi }
 #ifdef MUTANT_SLOW_CLOCK
-    :: atomic { fastused < FAST && now < MAXT ->
-           /* mutant: the store's clock runs one tick ahead of every client's */
-           fastused++;
+    :: atomic { !slowed && now < MAXT ->
+           /* mutant: the store's clock runs one tick ahead of every client's, once */
+           slowed = true;
            now++;
            if
            :: owner != 0 && now >= exp -> owner = 0; ogen = 0; exp = 0
