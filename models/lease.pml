@@ -139,6 +139,7 @@ byte maxf;             /* the highest fence ever handed out */
 byte rx;               /* the index of the lease whose write the resource applied last */
 byte fastused;         /* extra ticks of the client clocks used */
 bool witnessed;        /* for the WITNESS_* builds */
+bool held0;            /* WITNESS_HANDOVER: client 0 has held a lease */
 bool slowed;           /* MUTANT_SLOW_CLOCK: the store's clock skipped ahead */
 
 #define lost_at(i)   (dl[i] - MARGIN)
@@ -258,7 +259,7 @@ end:
 #ifdef MUTANT_EXTEND_UNCHECKED
            :: owner != 0 -> exp = now + TTL; erep[i] = OK    /* mutant: whoever holds it */
 #else
-           :: owner == i + 1 && ogen == ereq_g[i] -> exp = now + TTL; erep[i] = OK
+           :: owner == i + 1 && ogen == erep_g[i] -> exp = now + TTL; erep[i] = OK
 #endif
            :: else -> erep[i] = NIL
            fi }
@@ -304,6 +305,9 @@ end:
                    fi
                :: else ->
                    phase[i] = HOLD; fence[i] = crep_f[i]; gidx[i] = crep_x[i];
+#ifdef WITNESS_HANDOVER
+                   held0 = held0 || i == 0;
+#endif
 #ifdef MUTANT_DEADLINE_FROM_RECEIPT
                    dl[i] = lcl[i] + TTL;            /* mutant: counted from the reply */
 #else
@@ -447,7 +451,7 @@ end:
 #endif
 #endif
 #ifdef WITNESS_HANDOVER
-        assert(!(believes(1) && gidx[1] >= 2 && fence[0] > 0));
+        assert(!(believes(1) && held0));
 #endif
         assert(!witnessed);
         skip }
