@@ -26,10 +26,25 @@
  *     microseconds and a script call takes longer than that).
  * Time is bounded: the store clock stops at MAXT (a bounded model check).
  *
- * Build options (spin -D...): PROP_A, PROP_B, PROP_C select the property asserted (any
- * combination; none selected = all); MUTANT_* break one piece of the protocol (check.sh
- * --mutants requires each of them to be caught); WITNESS_* assert that something interesting
- * never happens, so that its failure shows the model does reach it (no vacuous proof).
+ * Build options (spin -D...): TIMING / FENCING pick the configuration (see below; check.sh
+ * checks (a) and (b) with TIMING=1 FENCING=0 and (c) with TIMING=0 FENCING=1); PROP_A,
+ * PROP_B, PROP_C select the property asserted (none selected = all); MUTANT_* break one
+ * piece of the protocol (check.sh --mutants requires each to be caught, except
+ * MUTANT_EXTEND_UNCHECKED, which survives for a reason given in README.md); WITNESS_* assert
+ * that something interesting never happens, so that its failure shows the model reaches it.
+ *
+ * The properties (asserted by the Monitor, and in Store / Resource for (c)):
+ *   (a) no two clients believe they hold at the same moment;
+ *   (b) a client that believes it holds holds by the store's clock: the key holds its token
+ *       and has not run out (so none believes past its lease);
+ *   (c) fences only grow, across a restart that loses the key and the counter; and the fenced
+ *       resource never applies a write after a write of a later lease.
+ *   (a) and (b) are asserted in runs without a restart (the store must keep what it
+ *   acknowledged); (c) in every run.
+ *
+ * Known deviation: a grant received when the local clock is already past lost_at is marked
+ * lost at once here; in the code is_lost() is true at once, but Guard::lost() completes only
+ * when the renewer thread gets to it (see README.md, "What is assumed").
  */
 
 #ifndef N
