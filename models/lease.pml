@@ -43,8 +43,9 @@
  *   acknowledged); (c) in every run.
  *
  * Known deviation: a grant received when the local clock is already past lost_at is marked
- * lost at once here; in the code is_lost() is true at once, but Guard::lost() completes only
- * when the renewer thread gets to it (see README.md, "What is assumed").
+ * lost at once here; in the code is_lost() is true at once, and Guard::lost() completes when
+ * its timer (on Tokio) or the renewer thread (elsewhere) gets to it (README.md, "What is
+ * assumed").
  */
 
 #ifndef N
