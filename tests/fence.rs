@@ -201,6 +201,45 @@ mod redis_server {
     }
 
     #[test]
+    fn a_counter_holding_a_string_that_is_no_number_fails_the_claim_and_is_put_back() {
+        // The claim reads and writes the counter in one `SET .. GET`: a string that is no
+        // number was overwritten by then, and must be put back as it was.
+        let server = RedisServer::start();
+        let cache = RedisCache::from_url(&server.url()).expect("valid url");
+        let mut admin = redis::Client::open(server.url())
+            .and_then(|c| c.get_connection())
+            .unwrap();
+        let () = redis::cmd("SET")
+            .arg("cachelock-fence")
+            .arg("not a number")
+            .query(&mut admin)
+            .unwrap();
+        let error = Lock::new("fence-string")
+            .cache(cache.clone())
+            .try_acquire()
+            .unwrap_err();
+        assert!(error.is_backend(), "{error}");
+        let cause = std::error::Error::source(&error).map(ToString::to_string);
+        assert!(
+            cause
+                .as_deref()
+                .unwrap_or("")
+                .contains("does not hold a number"),
+            "{error}: {cause:?}"
+        );
+        let counter: Option<String> = redis::cmd("GET")
+            .arg("cachelock-fence")
+            .query(&mut admin)
+            .unwrap();
+        assert_eq!(counter.as_deref(), Some("not a number"));
+        let stored: Option<String> = redis::cmd("GET")
+            .arg("cachelock:fence-string")
+            .query(&mut admin)
+            .unwrap();
+        assert_eq!(stored, None);
+    }
+
+    #[test]
     fn a_repeated_first_send_of_a_claim_is_refused_a_resent_one_wins() {
         // The first send of a fenced claim returns at once on a held key, even its own: only
         // the form sent after a dead connection checks for its own value (the

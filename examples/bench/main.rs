@@ -436,8 +436,8 @@ fn command_calls(admin: &mut redis::Connection) -> BTreeMap<String, (u64, u64)> 
 /// The commands the raw LIMIT row's release script runs inside the server.
 const LIMIT_INSIDE_SCRIPTS: &[&str] = &["get", "del"];
 
-/// The commands cachelock's scripts run inside the server: claim (`GET` counter, `SET NX PX`,
-/// `TIME`, `SET` counter) and release (`GET`, `DEL`, `PUBLISH`).
+/// The commands cachelock's scripts run inside the server: claim (`SET NX PX`, `TIME`, `SET`
+/// counter `GET`) and release (`GET`, `DEL`, `PUBLISH`).
 const CACHELOCK_INSIDE_SCRIPTS: &[&str] = &["get", "set", "time", "del", "publish"];
 
 /// With `fencing(false)` (and `#[once]` without `fence`) the claim is a `SET NX PX` the
