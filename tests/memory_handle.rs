@@ -31,6 +31,8 @@ fn a_guard_whose_slot_was_swept_and_key_retaken_is_lost_and_frees_nothing() {
         .renew(false);
     let stale = short.try_acquire().expect("free key");
     wait_lost(&stale);
+    // Told lost a margin before the store lets go (`lost_margin`): wait for the store too.
+    wait_expired(&cache, "cachelock:swept");
     // A full sweep drops the expired slot from the map (the guard still holds it).
     assert_eq!(cache.entry_count(), 0);
     let lock = Lock::new("swept").cache(cache.clone());
@@ -55,6 +57,8 @@ fn a_guard_whose_key_was_retaken_in_the_same_slot_is_lost_and_frees_nothing() {
         .try_acquire()
         .expect("free key");
     wait_lost(&stale);
+    // Told lost a margin before the store lets go (`lost_margin`): wait for the store too.
+    wait_expired(&cache, "cachelock:retaken");
     // No sweep: the new holder claims the same slot the stale guard points at.
     let lock = Lock::new("retaken").cache(cache.clone());
     let fresh = lock.try_acquire().expect("the expired key is free");

@@ -93,6 +93,7 @@ pub async fn run(
         let tls = connections.tls.clone();
         let timeout = connections.header_read_timeout;
         let stopped = stopped.clone();
+        let (slots_left, max) = (Arc::clone(&slots), connections.max);
         tokio::spawn(async move {
             match tls {
                 None => serve_one(&builder, stream, peer, app, stopped).await,
@@ -105,6 +106,9 @@ pub async fn run(
                 },
             }
             drop(slot);
+            if slots_left.available_permits() == max {
+                super::trim::after_last_connection();
+            }
         });
     }
     drop(listener);

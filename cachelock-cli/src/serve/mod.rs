@@ -20,6 +20,7 @@ mod params;
 mod quota;
 mod reply;
 mod tls;
+mod trim;
 
 use std::io::Write as _;
 use std::net::SocketAddr;
