@@ -43,7 +43,7 @@ use std::time::Duration;
 
 use cachelock::redis::RedisCache;
 use cachelock::Lock;
-use cachelock_testkit::{NetNs, RedisServer};
+use cachelock_testkit::{event, mono_ns, record, wait_for, NetNs, RedisServer};
 use common::{with_signals, TempDir};
 
 /// Set (to the run's directory) in the command processes.
@@ -64,54 +64,8 @@ fn default_margin(ttl: Duration) -> Duration {
     (ttl / 100 + Duration::from_millis(20)).min(ttl / 4)
 }
 
-/// `CLOCK_MONOTONIC` in nanoseconds, shared by every process on the host.
-fn mono_ns() -> u64 {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: `ts` is a valid, writable timespec; CLOCK_MONOTONIC always exists on Linux.
-    let rc = unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
-    assert_eq!(rc, 0, "clock_gettime(CLOCK_MONOTONIC)");
-    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
-}
-
 fn ms(ns: i128) -> f64 {
     ns as f64 / 1e6
-}
-
-fn record(dir: &Path, line: &str) {
-    use std::io::Write;
-    let mut file = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(dir.join("events"))
-        .expect("events file");
-    file.write_all(format!("{line}\n").as_bytes())
-        .expect("record");
-}
-
-fn event(dir: &Path, name: &str) -> Option<String> {
-    let text = std::fs::read_to_string(dir.join("events")).ok()?;
-    text.lines().find_map(|line| {
-        line.strip_prefix(name)
-            .and_then(|rest| rest.strip_prefix(' '))
-            .map(str::to_owned)
-    })
-}
-
-/// Polls `what` every 2 ms for at most `bound` (a bound from the safe side).
-fn wait_for<T>(bound: Duration, mut what: impl FnMut() -> Option<T>) -> Option<T> {
-    let end = mono_ns() + bound.as_nanos() as u64;
-    loop {
-        if let Some(value) = what() {
-            return Some(value);
-        }
-        if mono_ns() > end {
-            return None;
-        }
-        std::thread::sleep(Duration::from_millis(2));
-    }
 }
 
 // ---------------------------------------------------------------------------------------

@@ -15,6 +15,8 @@
 //! - [`memcached`], [`etcd`], [`postgres`], [`mysql`]: the servers of those stores' tests.
 //! - [`NetNs`]: a throwaway network namespace joined to the host by a veth pair on a
 //!   private /30 (`10.213.X.Y`), whose link can be cut and healed; needs root and iproute2.
+//! - [`mono_ns`], [`record`], [`event`], [`wait_for`]: events of several processes on one
+//!   clock, through a file.
 //! - [`free_port`]: a port free on 127.0.0.1 right now.
 //! - [`parse_commandstats`]: the per-command call counts in the text of `INFO commandstats`.
 //!
@@ -26,6 +28,7 @@
 
 mod cut_proxy;
 pub mod etcd;
+mod events;
 mod eventually;
 mod lost_reply;
 pub mod memcached;
@@ -40,6 +43,7 @@ mod redis_server;
 mod tracing_capture;
 
 pub use cut_proxy::CutProxy;
+pub use events::{event, mono_ns, record, wait_for};
 pub use eventually::eventually;
 pub use lost_reply::LostReplyProxy;
 pub use netns::NetNs;
