@@ -5,6 +5,7 @@
 //! cargo run --release --example bench --features redis            # full run (about 2 minutes)
 //! cargo run --release --example bench --features redis -- --quick # a few seconds
 //! cargo run --release --example bench --all-features -- --redis-only # memory and Redis rows only
+//! cargo run --release --example bench --all-features -- --stores-only=file,etcd # those stores' rows only
 //! # one case only, N ops, for a profiler (instructions per op: callgrind's total / N):
 //! valgrind --tool=callgrind --collect-atstart=no --toggle-collect='bench::profile_loop' \
 //!   target/release/examples/bench --profile 'Lock, MemoryCache' 100000
@@ -79,6 +80,18 @@ struct Settings {
     redis_keys: u32,
     /// `--profile '<case>' N`: run that case N times (after a warm-up) and nothing else.
     profile: Option<(String, u32)>,
+    /// `--stores-only[=a,b]`: the rows of these stores beyond memory and Redis (all of them
+    /// when none is named), nothing else.
+    stores_only: Option<Vec<String>>,
+}
+
+impl Settings {
+    /// Whether the rows of the store `name` (`file`, `postgres`, ...) are wanted.
+    fn wants_store(&self, name: &str) -> bool {
+        self.stores_only
+            .as_ref()
+            .is_none_or(|names| names.is_empty() || names.iter().any(|n| n == name))
+    }
 }
 
 struct Row {
@@ -1191,6 +1204,7 @@ fn main() {
             mem_keys: 100_000,
             redis_keys: 10_000,
             profile: None,
+            stores_only: None,
         }
     } else {
         Settings {
@@ -1202,9 +1216,38 @@ fn main() {
             mem_keys: 1_000_000,
             redis_keys: 1_000_000,
             profile: None,
+            stores_only: None,
         }
     };
     settings.profile = profile;
+    settings.stores_only = args.iter().find_map(|a| {
+        let names = a.strip_prefix("--stores-only")?;
+        let names = names.strip_prefix('=').unwrap_or(names);
+        Some(
+            names
+                .split(',')
+                .filter(|n| !n.is_empty())
+                .map(str::to_owned)
+                .collect(),
+        )
+    });
+    if settings.stores_only.is_some() && settings.profile.is_none() {
+        println!(
+            "# cachelock bench{}: stores {:?}; W1 {} ops x {} interleaved passes per case; W2 {} s per case; {} cores",
+            if settings.quick { " --quick" } else { "" },
+            settings.stores_only.as_deref().unwrap_or_default(),
+            settings.redis_ops,
+            settings.passes,
+            settings.w2_time.as_secs(),
+            std::thread::available_parallelism().map_or(0, |n| n.get()),
+        );
+        print_header();
+        let rows = stores::rows(&settings);
+        rows.iter().for_each(print_row);
+        println!("# ratios (same run; ops/s = median of the interleaved passes)");
+        stores::ratios(&settings, &rows);
+        return;
+    }
     let server = RedisServer::start();
     let url = server.url();
     let mut admin = redis::Client::open(url.as_str())
@@ -1231,6 +1274,9 @@ fn main() {
     if settings.profile.is_some() {
         w3(&settings);
         w1(&settings, &url, &mut admin);
+        if !std::env::args().any(|a| a == "--redis-only") {
+            stores::rows(&settings);
+        }
         return;
     }
     print_header();
@@ -1345,7 +1391,7 @@ fn main() {
         1.0,
     );
     if !store_rows.is_empty() {
-        stores::ratios(&store_rows);
+        stores::ratios(&settings, &store_rows);
     }
     let violations: u64 = w2.iter().chain(&store_rows).map(|r| r.violations).sum();
     println!(

@@ -22,29 +22,52 @@ pub(crate) fn rows(settings: &Settings) -> Vec<Row> {
     let mut rows = Vec::new();
     let _ = settings;
     #[cfg(feature = "file")]
-    rows.extend(file::rows(settings));
+    if settings.wants_store("file") {
+        rows.extend(file::rows(settings));
+    }
+    if settings.profile.is_some() {
+        return rows; // `--profile` knows the file store's cases only
+    }
     #[cfg(feature = "postgres")]
-    rows.extend(postgres::rows(settings));
+    if settings.wants_store("postgres") {
+        rows.extend(postgres::rows(settings));
+    }
     #[cfg(feature = "mysql")]
-    rows.extend(mysql::rows(settings));
+    if settings.wants_store("mysql") {
+        rows.extend(mysql::rows(settings));
+    }
     #[cfg(feature = "memcached")]
-    rows.extend(memcached::rows(settings));
+    if settings.wants_store("memcached") {
+        rows.extend(memcached::rows(settings));
+    }
     #[cfg(feature = "etcd")]
-    rows.extend(etcd::rows(settings));
+    if settings.wants_store("etcd") {
+        rows.extend(etcd::rows(settings));
+    }
     rows
 }
 
 /// Prints each store's ratios (`# W1 <store> Lock / LIMIT ...`) from `rows`.
-pub(crate) fn ratios(rows: &[Row]) {
-    let _ = rows;
+pub(crate) fn ratios(settings: &Settings, rows: &[Row]) {
+    let _ = (settings, rows);
     #[cfg(feature = "file")]
-    file::ratios(rows);
+    if settings.wants_store("file") {
+        file::ratios(rows);
+    }
     #[cfg(feature = "postgres")]
-    postgres::ratios(rows);
+    if settings.wants_store("postgres") {
+        postgres::ratios(rows);
+    }
     #[cfg(feature = "mysql")]
-    mysql::ratios(rows);
+    if settings.wants_store("mysql") {
+        mysql::ratios(rows);
+    }
     #[cfg(feature = "memcached")]
-    memcached::ratios(rows);
+    if settings.wants_store("memcached") {
+        memcached::ratios(rows);
+    }
     #[cfg(feature = "etcd")]
-    etcd::ratios(rows);
+    if settings.wants_store("etcd") {
+        etcd::ratios(rows);
+    }
 }

@@ -11,7 +11,9 @@ use fs4::TryLockError;
 /// file, which lets go of the `flock`.
 pub(crate) struct Locked {
     file: File,
-    /// The length of the file.
+    /// The length of the file as read: all of it, or (when the read stopped at a whole
+    /// record, see `read_all`) what a read returned short of its buffer, which on a local
+    /// file system is the end of the file.
     len: usize,
     pub(crate) path: PathBuf,
 }
@@ -43,7 +45,9 @@ impl Opener<'_> {
     /// at most the lock timeout; reads the whole file. `Ok(None)`: the file does not exist
     /// (and `how` does not create it).
     pub(crate) fn open(&self, name: &str, how: Open) -> io::Result<Option<(Locked, String)>> {
-        let path = self.dir.join(name);
+        let mut path = PathBuf::with_capacity(self.dir.as_os_str().len() + 1 + name.len());
+        path.push(self.dir);
+        path.push(name);
         let mut options = OpenOptions::new();
         options.read(true);
         if how != Open::Read {
@@ -79,19 +83,47 @@ impl Opener<'_> {
     }
 }
 
-/// The whole file, read from its start: `read` calls until end of file (no `fstat`, no
-/// `lseek`: a lock file is a few hundred bytes).
+/// The file's record, read from its start: `read` calls until end of file, or until a read
+/// that did not fill the buffer holds a whole record (its `end` line and newline), which
+/// saves the `read` that would return 0 (a lock operation is a dozen system calls; this is
+/// one of them). No `fstat`, no `lseek`: a lock file is a few hundred bytes. What follows a
+/// record is ignored by its reader, so stopping early never changes what is read.
 fn read_all(mut file: &File) -> io::Result<Vec<u8>> {
-    let mut bytes = Vec::with_capacity(512);
-    let mut chunk = [0u8; 1024];
+    const CHUNK: usize = 1024;
+    let mut bytes = Vec::with_capacity(CHUNK);
     loop {
-        match file.read(&mut chunk) {
-            Ok(0) => return Ok(bytes),
-            Ok(n) => bytes.extend_from_slice(&chunk[..n]),
-            Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
+        let had = bytes.len();
+        bytes.resize(had + CHUNK, 0);
+        match file.read(&mut bytes[had..]) {
+            Ok(0) => {
+                bytes.truncate(had);
+                return Ok(bytes);
+            }
+            Ok(n) => {
+                bytes.truncate(had + n);
+                if n < CHUNK && holds_whole_record(&bytes) {
+                    return Ok(bytes);
+                }
+            }
+            Err(error) if error.kind() == io::ErrorKind::Interrupted => bytes.truncate(had),
             Err(error) => return Err(error),
         }
     }
+}
+
+/// Whether `bytes` (a prefix of a lock file) hold a record up to and including its `end`
+/// line's newline: then the rest of the file, if any, is ignored by the reader anyway. The
+/// checksum is the reader's to check.
+fn holds_whole_record(bytes: &[u8]) -> bool {
+    let mut from = 0;
+    while let Some(newline) = bytes[from..].iter().position(|&b| b == b'\n') {
+        let line = &bytes[from + newline + 1..];
+        if line.starts_with(b"end ") {
+            return line.contains(&b'\n');
+        }
+        from += newline + 1;
+    }
+    false
 }
 
 impl Opener<'_> {
@@ -117,13 +149,14 @@ impl Locked {
     /// of an operation); only a file more than 4 KiB longer is trimmed. Readers stop at the
     /// record's `end` line anyway. Never a new file renamed over the old one: a process
     /// waiting on the old file's `flock` would then lock a file nobody else opens.
-    pub(crate) fn write(&mut self, mut text: String) -> io::Result<()> {
+    pub(crate) fn write(&mut self, text: String) -> io::Result<()> {
+        let mut text = text.into_bytes();
         let gap = self.len.saturating_sub(text.len());
         if gap > 0 && gap <= KEPT_TAIL {
-            text.extend(std::iter::repeat_n(' ', gap - 1));
-            text.push('\n');
+            text.resize(self.len - 1, b' ');
+            text.push(b'\n');
         }
-        write_at_start(&self.file, text.as_bytes()).map_err(|e| at(&self.path, e))?;
+        write_at_start(&self.file, &text).map_err(|e| at(&self.path, e))?;
         if gap > KEPT_TAIL {
             self.file
                 .set_len(text.len() as u64)
@@ -228,4 +261,36 @@ pub(crate) fn next_fence(last: u64) -> u64 {
 /// `now + ttl` in Unix ms, the TTL rounded up to whole milliseconds (never 0).
 pub(crate) fn deadline(now: u64, ttl: Duration) -> u64 {
     now.saturating_add(crate::clock::ttl_ms(ttl))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_record_is_whole_once_its_end_line_has_its_newline() {
+        let record = b"cachelock-lock 1\nkey k\nend 23 0011223344556677\n";
+        assert!(holds_whole_record(record));
+        assert!(holds_whole_record(b"cachelock-lock 1\nend 17 00\n   \n"));
+        for cut in 0..record.len() {
+            assert!(!holds_whole_record(&record[..cut]), "cut at {cut}");
+        }
+        // `end` inside a line is no end line.
+        assert!(!holds_whole_record(b"cachelock-lock 1\nowner the end x\n"));
+    }
+
+    #[test]
+    fn read_all_returns_the_record_and_reads_past_a_torn_one() {
+        let dir = std::env::temp_dir().join(format!("cachelock-io-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("k.lock");
+        let whole = b"cachelock-lock 1\nkey k\nend 23 0011223344556677\n";
+        std::fs::write(&path, whole).unwrap();
+        assert_eq!(read_all(&File::open(&path).unwrap()).unwrap(), whole);
+        // Longer than one read's buffer: read to its end.
+        let long: Vec<u8> = std::iter::repeat_n(b'x', 3000).chain(*b"\n").collect();
+        std::fs::write(&path, &long).unwrap();
+        assert_eq!(read_all(&File::open(&path).unwrap()).unwrap(), long);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 }

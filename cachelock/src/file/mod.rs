@@ -31,18 +31,23 @@
 //!
 //! | operation | what it does | system calls |
 //! |---|---|---|
-//! | claim | open (create), `flock`, read; if the deadline has passed (or the file is new): write owner, deadline, fence | `openat`, `flock`, `read` ×2, `pwrite64`, `close` |
+//! | claim | open (create), `flock`, read; if the deadline has passed (or the file is new): write owner, deadline, fence | `openat`, `flock`, `read`, `pwrite64`, `close` |
 //! | release | open, `flock`, read; if the key is live and holds the token: write it free (deadline 0, no owner; the fence stays) | the same, no create |
 //! | extend | open, `flock`, read; if the key is live and holds the token: write the new deadline | the same |
-//! | holder lookup ([`Lock::holder`](crate::Lock::holder)) | open, shared `flock`, read | `openat`, `flock`, `read` ×2, `close` |
+//! | holder lookup ([`Lock::holder`](crate::Lock::holder)) | open, shared `flock`, read | `openat`, `flock`, `read`, `close` |
 //! | force-release | like release, without the token check | as release |
 //! | listing ([`held_locks`](crate::held_locks)) | read the directory; open and read each `*.lock` file whose name may be under the prefix | one `getdents` pass, then one holder lookup per file |
 //! | tree lock claim / release / extend / holder / listing | the same on the lock space's one file (`<space>.tree`), which holds every path of the space: the claim checks the [conflict rule](crate::tree::conflicts) against all live paths and appends its own | as above |
 //!
 //! Owner-checked release and extend are thus one atomic step each (never a read, then a
 //! delete by a second operation: the bug of sherlock's file lock). An uncontended acquire +
-//! release is two operations, twelve system calls, no network and no server: as fast as the
-//! bare `flock` primitive it is built on (the bench's file LIMIT row). Another process's
+//! release is two operations, ten system calls, no network and no server: as fast as the
+//! bare `flock` primitive it is built on (the bench's file LIMIT row, which reads each file
+//! until a `read` returns 0; the store stops at the first short `read` that holds a whole
+//! record, whose `end` line says where it ends). Every operation opens the file by its path
+//! in the directory: no descriptor of the directory is kept, so a directory replaced under
+//! its name (moved away, made again) is the new one for every process at once, never a
+//! split between processes that kept the old one and those that opened the new. Another process's
 //! `flock` on a lock file is held only inside one operation; an operation waits for it at
 //! most the [lock timeout](FileStoreBuilder::lock_timeout) (5 s by default), trying again
 //! without blocking, so a process stopped (`SIGSTOP`, a debugger) inside an operation makes

@@ -16,6 +16,8 @@
 //! A case-insensitive file system (macOS by default) folds `Job` and `job` into one file: the
 //! same rule applies (the full key in the file tells them apart; one waits for the other).
 
+use std::borrow::Cow;
+
 /// Encoded keys longer than this are hashed (with the suffix, names stay under 255 bytes).
 pub(crate) const MAX_ENCODED: usize = 200;
 /// How much of a long key's encoding a hashed name keeps, for people reading the directory.
@@ -26,15 +28,28 @@ pub(crate) const LOCK_SUFFIX: &str = ".lock";
 /// The suffix of a tree lock space's file.
 pub(crate) const TREE_SUFFIX: &str = ".tree";
 
+/// The bytes that stand for themselves in a file name, as a table (one load per byte).
+const PLAIN: [bool; 256] = {
+    let mut table = [false; 256];
+    let mut byte = 0;
+    while byte < 256 {
+        let b = byte as u8;
+        table[byte] = b.is_ascii_alphanumeric()
+            || matches!(b, b'-' | b'_' | b'.' | b':' | b'@' | b'+' | b'=' | b',');
+        byte += 1;
+    }
+    table
+};
+
 fn plain(byte: u8) -> bool {
-    byte.is_ascii_alphanumeric() || b"-_.:@+=,".contains(&byte)
+    PLAIN[usize::from(byte)]
 }
 
 const HEX: &[u8; 16] = b"0123456789ABCDEF";
 
 /// The file name of `key`'s lock.
 pub(crate) fn lock_name(key: &str) -> String {
-    let mut name = encode(key);
+    let mut name = encode_with_room(key, LOCK_SUFFIX.len());
     name.push_str(LOCK_SUFFIX);
     name
 }
@@ -48,7 +63,18 @@ pub(crate) fn tree_name(space: &str) -> String {
 
 /// `key` as a file name without its suffix.
 pub(crate) fn encode(key: &str) -> String {
-    let mut out = String::with_capacity(key.len() + 8);
+    encode_with_room(key, 0)
+}
+
+/// [`encode`], with room for `room` more bytes (the suffix) in the string.
+fn encode_with_room(key: &str, room: usize) -> String {
+    let plain_key = key.bytes().all(plain) && !key.starts_with('.');
+    if plain_key && key.len() <= MAX_ENCODED {
+        let mut out = String::with_capacity(key.len() + room);
+        out.push_str(key);
+        return out;
+    }
+    let mut out = String::with_capacity(key.len() + 8 + room);
     for (i, &byte) in key.as_bytes().iter().enumerate() {
         if plain(byte) && !(i == 0 && byte == b'.') {
             out.push(char::from(byte));
@@ -130,9 +156,9 @@ pub(crate) fn escape_field(value: &str) -> String {
 }
 
 /// The inverse of [`escape_field`]; `None` if `field` is not an escaped field.
-pub(crate) fn unescape_field(field: &str) -> Option<String> {
-    if !field.contains('%') {
-        return Some(field.to_owned());
+pub(crate) fn unescape_field(field: &str) -> Option<Cow<'_, str>> {
+    if !field.as_bytes().contains(&b'%') {
+        return Some(Cow::Borrowed(field));
     }
     let bytes = field.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
@@ -147,7 +173,7 @@ pub(crate) fn unescape_field(field: &str) -> Option<String> {
             i += 1;
         }
     }
-    String::from_utf8(out).ok()
+    String::from_utf8(out).ok().map(Cow::Owned)
 }
 
 #[cfg(test)]

@@ -27,6 +27,7 @@
 //! with fence 0: the fence's clock floor still keeps new fences above the old ones. A file
 //! written by another format version, or not by cachelock, is an error, never overwritten.
 
+use std::borrow::Cow;
 use std::fmt::Write as _;
 
 use super::name::{escape_field, unescape_field};
@@ -36,27 +37,29 @@ const LOCK_MAGIC: &str = "cachelock-lock";
 const TREE_MAGIC: &str = "cachelock-tree";
 const VERSION: &str = "1";
 
-/// A key's lock file.
+/// A key's lock file. The key and owner borrow from the text read where they can (no `%`
+/// escapes in them): a claim or a release reads, checks and rewrites a record without
+/// copying its fields.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub(crate) struct LockRecord {
+pub(crate) struct LockRecord<'t> {
     /// The key whose lock this file holds (or last held).
-    pub(crate) key: String,
+    pub(crate) key: Cow<'t, str>,
     /// The last fence handed out for this file.
     pub(crate) fence: u64,
     /// Unix ms at which the lock expires; 0 when free.
     pub(crate) deadline: u64,
     /// The holder's owner value; empty when free.
-    pub(crate) owner: String,
+    pub(crate) owner: Cow<'t, str>,
 }
 
-impl LockRecord {
+impl<'t> LockRecord<'t> {
     /// Whether a lock is held here at `now` (Unix ms).
     pub(crate) fn live(&self, now: u64) -> bool {
         self.deadline > now
     }
 
     pub(crate) fn to_text(&self) -> String {
-        let mut out = String::with_capacity(96 + self.key.len() + self.owner.len());
+        let mut out = String::with_capacity(128 + self.key.len() + self.owner.len());
         for part in [LOCK_MAGIC, " ", VERSION, "\nkey "] {
             out.push_str(part);
         }
@@ -72,12 +75,12 @@ impl LockRecord {
     }
 
     /// Reads a key's file; an empty or incomplete one is a free lock with fence 0.
-    pub(crate) fn parse(text: &str) -> Result<LockRecord, String> {
-        let Some(lines) = body(text, LOCK_MAGIC)? else {
+    pub(crate) fn parse(text: &'t str) -> Result<LockRecord<'t>, String> {
+        let Some(body) = body(text, LOCK_MAGIC)? else {
             return Ok(LockRecord::default());
         };
         let mut record = LockRecord::default();
-        for line in lines {
+        for line in Lines(body) {
             let (name, value) = line.split_once(' ').unwrap_or((line, ""));
             match name {
                 "key" => record.key = field(value)?,
@@ -129,14 +132,14 @@ impl TreeRecord {
     }
 
     pub(crate) fn parse(text: &str) -> Result<TreeRecord, String> {
-        let Some(lines) = body(text, TREE_MAGIC)? else {
+        let Some(body) = body(text, TREE_MAGIC)? else {
             return Ok(TreeRecord::default());
         };
         let mut record = TreeRecord::default();
-        for line in lines {
+        for line in Lines(body) {
             let (name, value) = line.split_once(' ').unwrap_or((line, ""));
             match name {
-                "space" => record.space = field(value)?,
+                "space" => record.space = field(value)?.into_owned(),
                 "fence" => record.fence = number(value)?,
                 "lock" => {
                     let mut parts = value.split(' ');
@@ -145,8 +148,8 @@ impl TreeRecord {
                     let flags = next()?;
                     let scope = TreeScope::from_flags(flags)
                         .ok_or_else(|| format!("bad scope flags {flags:?}"))?;
-                    let path = field(next()?)?;
-                    let owner = field(next()?)?;
+                    let path = field(next()?)?.into_owned();
+                    let owner = field(next()?)?.into_owned();
                     record.locks.push(TreeEntryRecord {
                         path,
                         deadline,
@@ -174,7 +177,13 @@ impl WithEnd for String {
         let (len, sum) = (self.len(), checksum(self.as_bytes()));
         self.push_str("end ");
         push_number(&mut self, len as u64);
-        let _ = writeln!(self, " {sum:016x}");
+        self.push(' ');
+        for shift in (0..16).rev() {
+            self.push(char::from(
+                HEX_DIGITS[((sum >> (shift * 4)) & 0xf) as usize],
+            ));
+        }
+        self.push('\n');
         self
     }
 }
@@ -227,9 +236,11 @@ fn push_number(out: &mut String, n: u64) {
     out.push_str(std::str::from_utf8(&digits[at..]).unwrap_or_default());
 }
 
-/// The lines between the header and `end`; `None` for an empty or incomplete record (read as
-/// free), an error for another file or another format version.
-fn body<'t>(text: &'t str, magic: &str) -> Result<Option<Vec<&'t str>>, String> {
+const HEX_DIGITS: &[u8; 16] = b"0123456789abcdef";
+
+/// The lines between the header and `end` (each ending in a newline); `None` for an empty or
+/// incomplete record (read as free), an error for another file or another format version.
+fn body<'t>(text: &'t str, magic: &str) -> Result<Option<&'t str>, String> {
     if text.is_empty() {
         return Ok(None);
     }
@@ -252,32 +263,72 @@ fn body<'t>(text: &'t str, magic: &str) -> Result<Option<Vec<&'t str>>, String> 
         }
         _ => return Err(format!("not a cachelock lock file (it starts with {header:?})")),
     }
-    let mut body = Vec::new();
-    let mut at = header.len() + 1;
-    for line in rest.split('\n') {
+    let start = header.len() + 1;
+    let mut at = start;
+    for line in Lines(rest) {
         if let Some(end) = line.strip_prefix("end ") {
             // The first `end` line: the record's own if its length and checksum match the
             // bytes before it; else the record was torn (and this is an older one's end).
-            let mut parts = end.split(' ');
-            let len = parts.next().and_then(|n| n.parse::<usize>().ok());
-            let sum = parts.next().and_then(|n| u64::from_str_radix(n, 16).ok());
-            let whole = len == Some(at) && sum == Some(checksum(&text.as_bytes()[..at]));
-            return Ok(whole.then_some(body));
+            let (len, sum) = end
+                .trim_end_matches('\n')
+                .split_once(' ')
+                .unwrap_or((end, ""));
+            let whole = number(len).ok() == u64::try_from(at).ok()
+                && u64::from_str_radix(sum, 16).ok() == Some(checksum(&text.as_bytes()[..at]));
+            return Ok(whole.then(|| &text[start..at]));
         }
-        body.push(line);
-        at += line.len() + 1;
+        if !line.ends_with('\n') {
+            break; // the last line, cut short
+        }
+        at += line.len();
     }
     Ok(None)
 }
 
-fn field(value: &str) -> Result<String, String> {
+/// The lines of `text`, each with its newline (the last one without, if it has none): a
+/// byte loop, which for lines of a few dozen bytes beats `str::split`'s searcher.
+struct Lines<'t>(&'t str);
+
+impl<'t> Iterator for Lines<'t> {
+    type Item = &'t str;
+
+    fn next(&mut self) -> Option<&'t str> {
+        if self.0.is_empty() {
+            return None;
+        }
+        let bytes = self.0.as_bytes();
+        let len = bytes
+            .iter()
+            .position(|&b| b == b'\n')
+            .map_or(bytes.len(), |at| at + 1);
+        let (line, rest) = self.0.split_at(len);
+        self.0 = rest;
+        Some(line)
+    }
+}
+
+/// A field's value (its line's newline dropped), unescaped; borrowed when it has no escapes.
+fn field(value: &str) -> Result<Cow<'_, str>, String> {
+    let value = value.strip_suffix('\n').unwrap_or(value);
     unescape_field(value).ok_or_else(|| format!("a badly escaped field {value:?}"))
 }
 
+/// A decimal number (its line's newline dropped): ASCII digits only, at most `u64::MAX`.
 fn number(value: &str) -> Result<u64, String> {
-    value
-        .parse()
-        .map_err(|_| format!("not a number: {value:?}"))
+    let value = value.strip_suffix('\n').unwrap_or(value);
+    let bad = || format!("not a number: {value:?}");
+    if value.is_empty() {
+        return Err(bad());
+    }
+    value.bytes().try_fold(0u64, |n, b| {
+        if b.is_ascii_digit() {
+            n.checked_mul(10)
+                .and_then(|n| n.checked_add(u64::from(b - b'0')))
+                .ok_or_else(bad)
+        } else {
+            Err(bad())
+        }
+    })
 }
 
 #[cfg(test)]
@@ -298,10 +349,10 @@ mod tests {
     #[test]
     fn records_round_trip() {
         let record = LockRecord {
-            key: "cachelock:a key % with\nodd bytes".to_owned(),
+            key: "cachelock:a key % with\nodd bytes".into(),
             fence: 17,
             deadline: 1_718_000_060_123,
-            owner: "0123|42|host|label with spaces".to_owned(),
+            owner: "0123|42|host|label with spaces".into(),
         };
         assert_eq!(LockRecord::parse(&record.to_text()), Ok(record));
         let tree = TreeRecord {
@@ -324,10 +375,10 @@ mod tests {
     fn empty_and_torn_records_are_free_and_foreign_ones_errors() {
         assert_eq!(LockRecord::parse(""), Ok(LockRecord::default()));
         let full = LockRecord {
-            key: "k".to_owned(),
+            key: "k".into(),
             fence: 3,
             deadline: 9,
-            owner: "o".to_owned(),
+            owner: "o".into(),
         }
         .to_text();
         for cut in 1..full.len() - 1 {
@@ -335,15 +386,15 @@ mod tests {
             assert_eq!(torn.deadline, 0, "{:?}", &full[..cut]);
         }
         let old = LockRecord {
-            owner: "a much longer owner value than before".to_owned(),
+            owner: "a much longer owner value than before".into(),
             ..LockRecord::parse(&full).unwrap()
         };
         let longer = old.to_text();
         let shorter = LockRecord {
-            key: "k".to_owned(),
+            key: "k".into(),
             fence: 4,
             deadline: 0,
-            owner: String::new(),
+            owner: "".into(),
         };
         let newer = shorter.to_text();
         // A shorter record written over a longer one: the old tail is ignored.

@@ -303,10 +303,10 @@ impl Inner {
         }
         let fence = if fencing { next_fence(record.fence) } else { 0 };
         let stored = LockRecord {
-            key: key.to_owned(),
+            key: key.into(),
             fence: if fencing { fence } else { record.fence },
             deadline: deadline(now, ttl),
-            owner: owner.to_owned(),
+            owner: owner.into(),
         };
         file.write(stored.to_text())?;
         Ok(Some(fence))
@@ -332,7 +332,7 @@ impl Inner {
             Some(ttl) => record.deadline = deadline(now, ttl),
             None => {
                 record.deadline = 0;
-                record.owner.clear();
+                record.owner = "".into();
             }
         }
         file.write(record.to_text())?;
@@ -362,7 +362,11 @@ impl Inner {
             return Ok(None);
         }
         let left = Duration::from_millis(record.deadline - now);
-        Ok(Some((record.key, record.owner, left)))
+        Ok(Some((
+            record.key.into_owned(),
+            record.owner.into_owned(),
+            left,
+        )))
     }
 
     /// Every key under `prefix` with a live lock: the directory's `*.lock` files, read one
@@ -411,12 +415,12 @@ impl Inner {
             return Ok(());
         }
         record.deadline = 0;
-        record.owner.clear();
+        record.owner = "".into();
         file.write(record.to_text())
     }
 }
 
-fn parse(path: &Path, text: &str) -> io::Result<LockRecord> {
+fn parse<'t>(path: &Path, text: &'t str) -> io::Result<LockRecord<'t>> {
     LockRecord::parse(text).map_err(|reason| {
         io::Error::new(
             io::ErrorKind::InvalidData,

@@ -4,8 +4,10 @@
 //! a claim (open/create, `flock`, read, check free, `pwrite` the owner and deadline, close)
 //! and an owner-checked release (open, `flock`, read, check the token, `pwrite` free, close).
 //! Two operations, six system calls each (`openat`, `flock`, `read` x2, `pwrite64`,
-//! `close`), the same as the store's; what the LIMIT leaves out is the store's record (key,
-//! fence, owner value, checksum), the wall-clock reads, and the `Lock` around it.
+//! `close`). The store makes five: its record's `end` line lets it stop at the first short
+//! `read` (the LIMIT, with no framing, reads until a `read` returns 0). What the LIMIT
+//! leaves out is the store's record (key, fence, owner value, checksum), the wall-clock
+//! reads, and the `Lock` around it.
 
 use std::fs::{File, OpenOptions};
 use std::io::Read as _;
@@ -17,8 +19,8 @@ use cachelock::file::FileStore;
 use cachelock::Lock;
 
 use super::super::{
-    case, find, lock_op, lock_op_fencing, note, ratio, sequential, w2_lock, w2_threads, Row,
-    Settings, TTL,
+    case, find, lock_op, lock_op_fencing, note, profile, ratio, sequential, w2_lock, w2_threads,
+    Row, Settings, TTL,
 };
 
 const LIMIT: &str = "LIMIT file: open+flock+read+pwrite, x2";
@@ -154,6 +156,10 @@ pub(crate) fn rows(settings: &Settings) -> Vec<Row> {
             });
         }),
     ];
+    if let Some(wanted) = &settings.profile {
+        profile(&mut cases, wanted);
+        return Vec::new();
+    }
     let (mut rows, _) = sequential("W1", settings.redis_ops, settings.passes, &mut cases);
 
     let time = settings.w2_time;
