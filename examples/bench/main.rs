@@ -32,6 +32,7 @@
 //! `fence = ...` claims unfenced, so it is compared with `Lock` `fencing(false)`. W3: `Lock`
 //! >= 0.6 x its moka LIMIT.
 
+mod refused;
 mod stores;
 
 use std::collections::BTreeMap;
@@ -1274,6 +1275,7 @@ fn main() {
     if settings.profile.is_some() {
         w3(&settings);
         w1(&settings, &url, &mut admin);
+        refused::profile_refused(&settings, &url);
         if !std::env::args().any(|a| a == "--redis-only") {
             stores::rows(&settings);
         }

@@ -26,7 +26,10 @@ pub(crate) fn rows(settings: &Settings) -> Vec<Row> {
         rows.extend(file::rows(settings));
     }
     if settings.profile.is_some() {
-        return rows; // `--profile` knows the file store's cases only
+        // `--profile` knows the file and memcached stores' cases only.
+        #[cfg(feature = "memcached")]
+        rows.extend(memcached::rows(settings));
+        return rows;
     }
     #[cfg(feature = "postgres")]
     if settings.wants_store("postgres") {

@@ -19,6 +19,34 @@ use std::sync::OnceLock;
 
 use redis::Script;
 
+/// The Lua that sets `fence` to the next fence of the counter `KEYS[2]` for the lock
+/// `KEYS[1]` this script holds (see [`CLAIM`]): `max(counter + 1, server time in µs)`, the
+/// counter written in the same `SET ... GET`; a counter that holds garbage takes the lock
+/// back out and fails the script. Shared by [`CLAIM`] and [`CLAIM_RESENT`].
+macro_rules! bump_fence {
+    () => {
+        r"
+local now = redis.call('TIME')
+local fence = tonumber(now[1]) * 1000000 + tonumber(now[2])
+local old = redis.pcall('SET', KEYS[2], fence, 'GET')
+if old then
+    local last = type(old) == 'string' and tonumber(old)
+    if not last then
+        if type(old) == 'string' then
+            redis.call('SET', KEYS[2], old)
+        end
+        redis.call('DEL', KEYS[1])
+        return redis.error_reply('the fencing counter ' .. KEYS[2] .. ' does not hold a number')
+    end
+    if last >= fence then
+        fence = last + 1
+        redis.call('SET', KEYS[2], fence)
+    end
+end
+"
+    };
+}
+
 /// `SET KEYS[1] ARGV[1] NX PX ARGV[2]`; if it stored the value, bumps the fencing counter
 /// `KEYS[2]` and returns the new fence (an integer reply: Redis converts the Lua number, exact
 /// below 2^53), else returns nil at once: a refused claim costs the server one `SET NX`, as a
@@ -43,29 +71,15 @@ use redis::Script;
 ///
 /// A claim sent again after its connection died (its first send may have landed) is sent as
 /// [`CLAIM_RESENT`], which also recognises its own value; the first send stays this one.
-pub(crate) const CLAIM: &str = r"
+pub(crate) const CLAIM: &str = concat!(
+    r"
 if not redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then
     return false
 end
-local now = redis.call('TIME')
-local fence = tonumber(now[1]) * 1000000 + tonumber(now[2])
-local old = redis.pcall('SET', KEYS[2], fence, 'GET')
-if old then
-    local last = type(old) == 'string' and tonumber(old)
-    if not last then
-        if type(old) == 'string' then
-            redis.call('SET', KEYS[2], old)
-        end
-        redis.call('DEL', KEYS[1])
-        return redis.error_reply('the fencing counter ' .. KEYS[2] .. ' does not hold a number')
-    end
-    if last >= fence then
-        fence = last + 1
-        redis.call('SET', KEYS[2], fence)
-    end
-end
-return fence
-";
+",
+    bump_fence!(),
+    "return fence\n"
+);
 
 /// The fenced claim as it is sent again after its connection died: as [`CLAIM`], but a key
 /// that already holds exactly `ARGV[1]` (the first send landed: values carry a fresh random
@@ -73,25 +87,12 @@ return fence
 /// counter (never below the fence the first send handed out), instead of a conflict that
 /// would leave the key blocked by nobody for a whole TTL. On Redis Cluster, whose client
 /// resends by itself without telling, a refused fenced claim is asked again in this form.
-pub(crate) const CLAIM_RESENT: &str = r"
+pub(crate) const CLAIM_RESENT: &str = concat!(
+    r"
 if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then
-    local now = redis.call('TIME')
-    local fence = tonumber(now[1]) * 1000000 + tonumber(now[2])
-    local old = redis.pcall('SET', KEYS[2], fence, 'GET')
-    if old then
-        local last = type(old) == 'string' and tonumber(old)
-        if not last then
-            if type(old) == 'string' then
-                redis.call('SET', KEYS[2], old)
-            end
-            redis.call('DEL', KEYS[1])
-            return redis.error_reply('the fencing counter ' .. KEYS[2] .. ' does not hold a number')
-        end
-        if last >= fence then
-            fence = last + 1
-            redis.call('SET', KEYS[2], fence)
-        end
-    end
+",
+    bump_fence!(),
+    r"
     return fence
 end
 if redis.pcall('GET', KEYS[1]) == ARGV[1] then
@@ -101,7 +102,8 @@ if redis.pcall('GET', KEYS[1]) == ARGV[1] then
     end
 end
 return false
-";
+"
+);
 
 /// The value of `KEYS[1]` and its `PTTL` (-1: no TTL), or nil if absent or not a string.
 const GET_WITH_TTL: &str = r"
