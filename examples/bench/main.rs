@@ -802,9 +802,18 @@ where
 }
 
 fn w2_lock<C: LockStore + Clone + 'static>(cache: &C, critical: &dyn Fn()) -> bool {
+    w2_lock_fencing(cache, critical, true)
+}
+
+fn w2_lock_fencing<C: LockStore + Clone + 'static>(
+    cache: &C,
+    critical: &dyn Fn(),
+    fencing: bool,
+) -> bool {
     match Lock::new("bench:w2")
         .cache(cache.clone())
         .ttl(TTL)
+        .fencing(fencing)
         .try_acquire()
     {
         Ok(guard) => {
@@ -863,6 +872,15 @@ fn w2(settings: &Settings, url: &str) -> Vec<Row> {
         |_| {
             let cache = cache.clone();
             move |critical: &dyn Fn()| w2_lock(&cache, critical)
+        },
+    ));
+    // Not a target: tells the fence's share of the sync gap from the rest (threads, pool).
+    rows.push(w2_threads(
+        "Lock sync, RedisCache, fencing(false), 16 threads",
+        time,
+        |_| {
+            let cache = cache.clone();
+            move |critical: &dyn Fn()| w2_lock_fencing(&cache, critical, false)
         },
     ));
 
@@ -1391,6 +1409,16 @@ fn main() {
         find(&w2, "Lock sync, RedisCache, 16 threads"),
         find(&w2, "LIMIT redis-rs sync, 16 threads"),
         1.0,
+    );
+    note(
+        "W2 Lock sync fencing(false) ok/s / LIMIT sync ok/s",
+        find(&w2, "Lock sync, RedisCache, fencing(false), 16 threads"),
+        find(&w2, "LIMIT redis-rs sync, 16 threads"),
+    );
+    note(
+        "W2 Lock async fencing(false) ok/s / LIMIT async ok/s",
+        find(&w2, "Lock async, RedisCache, fencing(false), 16 tasks"),
+        find(&w2, "LIMIT redis-rs async multiplexed, 16 tasks"),
     );
     if !store_rows.is_empty() {
         stores::ratios(&settings, &store_rows);
