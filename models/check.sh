@@ -4,7 +4,8 @@
 #   bash models/check.sh            the properties: must all hold (errors: 0)
 #   bash models/check.sh --mutants  each mutant, and each witness, must FAIL the check
 #
-# Extra spin -D flags for every run (e.g. a larger bound): SPIN_DEFS="-DMAXT=6 -DFAST=1".
+# Extra spin -D flags for every run (e.g. a larger bound): SPIN_DEFS="-DMAXT=6 -DFAST=1";
+# the memory pan may use, in MB: PAN_MEMLIM (default 4096).
 # Exits non-zero on any error, on any mutant or witness that passes, or if spin is missing.
 # Build products go to a temporary directory, removed on exit.
 set -euo pipefail
@@ -39,7 +40,7 @@ run() {
   fi
   # -DSAFETY: assertions only (no LTL, no cycles); -DCOLLAPSE: compressed state vectors,
   # still exhaustive; -DMEMLIM: fail instead of swapping; -m: search depth.
-  if ! gcc -w -O2 -DSAFETY -DCOLLAPSE -DMEMLIM=4096 -o pan pan.c >gcc.log 2>&1; then
+  if ! gcc -w -O2 -DSAFETY -DCOLLAPSE -DMEMLIM="${PAN_MEMLIM:-4096}" -o pan pan.c >gcc.log 2>&1; then
     echo "  $name: gcc failed:"; sed 's/^/    /' gcc.log; cd "$work"; return
   fi
   local start end
