@@ -81,6 +81,7 @@ impl<'t> LockRecord<'t> {
         };
         let mut record = LockRecord::default();
         for line in Lines(body) {
+            let line = line.strip_suffix('\n').unwrap_or(line);
             let (name, value) = line.split_once(' ').unwrap_or((line, ""));
             match name {
                 "key" => record.key = field(value)?,
@@ -137,6 +138,7 @@ impl TreeRecord {
         };
         let mut record = TreeRecord::default();
         for line in Lines(body) {
+            let line = line.strip_suffix('\n').unwrap_or(line);
             let (name, value) = line.split_once(' ').unwrap_or((line, ""));
             match name {
                 "space" => record.space = field(value)?.into_owned(),
@@ -269,10 +271,9 @@ fn body<'t>(text: &'t str, magic: &str) -> Result<Option<&'t str>, String> {
         if let Some(end) = line.strip_prefix("end ") {
             // The first `end` line: the record's own if its length and checksum match the
             // bytes before it; else the record was torn (and this is an older one's end).
-            let (len, sum) = end
-                .trim_end_matches('\n')
-                .split_once(' ')
-                .unwrap_or((end, ""));
+            // Its first two fields: a later version may add more after them.
+            let mut parts = end.trim_end_matches('\n').split(' ');
+            let (len, sum) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
             let whole = number(len).ok() == u64::try_from(at).ok()
                 && u64::from_str_radix(sum, 16).ok() == Some(checksum(&text.as_bytes()[..at]));
             return Ok(whole.then(|| &text[start..at]));
@@ -410,6 +411,19 @@ mod tests {
                 "{torn:?}: {read:?}"
             );
         }
+        // A name without its value is an error, never a field left at its default.
+        let body = "cachelock-lock 1\nkey k\ndeadline\n";
+        let bare = format!(
+            "{body}end {} {:016x}\n",
+            body.len(),
+            checksum(body.as_bytes())
+        );
+        assert!(LockRecord::parse(&bare)
+            .unwrap_err()
+            .contains("not a number"));
+        // Fields after the checksum on the `end` line (a later version's) are ignored.
+        let later = full.trim_end().to_owned() + " more\n";
+        assert_eq!(LockRecord::parse(&later).unwrap().fence, 3);
         assert!(LockRecord::parse("cachelock-lock 2\nend\n")
             .unwrap_err()
             .contains("version 2"));
