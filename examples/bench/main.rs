@@ -84,6 +84,8 @@ struct Settings {
     /// `--stores-only[=a,b]`: the rows of these stores beyond memory and Redis (all of them
     /// when none is named), nothing else.
     stores_only: Option<Vec<String>>,
+    /// `--redis-only`: memory and Redis rows only (the other stores take minutes).
+    redis_only: bool,
 }
 
 impl Settings {
@@ -1224,6 +1226,7 @@ fn main() {
             redis_keys: 10_000,
             profile: None,
             stores_only: None,
+            redis_only: false,
         }
     } else {
         Settings {
@@ -1236,9 +1239,11 @@ fn main() {
             redis_keys: 1_000_000,
             profile: None,
             stores_only: None,
+            redis_only: false,
         }
     };
     settings.profile = profile;
+    settings.redis_only = args.iter().any(|a| a == "--redis-only");
     settings.stores_only = args.iter().find_map(|a| {
         let names = a.strip_prefix("--stores-only")?;
         let names = names.strip_prefix('=').unwrap_or(names);
@@ -1294,7 +1299,7 @@ fn main() {
         w3(&settings);
         w1(&settings, &url, &mut admin);
         refused::profile_refused(&settings, &url);
-        if !std::env::args().any(|a| a == "--redis-only") {
+        if !settings.redis_only {
             stores::rows(&settings);
         }
         return;
@@ -1306,8 +1311,7 @@ fn main() {
     w1.iter().for_each(print_row);
     let w2 = w2(&settings, &url);
     w2.iter().for_each(print_row);
-    // `--redis-only`: memory and Redis rows only (the other stores take minutes).
-    let store_rows = if std::env::args().any(|a| a == "--redis-only") {
+    let store_rows = if settings.redis_only {
         Vec::new()
     } else {
         stores::rows(&settings)

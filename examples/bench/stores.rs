@@ -17,34 +17,37 @@ mod mysql;
 #[cfg(feature = "postgres")]
 mod postgres;
 
+/// The stores whose rows know `--profile` (the others would run their whole bench instead).
+const PROFILED: [&str; 2] = ["file", "memcached"];
+
+/// Whether the rows of the store `name` run: named by `--stores-only` (or it names none),
+/// and, under `--profile`, one of [`PROFILED`].
+fn wanted(settings: &Settings, name: &str) -> bool {
+    settings.wants_store(name) && (settings.profile.is_none() || PROFILED.contains(&name))
+}
+
 /// Every store's rows.
 pub(crate) fn rows(settings: &Settings) -> Vec<Row> {
     let mut rows = Vec::new();
     let _ = settings;
     #[cfg(feature = "file")]
-    if settings.wants_store("file") {
+    if wanted(settings, "file") {
         rows.extend(file::rows(settings));
     }
-    if settings.profile.is_some() {
-        // `--profile` knows the file and memcached stores' cases only.
-        #[cfg(feature = "memcached")]
-        rows.extend(memcached::rows(settings));
-        return rows;
-    }
     #[cfg(feature = "postgres")]
-    if settings.wants_store("postgres") {
+    if wanted(settings, "postgres") {
         rows.extend(postgres::rows(settings));
     }
     #[cfg(feature = "mysql")]
-    if settings.wants_store("mysql") {
+    if wanted(settings, "mysql") {
         rows.extend(mysql::rows(settings));
     }
     #[cfg(feature = "memcached")]
-    if settings.wants_store("memcached") {
+    if wanted(settings, "memcached") {
         rows.extend(memcached::rows(settings));
     }
     #[cfg(feature = "etcd")]
-    if settings.wants_store("etcd") {
+    if wanted(settings, "etcd") {
         rows.extend(etcd::rows(settings));
     }
     rows
@@ -54,23 +57,23 @@ pub(crate) fn rows(settings: &Settings) -> Vec<Row> {
 pub(crate) fn ratios(settings: &Settings, rows: &[Row]) {
     let _ = (settings, rows);
     #[cfg(feature = "file")]
-    if settings.wants_store("file") {
+    if wanted(settings, "file") {
         file::ratios(rows);
     }
     #[cfg(feature = "postgres")]
-    if settings.wants_store("postgres") {
+    if wanted(settings, "postgres") {
         postgres::ratios(rows);
     }
     #[cfg(feature = "mysql")]
-    if settings.wants_store("mysql") {
+    if wanted(settings, "mysql") {
         mysql::ratios(rows);
     }
     #[cfg(feature = "memcached")]
-    if settings.wants_store("memcached") {
+    if wanted(settings, "memcached") {
         memcached::ratios(rows);
     }
     #[cfg(feature = "etcd")]
-    if settings.wants_store("etcd") {
+    if wanted(settings, "etcd") {
         etcd::ratios(rows);
     }
 }

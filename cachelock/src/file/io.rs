@@ -7,6 +7,8 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use fs4::TryLockError;
 
+use super::record::holds_whole_record;
+
 /// A lock file, open and `flock`ed (exclusive, or shared for a read): dropping it closes the
 /// file, which lets go of the `flock`.
 pub(crate) struct Locked {
@@ -109,21 +111,6 @@ fn read_all(mut file: &File) -> io::Result<Vec<u8>> {
             Err(error) => return Err(error),
         }
     }
-}
-
-/// Whether `bytes` (a prefix of a lock file) hold a record up to and including its `end`
-/// line's newline: then the rest of the file, if any, is ignored by the reader anyway. The
-/// checksum is the reader's to check.
-fn holds_whole_record(bytes: &[u8]) -> bool {
-    let mut from = 0;
-    while let Some(newline) = bytes[from..].iter().position(|&b| b == b'\n') {
-        let line = &bytes[from + newline + 1..];
-        if line.starts_with(b"end ") {
-            return line.contains(&b'\n');
-        }
-        from += newline + 1;
-    }
-    false
 }
 
 impl Opener<'_> {
@@ -266,18 +253,6 @@ pub(crate) fn deadline(now: u64, ttl: Duration) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn a_record_is_whole_once_its_end_line_has_its_newline() {
-        let record = b"cachelock-lock 1\nkey k\nend 23 0011223344556677\n";
-        assert!(holds_whole_record(record));
-        assert!(holds_whole_record(b"cachelock-lock 1\nend 17 00\n   \n"));
-        for cut in 0..record.len() {
-            assert!(!holds_whole_record(&record[..cut]), "cut at {cut}");
-        }
-        // `end` inside a line is no end line.
-        assert!(!holds_whole_record(b"cachelock-lock 1\nowner the end x\n"));
-    }
 
     #[test]
     fn read_all_returns_the_record_and_reads_past_a_torn_one() {

@@ -286,6 +286,22 @@ fn body<'t>(text: &'t str, magic: &str) -> Result<Option<&'t str>, String> {
     Ok(None)
 }
 
+/// Whether `bytes` (a prefix of a lock file) hold a record up to and including its `end`
+/// line's newline: then the rest of the file, if any, is ignored by the reader anyway. The
+/// checksum is [`body`]'s to check. The same rule as `body`'s: the first line after the
+/// header that starts with `end `.
+pub(crate) fn holds_whole_record(bytes: &[u8]) -> bool {
+    let mut from = 0;
+    while let Some(newline) = bytes[from..].iter().position(|&b| b == b'\n') {
+        let line = &bytes[from + newline + 1..];
+        if line.starts_with(b"end ") {
+            return line.contains(&b'\n');
+        }
+        from += newline + 1;
+    }
+    false
+}
+
 /// The lines of `text`, each with its newline (the last one without, if it has none): a
 /// byte loop, which for lines of a few dozen bytes beats `str::split`'s searcher.
 struct Lines<'t>(&'t str);
@@ -308,15 +324,13 @@ impl<'t> Iterator for Lines<'t> {
     }
 }
 
-/// A field's value (its line's newline dropped), unescaped; borrowed when it has no escapes.
+/// A field's value, unescaped; borrowed when it has no escapes.
 fn field(value: &str) -> Result<Cow<'_, str>, String> {
-    let value = value.strip_suffix('\n').unwrap_or(value);
     unescape_field(value).ok_or_else(|| format!("a badly escaped field {value:?}"))
 }
 
-/// A decimal number (its line's newline dropped): ASCII digits only, at most `u64::MAX`.
+/// A decimal number: ASCII digits only, at most `u64::MAX`.
 fn number(value: &str) -> Result<u64, String> {
-    let value = value.strip_suffix('\n').unwrap_or(value);
     let bad = || format!("not a number: {value:?}");
     if value.is_empty() {
         return Err(bad());
@@ -345,6 +359,18 @@ mod tests {
         assert_eq!(record.key, "cachelock:nightly-report");
         assert_eq!(record.deadline, 1_718_000_060_123);
         assert_eq!(record.to_text(), text);
+    }
+
+    #[test]
+    fn a_record_is_whole_once_its_end_line_has_its_newline() {
+        let record = b"cachelock-lock 1\nkey k\nend 23 0011223344556677\n";
+        assert!(holds_whole_record(record));
+        assert!(holds_whole_record(b"cachelock-lock 1\nend 17 00\n   \n"));
+        for cut in 0..record.len() {
+            assert!(!holds_whole_record(&record[..cut]), "cut at {cut}");
+        }
+        // `end` inside a line is no end line.
+        assert!(!holds_whole_record(b"cachelock-lock 1\nowner the end x\n"));
     }
 
     #[test]
