@@ -120,9 +120,15 @@ async fn uncontended_async_acquire_and_release_cost_two_commands() {
 fn a_refused_attempt_costs_one_command() {
     let server = RedisServer::start();
     let mut admin = admin(&server);
+    // Another process's holder: a second handle (the gate of one handle answers for its own
+    // holders without a command, see the next test).
+    let holder = RedisCache::from_url(&server.url()).expect("valid url");
+    let guard = Lock::new("count-refused")
+        .cache(holder)
+        .try_acquire()
+        .expect("free");
     let cache = RedisCache::from_url(&server.url()).expect("valid url");
     let lock = Lock::new("count-refused").cache(cache.clone());
-    let guard = lock.try_acquire().expect("free");
 
     let before = command_calls(&mut admin);
     assert!(lock.try_acquire().expect_err("held").is_locked());
@@ -140,6 +146,33 @@ fn a_refused_attempt_costs_one_command() {
     assert_eq!(delta.get("set"), Some(&1), "{delta:?}");
     assert_eq!(delta.get("time"), None, "{delta:?}");
     guard.release().expect("released");
+}
+
+#[test]
+fn a_key_held_through_the_same_handle_is_refused_without_a_command() {
+    let server = RedisServer::start();
+    let mut admin = admin(&server);
+    let cache = RedisCache::from_url(&server.url()).expect("valid url");
+    let lock = Lock::new("count-held-here").cache(cache.clone());
+    let guard = lock.try_acquire().expect("free");
+
+    let before = command_calls(&mut admin);
+    assert!(lock.try_acquire().expect_err("held").is_locked());
+    let async_refused = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime")
+        .block_on(lock.try_acquire_async())
+        .expect_err("held");
+    assert!(async_refused.is_locked());
+    let delta = delta(&before, &command_calls(&mut admin));
+    assert_eq!(delta, BTreeMap::new(), "nothing sent");
+
+    guard.release().expect("released");
+    let again = lock
+        .try_acquire()
+        .expect("free again: the release opened the gate");
+    again.release().expect("released");
 }
 
 #[once(key = "count-once-<id>", cache = cache, ttl = "10s")]

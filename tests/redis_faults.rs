@@ -186,8 +186,31 @@ fn a_lock_held_across_a_crash_is_free_on_the_new_server() {
     let lock = Lock::new("crash").cache(cache.clone());
     let guard = lock.try_acquire().expect("free");
     server.restart(); // the new server has no data (no persistence)
-    let again = lock.try_acquire().expect("free on the new server");
+                      // The holder still believes it holds the key: the handle it claimed through refuses the
+                      // key to its other claims (its gate), until the holder learns the lock is gone.
+    assert!(lock.try_acquire().expect_err("held here").is_locked());
+    // Another process (another handle) finds the key free on the new server.
+    let other = Lock::new("crash").cache(self::cache(&server.url()));
+    let again = other.try_acquire().expect("free on the new server");
     assert!(guard.release().expect_err("the old lock is gone").is_lost());
+    again.release().expect("released");
+    let mine = lock
+        .try_acquire()
+        .expect("the handle asks the server again");
+    mine.release().expect("released");
+}
+
+#[test]
+fn a_holder_that_finds_its_lock_gone_opens_its_handle_again() {
+    let mut server = RedisServer::start();
+    let cache = cache(&server.url());
+    let lock = Lock::new("crash-extend").cache(cache.clone());
+    let guard = lock.try_acquire().expect("free");
+    server.restart();
+    assert!(lock.try_acquire().expect_err("held here").is_locked());
+    // The renewal (here by hand) finds the key gone: from then on the handle asks the server.
+    assert!(guard.extend().expect_err("gone").is_lost());
+    let again = lock.try_acquire().expect("free on the new server");
     again.release().expect("released");
 }
 

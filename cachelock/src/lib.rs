@@ -152,6 +152,8 @@ mod fail_closed;
 #[cfg_attr(docsrs, doc(cfg(feature = "file")))]
 pub mod file;
 mod from_url;
+#[cfg(feature = "redis")]
+mod gate;
 mod guard;
 mod lease;
 mod lock;

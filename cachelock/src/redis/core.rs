@@ -16,6 +16,7 @@ use super::pool::{is_dead_connection, Pool, SyncConnection};
 use super::runtime::PerRuntime;
 use super::tree_wake::TreeLog;
 use crate::error::BoxError;
+use crate::gate::Gate;
 use crate::result::{BoxFuture, CacheResult};
 use crate::wake::Board;
 
@@ -76,6 +77,8 @@ pub(super) struct Inner<B: Backend> {
     /// Recent tree releases, recorded by the subscriber thread.
     pub(super) tree_log: Arc<TreeLog>,
     pub(super) subscribed: std::sync::Once,
+    /// What this handle knows of its own claims (`gate.rs`).
+    pub(super) gate: Gate,
     /// The fence counter key of every claim, on standalone Redis (one counter), computed
     /// once; on Redis Cluster it depends on the key's slot and is computed per claim.
     fence_key: String,
@@ -120,6 +123,7 @@ impl<B: Backend> Core<B> {
                 board: Arc::new(Board::new()),
                 tree_log: Arc::default(),
                 subscribed: std::sync::Once::new(),
+                gate: Gate::default(),
                 backend,
                 settings,
                 target,

@@ -48,10 +48,38 @@
 //!
 //! An uncontended acquire + release is two commands, one round trip each: the minimum for a
 //! lock with an owner check. A refused attempt is one (an unfenced one on Redis Cluster: two,
-//! see "Faults"). The scripts are loaded on first use
+//! see "Faults"), and none when the key is held through the same handle (see below). The scripts are loaded on first use
 //! (`NOSCRIPT` → `SCRIPT LOAD`, once per server). Release and extend touch only their one
 //! key; claim touches the lock key and the fence counter of its slot, so all of them run on
 //! Redis Cluster.
+//!
+//! # Claims inside one process: the handle answers for its own holders
+//!
+//! A [`RedisCache`] or [`RedisClusterCache`] (and every clone of it) remembers the keys held
+//! through it and the claims it has in flight, so it answers what the server would answer
+//! without asking:
+//!
+//! - a claim of a key held through this handle (won, not yet released, its lease not run
+//!   out by the guard's clock) is refused at once, with no command sent;
+//! - a claim of a key the handle is claiming right now waits for that claim's reply and is
+//!   refused with it (the key is then held, by the sibling or by someone else): only one
+//!   claim of a key per handle is on the wire at a time.
+//!
+//! A key held in another process (another handle) is still asked for on the server: the
+//! server alone grants a key. What it changes is contention inside one process: 16 workers on
+//! one key send one claim and one release per hand-over instead of a refused script per
+//! attempt, which hands the key over about twice as fast as a raw client that sends every
+//! attempt (W2 in `BENCHMARKS.md`). A refusal from the handle yields once (the thread, or the
+//! task to its runtime), so a worker retrying in a loop does not starve the holder.
+//!
+//! Decision: the handle trusts its holders. If the server loses a held key (a restart
+//! without persistence, a fail-over that dropped the write, a `DEL` by hand), the handle's
+//! other claims stay refused until the holder releases, its renewal finds the key gone
+//! (then the guard reports the lock lost), or its lease runs out: a second worker of the same
+//! process is not handed a job the first still believes it runs. Another process can take
+//! the key at once, as before. A force-release through the handle
+//! ([`LockAdmin::force_release`](crate::LockAdmin::force_release), `cachelock release`)
+//! forgets the holder here too.
 //!
 //! # Waiting
 //!

@@ -1,7 +1,7 @@
 //! The store traits on the Redis core: each operation builds its [`Op`] and runs it, sync or
 //! async, through the one executor (`core.rs`).
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use super::command::Reply;
 use super::core::{unexpected, Backend, Core};
@@ -42,12 +42,16 @@ fn claim_op<'a>(key: &'a str, counter: &'a str, value: &'a str, claim: &Claim<'_
 impl<B: Backend> LockStore for Core<B> {
     /// The claim script (`SET NX PX`, then the fence counter bumped in the same script);
     /// without fencing a plain `SET key value NX PX ttl`, sent again after a lost reply as a
-    /// script that recognises its own value (see [`Op::resent`]).
+    /// script that recognises its own value (see [`Op::resent`]). Through the handle's gate
+    /// (`gate.rs`): a key this handle holds is refused, and a claim of a key this handle is
+    /// claiming right now waits for that claim's answer, without a command.
     fn claim(&self, key: &str, claim: &Claim<'_>) -> CacheResult<Option<Claimed>> {
-        let key = self.key(key);
-        let (counter, value) = (self.counter(&key), claim.owner_value());
-        let op = claim_op(&key, &counter, &value, claim);
-        Ok(fence(op, self.run(op)?)?.map(Claimed::new))
+        self.inner.gate.claim(key, claim, || {
+            let key = self.key(key);
+            let (counter, value) = (self.counter(&key), claim.owner_value());
+            let op = claim_op(&key, &counter, &value, claim);
+            Ok(fence(op, self.run(op)?)?.map(Claimed::new))
+        })
     }
 
     fn claim_async<'a>(
@@ -55,15 +59,16 @@ impl<B: Backend> LockStore for Core<B> {
         key: &'a str,
         claim: &'a Claim<'a>,
     ) -> BoxFuture<'a, CacheResult<Option<Claimed>>> {
-        Box::pin(async move {
+        Box::pin(self.inner.gate.claim_async(key, claim, move || async move {
             let key = self.key(key);
             let (counter, value) = (self.counter(&key), claim.owner_value());
             let op = claim_op(&key, &counter, &value, claim);
             Ok(fence(op, self.run_async(op).await?)?.map(Claimed::new))
-        })
+        }))
     }
 
     fn release(&self, key: &str, token: &str, _handle: Option<&Handle>) -> CacheResult<bool> {
+        self.inner.gate.release(key, token);
         let key = self.key(key);
         let op = Op::Release(&key, token);
         flag(op, self.run(op)?)
@@ -76,6 +81,7 @@ impl<B: Backend> LockStore for Core<B> {
         _handle: Option<&'a Handle>,
     ) -> BoxFuture<'a, CacheResult<bool>> {
         Box::pin(async move {
+            self.inner.gate.release(key, token);
             let key = self.key(key);
             let op = Op::Release(&key, token);
             flag(op, self.run_async(op).await?)
@@ -89,9 +95,12 @@ impl<B: Backend> LockStore for Core<B> {
         ttl: Duration,
         _handle: Option<&Handle>,
     ) -> CacheResult<bool> {
-        let key = self.key(key);
-        let op = Op::Extend(&key, token, ttl);
-        flag(op, self.run(op)?)
+        let started = Instant::now();
+        let stored = self.key(key);
+        let op = Op::Extend(&stored, token, ttl);
+        let result = self.run(op).and_then(|reply| flag(op, reply));
+        self.inner.gate.extended(key, token, ttl, started, &result);
+        result
     }
 
     fn extend_async<'a>(
@@ -102,9 +111,15 @@ impl<B: Backend> LockStore for Core<B> {
         _handle: Option<&'a Handle>,
     ) -> BoxFuture<'a, CacheResult<bool>> {
         Box::pin(async move {
-            let key = self.key(key);
-            let op = Op::Extend(&key, token, ttl);
-            flag(op, self.run_async(op).await?)
+            let started = Instant::now();
+            let stored = self.key(key);
+            let op = Op::Extend(&stored, token, ttl);
+            let result = match self.run_async(op).await {
+                Ok(reply) => flag(op, reply),
+                Err(error) => Err(error),
+            };
+            self.inner.gate.extended(key, token, ttl, started, &result);
+            result
         })
     }
 
@@ -191,14 +206,18 @@ impl<B: Backend> LockAdmin for Core<B> {
     }
 
     fn force_release(&self, key: &str) -> CacheResult<()> {
-        let key = self.key(key);
-        self.run(Op::Delete(&key)).map(drop)
+        let stored = self.key(key);
+        self.run(Op::Delete(&stored))?;
+        self.inner.gate.forget(key);
+        Ok(())
     }
 
     fn force_release_async<'a>(&'a self, key: &'a str) -> BoxFuture<'a, CacheResult<()>> {
         Box::pin(async move {
-            let key = self.key(key);
-            self.run_async(Op::Delete(&key)).await.map(drop)
+            let stored = self.key(key);
+            self.run_async(Op::Delete(&stored)).await?;
+            self.inner.gate.forget(key);
+            Ok(())
         })
     }
 }

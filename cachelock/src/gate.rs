@@ -1,0 +1,622 @@
+//! The local gate of a network store: what one store handle (and its clones) already knows
+//! about its own claims, so that the server is only asked what this process cannot answer.
+//!
+//! Two facts are known here without a round trip:
+//!
+//! - **Held here.** A claim through this handle won `key`, and its holder has neither
+//!   released it nor let its lease run out (the lease as the guard counts it: from before the
+//!   claim was sent, so never later than the server's expiry). The server holds the key with
+//!   that holder's token, so another claim of `key` through this handle would be refused:
+//!   it is refused here, with no command sent.
+//! - **Claimed right now.** A claim of `key` through this handle is in flight. Another claim
+//!   of `key` waits for its answer instead of racing it to the server: if it won, the key is
+//!   held (by the sibling); if it was refused, the key is held (by someone else); either way
+//!   the waiting claim is refused, at the moment the answer comes back. Only a claim that
+//!   failed (an error, or a future dropped in flight) lets the waiting claims ask the server
+//!   themselves.
+//!
+//! So each answer is one the server would have given at that moment; the server stays the
+//! only authority that *grants* a key, and a key held in another process is still found
+//! there. What it saves: under contention inside one process, the server sees one claim and
+//! one release per hand-over instead of one refused claim per attempt of every worker (W2 in
+//! BENCHMARKS.md); an uncontended lock pays three short critical sections of a mutex per
+//! acquire + release.
+//!
+//! The gate trusts its holders: a key the server lost while it was held here (a restart
+//! without persistence, a fail-over that dropped the last writes, a `DEL` by hand) stays
+//! refused to this handle's other claims until the holder releases it, its renewal finds
+//! it gone, or its lease runs out, whichever comes first. That is the holder's own belief:
+//! a guard of this handle believes it holds the key, so a second guard of the same handle
+//! is not handed it. [`LockAdmin::force_release`](crate::LockAdmin::force_release) through
+//! the handle forgets the holder here too.
+//!
+//! A refusal from the gate yields once (the thread, or the task to its runtime) before
+//! it returns, as a refusal that went to the server would have waited for its reply: a
+//! worker that tries again in a loop does not starve the holder it waits for.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use tokio::sync::Notify;
+
+use crate::claim::{Claim, Claimed};
+use crate::result::CacheResult;
+use crate::token::Token;
+
+/// The gate of one store handle, shared by its clones.
+#[derive(Default)]
+pub(crate) struct Gate {
+    state: Mutex<State>,
+}
+
+#[derive(Default)]
+struct State {
+    /// Keys held or claimed through this handle right now. foldhash, seeded per map: the map
+    /// only ever holds live claims, and a lookup is a few dozen instructions (std's SipHash
+    /// took ~300 a lookup, three lookups an acquire + release).
+    keys: HashMap<String, Entry, foldhash::fast::RandomState>,
+    /// The number of entries at which `enter` next drops the expired ones.
+    sweep_at: usize,
+}
+
+enum Entry {
+    /// A claim through this handle is in flight; the flight its followers wait on, made by
+    /// the first follower (an uncontended claim allocates none).
+    Flying(Option<Arc<Flight>>),
+    /// Won through this handle: held by `token` until `until` at the latest.
+    Held { token: Token, until: Instant },
+}
+
+/// How a claim in flight ended, as its followers read it.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Landing {
+    /// Won or refused: the key is held, the followers are refused.
+    Held,
+    /// Failed or dropped: the followers ask the server themselves.
+    Failed,
+}
+
+/// A claim in flight and the claims that wait for its answer.
+#[derive(Default)]
+struct Flight {
+    landing: Mutex<Option<Landing>>,
+    condvar: Condvar,
+    notify: Notify,
+}
+
+/// What a claim of a key does next.
+enum Enter<'g> {
+    /// Send the claim; the ticket records its answer.
+    Lead(Ticket<'g>),
+    /// Another claim of the key is in flight: wait for its answer.
+    Follow(Arc<Flight>),
+    /// Held through this handle: refused.
+    Refuse,
+}
+
+/// The right and the duty to record a claim's answer; dropped without one (a panic, a
+/// future dropped in flight), it records a failure.
+struct Ticket<'g> {
+    gate: &'g Gate,
+    key: &'g str,
+    landed: bool,
+}
+
+/// Fewest entries before the gate sweeps out expired ones.
+const SWEEP_MIN: usize = 64;
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl Gate {
+    /// A claim of `key` through the store's own `send` (sync).
+    pub(crate) fn claim(
+        &self,
+        key: &str,
+        claim: &Claim<'_>,
+        send: impl Fn() -> CacheResult<Option<Claimed>>,
+    ) -> CacheResult<Option<Claimed>> {
+        loop {
+            match self.enter(key, claim.token()) {
+                Enter::Lead(ticket) => {
+                    let started = Instant::now();
+                    let result = send();
+                    ticket.land(&result, claim, started);
+                    return result;
+                }
+                Enter::Follow(flight) => {
+                    if flight.wait() == Landing::Held {
+                        return Ok(None);
+                    }
+                }
+                Enter::Refuse => {
+                    std::thread::yield_now();
+                    return Ok(None);
+                }
+            }
+        }
+    }
+
+    /// Async twin of [`Gate::claim`].
+    pub(crate) async fn claim_async<F>(
+        &self,
+        key: &str,
+        claim: &Claim<'_>,
+        send: impl Fn() -> F,
+    ) -> CacheResult<Option<Claimed>>
+    where
+        F: std::future::Future<Output = CacheResult<Option<Claimed>>>,
+    {
+        loop {
+            match self.enter(key, claim.token()) {
+                Enter::Lead(ticket) => {
+                    let started = Instant::now();
+                    let result = send().await;
+                    ticket.land(&result, claim, started);
+                    return result;
+                }
+                Enter::Follow(flight) => {
+                    if flight.wait_async().await == Landing::Held {
+                        return Ok(None);
+                    }
+                }
+                Enter::Refuse => {
+                    tokio::task::yield_now().await;
+                    return Ok(None);
+                }
+            }
+        }
+    }
+
+    /// `token` is about to release `key`: from now on, claims of `key` go to the server
+    /// (the release may land before them).
+    pub(crate) fn release(&self, key: &str, token: &str) {
+        let mut state = lock(&self.state);
+        if let Some((key, entry)) = state.keys.remove_entry(key) {
+            // Another claim's entry (a stale guard releasing after its lease): put it back.
+            if !matches!(&entry, Entry::Held { token: held, .. } if held.as_str() == token) {
+                state.keys.insert(key, entry);
+            }
+        }
+    }
+
+    /// The answer of an extend of `key` by `token` for `ttl`, sent at `started`: a success
+    /// moves the holder's end; a refusal (the key is no longer `token`'s) forgets the holder.
+    pub(crate) fn extended(
+        &self,
+        key: &str,
+        token: &str,
+        ttl: Duration,
+        started: Instant,
+        result: &CacheResult<bool>,
+    ) {
+        let mut state = lock(&self.state);
+        let Some(Entry::Held { token: held, until }) = state.keys.get_mut(key) else {
+            return;
+        };
+        if held.as_str() != token {
+            return;
+        }
+        match result {
+            Ok(true) => *until = started + ttl,
+            Ok(false) => {
+                state.keys.remove(key);
+            }
+            // Unknown: the holder keeps what it had.
+            Err(_) => {}
+        }
+    }
+
+    /// `key` was force-released through this handle: forget its holder here.
+    pub(crate) fn forget(&self, key: &str) {
+        let mut state = lock(&self.state);
+        if matches!(state.keys.get(key), Some(Entry::Held { .. })) {
+            state.keys.remove(key);
+        }
+    }
+
+    /// Where a claim of `key` with `token` goes. A claim with the holder's own token is that
+    /// claim sent again by its caller (tokens are fresh for every claim): it goes to the
+    /// server, which counts the key holding its token as its win (the
+    /// [`LockStore::claim`](crate::LockStore::claim) contract).
+    fn enter<'g>(&'g self, key: &'g str, token: &str) -> Enter<'g> {
+        let mut state = lock(&self.state);
+        let now = Instant::now();
+        match state.keys.get_mut(key) {
+            Some(Entry::Held { until, token: held }) if *until > now && held.as_str() != token => {
+                return Enter::Refuse;
+            }
+            Some(Entry::Flying(flight)) => {
+                return Enter::Follow(Arc::clone(flight.get_or_insert_with(Arc::default)));
+            }
+            Some(entry) => *entry = Entry::Flying(None),
+            None => {
+                state.keys.insert(key.to_owned(), Entry::Flying(None));
+                state.sweep(now);
+            }
+        }
+        Enter::Lead(Ticket {
+            gate: self,
+            key,
+            landed: false,
+        })
+    }
+
+    /// Entries right now (for tests).
+    #[cfg(test)]
+    fn len(&self) -> usize {
+        lock(&self.state).keys.len()
+    }
+}
+
+impl State {
+    /// Drops the holders whose lease ran out, once the map has doubled since the last sweep:
+    /// a holder that never released (a guard leaked with `mem::forget`, a claim made
+    /// through the store directly) costs memory only until the next sweep after its lease.
+    fn sweep(&mut self, now: Instant) {
+        if self.keys.len() < self.sweep_at.max(SWEEP_MIN) {
+            return;
+        }
+        self.keys
+            .retain(|_, entry| !matches!(entry, Entry::Held { until, .. } if *until <= now));
+        self.sweep_at = self.keys.len() * 2;
+    }
+}
+
+impl Ticket<'_> {
+    /// Records the answer of the claim sent at `started`: a win makes the key held here
+    /// until `started + ttl`; any other answer removes the entry. Wakes the followers.
+    fn land(mut self, result: &CacheResult<Option<Claimed>>, claim: &Claim<'_>, started: Instant) {
+        let landing = match result {
+            Ok(_) => Landing::Held,
+            Err(_) => Landing::Failed,
+        };
+        let held = match result {
+            Ok(Some(_)) => Some(Entry::Held {
+                token: claim.owner_token(),
+                until: started + claim.ttl(),
+            }),
+            _ => None,
+        };
+        self.finish(landing, held);
+    }
+
+    /// Replaces the ticket's `Flying` entry (only its leader replaces or removes it) with
+    /// `held`, or removes it; then wakes the followers, if any came.
+    fn finish(&mut self, landing: Landing, held: Option<Entry>) {
+        self.landed = true;
+        let flight = {
+            let mut state = lock(&self.gate.state);
+            let Some(entry) = state.keys.get_mut(self.key) else {
+                return;
+            };
+            let Entry::Flying(flight) = entry else {
+                return;
+            };
+            let flight = flight.take();
+            match held {
+                Some(held) => *entry = held,
+                None => {
+                    state.keys.remove(self.key);
+                }
+            }
+            flight
+        };
+        if let Some(flight) = flight {
+            flight.land(landing);
+        }
+    }
+}
+
+impl Drop for Ticket<'_> {
+    fn drop(&mut self) {
+        if !self.landed {
+            self.finish(Landing::Failed, None);
+        }
+    }
+}
+
+impl Flight {
+    fn land(&self, landing: Landing) {
+        *lock(&self.landing) = Some(landing);
+        self.condvar.notify_all();
+        self.notify.notify_waiters();
+    }
+
+    fn wait(&self) -> Landing {
+        let landing = lock(&self.landing);
+        let landing = self
+            .condvar
+            .wait_while(landing, |landing| landing.is_none())
+            .unwrap_or_else(|p| p.into_inner());
+        landing.unwrap_or(Landing::Failed)
+    }
+
+    async fn wait_async(&self) -> Landing {
+        let mut notified = std::pin::pin!(self.notify.notified());
+        notified.as_mut().enable();
+        if let Some(landing) = *lock(&self.landing) {
+            return landing;
+        }
+        notified.await;
+        lock(&self.landing).unwrap_or(Landing::Failed)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    const TTL: Duration = Duration::from_secs(30);
+
+    /// A server that grants every claim it is sent, counting them.
+    fn granting(sent: &AtomicUsize) -> impl Fn() -> CacheResult<Option<Claimed>> + '_ {
+        move || {
+            sent.fetch_add(1, Ordering::SeqCst);
+            Ok(Some(Claimed::new(1)))
+        }
+    }
+
+    #[test]
+    fn a_key_held_through_the_gate_is_refused_without_a_command_until_released() {
+        let (gate, sent) = (Gate::default(), AtomicUsize::new(0));
+        let first = Claim::new(TTL);
+        assert!(gate.claim("k", &first, granting(&sent)).unwrap().is_some());
+        let second = Claim::new(TTL);
+        assert!(gate.claim("k", &second, granting(&sent)).unwrap().is_none());
+        assert_eq!(sent.load(Ordering::SeqCst), 1, "the refusal sent nothing");
+
+        gate.release("k", second.token());
+        assert!(
+            gate.claim("k", &second, granting(&sent)).unwrap().is_none(),
+            "another token's release keeps the holder"
+        );
+        gate.release("k", first.token());
+        assert!(gate.claim("k", &second, granting(&sent)).unwrap().is_some());
+        assert_eq!(
+            sent.load(Ordering::SeqCst),
+            2,
+            "after the release the claim went out"
+        );
+    }
+
+    #[test]
+    fn a_claim_sent_again_with_its_own_token_goes_to_the_server() {
+        let (gate, sent) = (Gate::default(), AtomicUsize::new(0));
+        let claim = Claim::new(TTL);
+        assert!(gate.claim("k", &claim, granting(&sent)).unwrap().is_some());
+        assert!(gate.claim("k", &claim, granting(&sent)).unwrap().is_some());
+        assert_eq!(
+            sent.load(Ordering::SeqCst),
+            2,
+            "the server answers a resent claim"
+        );
+        assert!(gate
+            .claim("k", &Claim::new(TTL), granting(&sent))
+            .unwrap()
+            .is_none());
+        assert_eq!(sent.load(Ordering::SeqCst), 2, "still held here");
+    }
+
+    #[test]
+    fn other_keys_are_not_gated() {
+        let (gate, sent) = (Gate::default(), AtomicUsize::new(0));
+        assert!(gate
+            .claim("a", &Claim::new(TTL), granting(&sent))
+            .unwrap()
+            .is_some());
+        assert!(gate
+            .claim("b", &Claim::new(TTL), granting(&sent))
+            .unwrap()
+            .is_some());
+        assert_eq!(sent.load(Ordering::SeqCst), 2);
+    }
+
+    #[test]
+    fn a_refused_or_failed_claim_leaves_nothing_held() {
+        let gate = Gate::default();
+        assert!(gate
+            .claim("k", &Claim::new(TTL), || Ok(None))
+            .unwrap()
+            .is_none());
+        assert_eq!(gate.len(), 0);
+        assert!(gate
+            .claim("k", &Claim::new(TTL), || Err("down".into()))
+            .is_err());
+        assert_eq!(gate.len(), 0);
+        let sent = AtomicUsize::new(0);
+        assert!(gate
+            .claim("k", &Claim::new(TTL), granting(&sent))
+            .unwrap()
+            .is_some());
+        assert_eq!(sent.load(Ordering::SeqCst), 1);
+    }
+
+    #[test]
+    fn a_holder_whose_lease_ran_out_no_longer_refuses() {
+        let (gate, sent) = (Gate::default(), AtomicUsize::new(0));
+        let short = Claim::new(Duration::from_millis(20));
+        assert!(gate.claim("k", &short, granting(&sent)).unwrap().is_some());
+        std::thread::sleep(Duration::from_millis(30));
+        assert!(gate
+            .claim("k", &Claim::new(TTL), granting(&sent))
+            .unwrap()
+            .is_some());
+        assert_eq!(
+            sent.load(Ordering::SeqCst),
+            2,
+            "the second claim asked the server"
+        );
+    }
+
+    #[test]
+    fn an_extend_moves_the_end_and_a_refused_extend_forgets_the_holder() {
+        let (gate, sent) = (Gate::default(), AtomicUsize::new(0));
+        let claim = Claim::new(Duration::from_millis(20));
+        assert!(gate.claim("k", &claim, granting(&sent)).unwrap().is_some());
+        gate.extended("k", claim.token(), TTL, Instant::now(), &Ok(true));
+        std::thread::sleep(Duration::from_millis(30));
+        assert!(
+            gate.claim("k", &Claim::new(TTL), granting(&sent))
+                .unwrap()
+                .is_none(),
+            "extended"
+        );
+
+        gate.extended(
+            "k",
+            Claim::new(TTL).token(),
+            TTL,
+            Instant::now(),
+            &Ok(false),
+        );
+        assert!(
+            gate.claim("k", &Claim::new(TTL), granting(&sent))
+                .unwrap()
+                .is_none(),
+            "another token's extend changes nothing"
+        );
+        gate.extended("k", claim.token(), TTL, Instant::now(), &Err("down".into()));
+        assert!(
+            gate.claim("k", &Claim::new(TTL), granting(&sent))
+                .unwrap()
+                .is_none(),
+            "an extend that failed changes nothing"
+        );
+        gate.extended("k", claim.token(), TTL, Instant::now(), &Ok(false));
+        assert!(
+            gate.claim("k", &Claim::new(TTL), granting(&sent))
+                .unwrap()
+                .is_some(),
+            "lost: forgotten"
+        );
+        assert_eq!(sent.load(Ordering::SeqCst), 2);
+    }
+
+    #[test]
+    fn a_force_release_forgets_the_holder() {
+        let (gate, sent) = (Gate::default(), AtomicUsize::new(0));
+        assert!(gate
+            .claim("k", &Claim::new(TTL), granting(&sent))
+            .unwrap()
+            .is_some());
+        gate.forget("k");
+        assert!(gate
+            .claim("k", &Claim::new(TTL), granting(&sent))
+            .unwrap()
+            .is_some());
+        assert_eq!(sent.load(Ordering::SeqCst), 2);
+    }
+
+    /// Claims of one key while a first is in flight: `answer` is the first's answer; returns
+    /// the followers' answers and how many claims were sent in all.
+    fn followers_of(answer: CacheResult<Option<Claimed>>) -> (Vec<bool>, usize) {
+        let gate = Gate::default();
+        let sent = AtomicUsize::new(0);
+        let (in_flight, go) = (std::sync::Barrier::new(2), std::sync::Barrier::new(2));
+        let answer = Mutex::new(Some(answer));
+        std::thread::scope(|scope| {
+            let leader = scope.spawn(|| {
+                gate.claim("k", &Claim::new(TTL), || {
+                    sent.fetch_add(1, Ordering::SeqCst);
+                    in_flight.wait();
+                    go.wait();
+                    lock(&answer).take().unwrap()
+                })
+            });
+            in_flight.wait();
+            let followers: Vec<_> = (0..3)
+                .map(|_| {
+                    scope.spawn(|| {
+                        gate.claim("k", &Claim::new(TTL), granting(&sent))
+                            .unwrap()
+                            .is_some()
+                    })
+                })
+                .collect();
+            // Until the three followers wait on the flight (its `Arc`: the entry's and theirs).
+            let followers_waiting = || match lock(&gate.state).keys.get("k") {
+                Some(Entry::Flying(Some(flight))) => Arc::strong_count(flight) == 4,
+                _ => false,
+            };
+            while !followers_waiting() {
+                std::thread::yield_now();
+            }
+            go.wait();
+            let _ = leader.join().unwrap();
+            let won = followers.into_iter().map(|f| f.join().unwrap()).collect();
+            (won, sent.load(Ordering::SeqCst))
+        })
+    }
+
+    #[test]
+    fn claims_behind_a_winning_claim_are_refused_without_a_command() {
+        let (won, sent) = followers_of(Ok(Some(Claimed::new(1))));
+        assert_eq!(won, [false, false, false]);
+        assert_eq!(sent, 1);
+    }
+
+    #[test]
+    fn claims_behind_a_refused_claim_are_refused_without_a_command() {
+        let (won, sent) = followers_of(Ok(None));
+        assert_eq!(won, [false, false, false]);
+        assert_eq!(sent, 1);
+    }
+
+    #[test]
+    fn claims_behind_a_failed_claim_ask_the_server_again() {
+        let (won, sent) = followers_of(Err("down".into()));
+        assert_eq!(
+            won.iter().filter(|won| **won).count(),
+            1,
+            "one of them wins"
+        );
+        // They go through the gate again: one leads (and wins), the others follow it.
+        assert_eq!(sent, 2, "the failed claim and one follower's");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_claim_dropped_in_flight_lets_its_followers_ask() {
+        let gate = Arc::new(Gate::default());
+        let never = {
+            let gate = gate.clone();
+            tokio::spawn(async move {
+                let claim = Claim::new(TTL);
+                gate.claim_async("k", &claim, std::future::pending).await
+            })
+        };
+        while gate.len() == 0 {
+            tokio::task::yield_now().await;
+        }
+        let follower = {
+            let gate = gate.clone();
+            tokio::spawn(async move {
+                let claim = Claim::new(TTL);
+                gate.claim_async("k", &claim, || async { Ok(Some(Claimed::new(2))) })
+                    .await
+            })
+        };
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        assert!(!follower.is_finished(), "waits for the claim in flight");
+        never.abort();
+        let _ = never.await;
+        let won = follower.await.unwrap().unwrap();
+        assert!(won.is_some(), "the follower asked the server itself");
+    }
+
+    #[test]
+    fn expired_holders_are_swept_out() {
+        let gate = Gate::default();
+        let short = Duration::from_millis(1);
+        for i in 0..SWEEP_MIN - 1 {
+            let claim = Claim::new(short);
+            let _ = gate.claim(&format!("k{i}"), &claim, || Ok(Some(Claimed::new(0))));
+        }
+        std::thread::sleep(Duration::from_millis(5));
+        let _ = gate.claim("last", &Claim::new(TTL), || Ok(Some(Claimed::new(0))));
+        assert_eq!(gate.len(), 1, "only the live holder is left");
+    }
+}
