@@ -158,3 +158,48 @@ fn one_cache_value_serves_several_runtimes_in_turn() {
         });
     }
 }
+
+/// The handle's gate answers its own claims without the server (`cachelock::redis`, "Claims
+/// inside one process"), so the suite above, run on one handle, no longer sends every
+/// contended claim to Redis. Here every contender is its own handle, as separate processes
+/// are: each claim reaches the server, and the server alone picks the one winner.
+#[test]
+fn separate_handles_have_exactly_one_winner_on_the_server() {
+    let server = RedisServer::start();
+    let handles: Vec<RedisCache> = (0..8)
+        .map(|_| RedisCache::from_url(&server.url()).expect("valid url"))
+        .collect();
+    for round in 0..50 {
+        let key = format!("one-winner-{round}");
+        let barrier = std::sync::Barrier::new(handles.len());
+        let winners: Vec<Claim> = std::thread::scope(|scope| {
+            let contenders: Vec<_> = handles
+                .iter()
+                .map(|handle| {
+                    let (key, barrier) = (&key, &barrier);
+                    scope.spawn(move || {
+                        let claim = Claim::new(Duration::from_secs(30));
+                        barrier.wait();
+                        let won = handle.claim(key, &claim).expect("claim");
+                        won.map(|_| claim)
+                    })
+                })
+                .collect();
+            contenders
+                .into_iter()
+                .filter_map(|c| c.join().expect("contender"))
+                .collect()
+        });
+        assert_eq!(winners.len(), 1, "round {round}: one winner");
+        let winner = &winners[0];
+        for handle in &handles {
+            let late = Claim::new(Duration::from_secs(30));
+            assert!(handle.claim(&key, &late).expect("claim").is_none(), "held");
+        }
+        let released = handles
+            .iter()
+            .filter(|h| h.release(&key, winner.token(), None).expect("release"))
+            .count();
+        assert_eq!(released, 1, "released by the winner's token, once");
+    }
+}

@@ -60,26 +60,32 @@
 //! without asking:
 //!
 //! - a claim of a key held through this handle (won, not yet released, its lease not run
-//!   out by the guard's clock) is refused at once, with no command sent;
-//! - a claim of a key the handle is claiming right now waits for that claim's reply and is
-//!   refused with it (the key is then held, by the sibling or by someone else): only one
-//!   claim of a key per handle is on the wire at a time.
+//!   out: counted from before the claim was sent, less the lost margin, as the guard counts
+//!   it) is refused at once, with no command sent;
+//! - a claim of a key the handle is claiming right now waits for that claim's reply (at most
+//!   its own reply timeout) and is refused with it: won or refused, the key is then held, by
+//!   the sibling or by someone else. A claim that failed lets the waiting ones ask the server
+//!   themselves. A sync claim on a tokio runtime's thread does not wait (the claim in flight
+//!   might need that thread): it asks the server.
 //!
 //! A key held in another process (another handle) is still asked for on the server: the
 //! server alone grants a key. What it changes is contention inside one process: 16 workers on
-//! one key send one claim and one release per hand-over instead of a refused script per
-//! attempt, which hands the key over about twice as fast as a raw client that sends every
-//! attempt (W2 in `BENCHMARKS.md`). A refusal from the handle yields once (the thread, or the
-//! task to its runtime), so a worker retrying in a loop does not starve the holder.
+//! one key send about one claim and one release per hand-over instead of a refused script
+//! per attempt, and hand the key over faster than a raw client that sends every attempt (W2
+//! in `BENCHMARKS.md`). A refusal from the handle yields once (the thread, or the task to its
+//! runtime), so a worker retrying in a loop does not starve the holder. A claim sent again
+//! with its own token (the [`LockStore::claim`](crate::LockStore::claim) contract) goes to
+//! the server as it is.
 //!
 //! Decision: the handle trusts its holders. If the server loses a held key (a restart
-//! without persistence, a fail-over that dropped the write, a `DEL` by hand), the handle's
-//! other claims stay refused until the holder releases, its renewal finds the key gone
-//! (then the guard reports the lock lost), or its lease runs out: a second worker of the same
-//! process is not handed a job the first still believes it runs. Another process can take
-//! the key at once, as before. A force-release through the handle
-//! ([`LockAdmin::force_release`](crate::LockAdmin::force_release), `cachelock release`)
-//! forgets the holder here too.
+//! without persistence, a fail-over that dropped the write, a `DEL` by hand, `cachelock
+//! release --force` from another process), the handle's other claims stay refused until the
+//! holder releases, its renewal finds the key gone (within a third of the TTL; the guard
+//! then reports the lock lost), or its lease runs out: a second worker of the same process is
+//! not handed a job the first still believes it runs. Another process can take the key at
+//! once, as before. A force-release through the handle itself
+//! ([`LockAdmin::force_release`](crate::LockAdmin::force_release)) forgets the holder here
+//! first.
 //!
 //! # Waiting
 //!

@@ -46,7 +46,8 @@ impl<B: Backend> LockStore for Core<B> {
     /// (`gate.rs`): a key this handle holds is refused, and a claim of a key this handle is
     /// claiming right now waits for that claim's answer, without a command.
     fn claim(&self, key: &str, claim: &Claim<'_>) -> CacheResult<Option<Claimed>> {
-        self.inner.gate.claim(key, claim, || {
+        let wait = self.settings().reply_timeout(Some(claim.ttl()));
+        self.inner.gate.claim(key, claim, wait, || {
             let key = self.key(key);
             let (counter, value) = (self.counter(&key), claim.owner_value());
             let op = claim_op(&key, &counter, &value, claim);
@@ -59,12 +60,17 @@ impl<B: Backend> LockStore for Core<B> {
         key: &'a str,
         claim: &'a Claim<'a>,
     ) -> BoxFuture<'a, CacheResult<Option<Claimed>>> {
-        Box::pin(self.inner.gate.claim_async(key, claim, move || async move {
-            let key = self.key(key);
-            let (counter, value) = (self.counter(&key), claim.owner_value());
-            let op = claim_op(&key, &counter, &value, claim);
-            Ok(fence(op, self.run_async(op).await?)?.map(Claimed::new))
-        }))
+        let wait = self.settings().operation_timeout(Some(claim.ttl()));
+        Box::pin(
+            self.inner
+                .gate
+                .claim_async(key, claim, wait, move || async move {
+                    let key = self.key(key);
+                    let (counter, value) = (self.counter(&key), claim.owner_value());
+                    let op = claim_op(&key, &counter, &value, claim);
+                    Ok(fence(op, self.run_async(op).await?)?.map(Claimed::new))
+                }),
+        )
     }
 
     fn release(&self, key: &str, token: &str, _handle: Option<&Handle>) -> CacheResult<bool> {
@@ -206,18 +212,16 @@ impl<B: Backend> LockAdmin for Core<B> {
     }
 
     fn force_release(&self, key: &str) -> CacheResult<()> {
-        let stored = self.key(key);
-        self.run(Op::Delete(&stored))?;
         self.inner.gate.forget(key);
-        Ok(())
+        let key = self.key(key);
+        self.run(Op::Delete(&key)).map(drop)
     }
 
     fn force_release_async<'a>(&'a self, key: &'a str) -> BoxFuture<'a, CacheResult<()>> {
         Box::pin(async move {
-            let stored = self.key(key);
-            self.run_async(Op::Delete(&stored)).await?;
             self.inner.gate.forget(key);
-            Ok(())
+            let key = self.key(key);
+            self.run_async(Op::Delete(&key)).await.map(drop)
         })
     }
 }
