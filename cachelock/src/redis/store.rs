@@ -120,10 +120,7 @@ impl<B: Backend> LockStore for Core<B> {
             let started = Instant::now();
             let stored = self.key(key);
             let op = Op::Extend(&stored, token, ttl);
-            let result = match self.run_async(op).await {
-                Ok(reply) => flag(op, reply),
-                Err(error) => Err(error),
-            };
+            let result = self.run_async(op).await.and_then(|reply| flag(op, reply));
             self.inner.gate.extended(key, token, ttl, started, &result);
             result
         })
