@@ -6,8 +6,7 @@
 #
 #   bash benches/redis_script_cost.sh          # needs redis-server, redis-cli, redis-benchmark
 #
-# The last row is the fenced claim script as `cachelock/src/redis/scripts.rs` (`CLAIM`) sends
-# it; keep the two in step.
+# The last row is the fenced claim script read from `cachelock/src/redis/scripts.rs` (`CLAIM`).
 set -euo pipefail
 
 port=$((20000 + RANDOM % 20000))
@@ -38,30 +37,23 @@ script() {
     per_call "$name" evalsha evalsha "$sha" 2 "k:__rand_int__" "c" token 10000
 }
 
-claim=$(cat <<'LUA'
-if not redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then
-    return false
-end
-local now = redis.call('TIME')
-local fence = tonumber(now[1]) * 1000000 + tonumber(now[2])
-local old = redis.pcall('SET', KEYS[2], fence, 'GET')
-if old then
-    local last = type(old) == 'string' and tonumber(old)
-    if not last then
-        if type(old) == 'string' then
-            redis.call('SET', KEYS[2], old)
-        end
-        redis.call('DEL', KEYS[1])
-        return redis.error_reply('the fencing counter ' .. KEYS[2] .. ' does not hold a number')
-    end
-    if last >= fence then
-        fence = last + 1
-        redis.call('SET', KEYS[2], fence)
-    end
-end
-return fence
-LUA
-)
+# The fenced claim exactly as cachelock sends it: `CLAIM` in cachelock/src/redis/scripts.rs is
+# its first `r"` block followed by the `bump_fence!` macro's block and `return fence`.
+claim=$(awk '
+/^macro_rules! bump_fence/ {inmac=1; next}
+inmac && /^        r"$/ {grab=1; next}
+inmac && grab && /^"$/ {grab=0; inmac=0; next}
+grab {body = body $0 "\n"}
+/^pub\(crate\) const CLAIM: &str = concat!\($/ {inclaim=1; next}
+inclaim && /^    r"$/ {hgrab=1; next}
+inclaim && hgrab && /^",$/ {hgrab=0; inclaim=0; next}
+hgrab {head = head $0 "\n"}
+END {printf "%s%sreturn fence\n", head, body}
+' "$(dirname "$0")/../cachelock/src/redis/scripts.rs")
+case $claim in
+*"redis.call('TIME')"*"return fence"*) ;;
+*) echo "could not read CLAIM from cachelock/src/redis/scripts.rs" >&2; exit 1 ;;
+esac
 
 echo "# redis-server $(redis-server --version | sed -n 's/.*v=\([0-9.]*\).*/\1/p'), $calls calls each, $(nproc) cores"
 per_call "SET key token NX PX 10000 (no script)" set set "k:__rand_int__" token NX PX 10000

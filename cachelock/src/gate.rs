@@ -426,33 +426,29 @@ mod tests {
         }
     }
 
+    /// Whether a claim of `key` through `gate`, sent (if it is) to a granting server, won.
+    fn won(gate: &Gate, key: &str, claim: &Claim<'_>, sent: &AtomicUsize) -> bool {
+        gate.claim(key, claim, WAIT, granting(sent))
+            .unwrap()
+            .is_some()
+    }
+
     #[test]
     fn a_key_held_through_the_gate_is_refused_without_a_command_until_released() {
         let (gate, sent) = (Gate::default(), AtomicUsize::new(0));
         let first = Claim::new(TTL);
-        assert!(gate
-            .claim("k", &first, WAIT, granting(&sent))
-            .unwrap()
-            .is_some());
+        assert!(won(&gate, "k", &first, &sent));
         let second = Claim::new(TTL);
-        assert!(gate
-            .claim("k", &second, WAIT, granting(&sent))
-            .unwrap()
-            .is_none());
+        assert!(!won(&gate, "k", &second, &sent));
         assert_eq!(sent.load(Ordering::SeqCst), 1, "the refusal sent nothing");
 
         gate.release("k", second.token());
         assert!(
-            gate.claim("k", &second, WAIT, granting(&sent))
-                .unwrap()
-                .is_none(),
+            !won(&gate, "k", &second, &sent),
             "another token's release keeps the holder"
         );
         gate.release("k", first.token());
-        assert!(gate
-            .claim("k", &second, WAIT, granting(&sent))
-            .unwrap()
-            .is_some());
+        assert!(won(&gate, "k", &second, &sent));
         assert_eq!(
             sent.load(Ordering::SeqCst),
             2,
@@ -464,37 +460,22 @@ mod tests {
     fn a_claim_sent_again_with_its_own_token_goes_to_the_server() {
         let (gate, sent) = (Gate::default(), AtomicUsize::new(0));
         let claim = Claim::new(TTL);
-        assert!(gate
-            .claim("k", &claim, WAIT, granting(&sent))
-            .unwrap()
-            .is_some());
-        assert!(gate
-            .claim("k", &claim, WAIT, granting(&sent))
-            .unwrap()
-            .is_some());
+        assert!(won(&gate, "k", &claim, &sent));
+        assert!(won(&gate, "k", &claim, &sent));
         assert_eq!(
             sent.load(Ordering::SeqCst),
             2,
             "the server answers a resent claim"
         );
-        assert!(gate
-            .claim("k", &Claim::new(TTL), WAIT, granting(&sent))
-            .unwrap()
-            .is_none());
+        assert!(!won(&gate, "k", &Claim::new(TTL), &sent));
         assert_eq!(sent.load(Ordering::SeqCst), 2, "still held here");
     }
 
     #[test]
     fn other_keys_are_not_gated() {
         let (gate, sent) = (Gate::default(), AtomicUsize::new(0));
-        assert!(gate
-            .claim("a", &Claim::new(TTL), WAIT, granting(&sent))
-            .unwrap()
-            .is_some());
-        assert!(gate
-            .claim("b", &Claim::new(TTL), WAIT, granting(&sent))
-            .unwrap()
-            .is_some());
+        assert!(won(&gate, "a", &Claim::new(TTL), &sent));
+        assert!(won(&gate, "b", &Claim::new(TTL), &sent));
         assert_eq!(sent.load(Ordering::SeqCst), 2);
     }
 
@@ -511,10 +492,7 @@ mod tests {
             .is_err());
         assert_eq!(gate.len(), 0);
         let sent = AtomicUsize::new(0);
-        assert!(gate
-            .claim("k", &Claim::new(TTL), WAIT, granting(&sent))
-            .unwrap()
-            .is_some());
+        assert!(won(&gate, "k", &Claim::new(TTL), &sent));
         assert_eq!(sent.load(Ordering::SeqCst), 1);
     }
 
@@ -522,15 +500,9 @@ mod tests {
     fn a_holder_whose_lease_ran_out_no_longer_refuses() {
         let (gate, sent) = (Gate::default(), AtomicUsize::new(0));
         let short = Claim::new(Duration::from_millis(20));
-        assert!(gate
-            .claim("k", &short, WAIT, granting(&sent))
-            .unwrap()
-            .is_some());
+        assert!(won(&gate, "k", &short, &sent));
         std::thread::sleep(Duration::from_millis(30));
-        assert!(gate
-            .claim("k", &Claim::new(TTL), WAIT, granting(&sent))
-            .unwrap()
-            .is_some());
+        assert!(won(&gate, "k", &Claim::new(TTL), &sent));
         assert_eq!(
             sent.load(Ordering::SeqCst),
             2,
@@ -542,18 +514,10 @@ mod tests {
     fn an_extend_moves_the_end_and_a_refused_extend_forgets_the_holder() {
         let (gate, sent) = (Gate::default(), AtomicUsize::new(0));
         let claim = Claim::new(Duration::from_millis(20));
-        assert!(gate
-            .claim("k", &claim, WAIT, granting(&sent))
-            .unwrap()
-            .is_some());
+        assert!(won(&gate, "k", &claim, &sent));
         gate.extended("k", claim.token(), TTL, Instant::now(), &Ok(true));
         std::thread::sleep(Duration::from_millis(30));
-        assert!(
-            gate.claim("k", &Claim::new(TTL), WAIT, granting(&sent))
-                .unwrap()
-                .is_none(),
-            "extended"
-        );
+        assert!(!won(&gate, "k", &Claim::new(TTL), &sent), "extended");
 
         gate.extended(
             "k",
@@ -563,40 +527,25 @@ mod tests {
             &Ok(false),
         );
         assert!(
-            gate.claim("k", &Claim::new(TTL), WAIT, granting(&sent))
-                .unwrap()
-                .is_none(),
+            !won(&gate, "k", &Claim::new(TTL), &sent),
             "another token's extend changes nothing"
         );
         gate.extended("k", claim.token(), TTL, Instant::now(), &Err("down".into()));
         assert!(
-            gate.claim("k", &Claim::new(TTL), WAIT, granting(&sent))
-                .unwrap()
-                .is_none(),
+            !won(&gate, "k", &Claim::new(TTL), &sent),
             "an extend that failed changes nothing"
         );
         gate.extended("k", claim.token(), TTL, Instant::now(), &Ok(false));
-        assert!(
-            gate.claim("k", &Claim::new(TTL), WAIT, granting(&sent))
-                .unwrap()
-                .is_some(),
-            "lost: forgotten"
-        );
+        assert!(won(&gate, "k", &Claim::new(TTL), &sent), "lost: forgotten");
         assert_eq!(sent.load(Ordering::SeqCst), 2);
     }
 
     #[test]
     fn a_force_release_forgets_the_holder() {
         let (gate, sent) = (Gate::default(), AtomicUsize::new(0));
-        assert!(gate
-            .claim("k", &Claim::new(TTL), WAIT, granting(&sent))
-            .unwrap()
-            .is_some());
+        assert!(won(&gate, "k", &Claim::new(TTL), &sent));
         gate.forget("k");
-        assert!(gate
-            .claim("k", &Claim::new(TTL), WAIT, granting(&sent))
-            .unwrap()
-            .is_some());
+        assert!(won(&gate, "k", &Claim::new(TTL), &sent));
         assert_eq!(sent.load(Ordering::SeqCst), 2);
     }
 
@@ -750,10 +699,7 @@ mod tests {
     fn an_extend_that_failed_keeps_the_earlier_end() {
         let (gate, sent) = (Gate::default(), AtomicUsize::new(0));
         let claim = Claim::new(TTL);
-        assert!(gate
-            .claim("k", &claim, WAIT, granting(&sent))
-            .unwrap()
-            .is_some());
+        assert!(won(&gate, "k", &claim, &sent));
         // A failed extend to 1 ms may have landed: the key may be free 1 ms from now.
         let short = Duration::from_millis(1);
         gate.extended(
@@ -764,10 +710,7 @@ mod tests {
             &Err("lost reply".into()),
         );
         std::thread::sleep(Duration::from_millis(5));
-        assert!(gate
-            .claim("k", &Claim::new(TTL), WAIT, granting(&sent))
-            .unwrap()
-            .is_some());
+        assert!(won(&gate, "k", &Claim::new(TTL), &sent));
         assert_eq!(sent.load(Ordering::SeqCst), 2, "asked the server");
     }
 
