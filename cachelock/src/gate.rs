@@ -45,6 +45,7 @@ use tokio::sync::Notify;
 
 use crate::claim::{Claim, Claimed};
 use crate::lease::default_lost_margin;
+use crate::overlap::Extends;
 use crate::result::CacheResult;
 use crate::token::Token;
 
@@ -71,8 +72,13 @@ enum Entry {
         token: Token,
         flight: Option<Arc<Flight>>,
     },
-    /// Won through this handle: held by `token` until `until` at the latest.
-    Held { token: Token, until: Instant },
+    /// Won through this handle: held by `token` until `until` at the latest. `extends`:
+    /// the holder's extends, made by its first extend (see [`Gate::extends`]).
+    Held {
+        token: Token,
+        until: Instant,
+        extends: Option<Arc<Extends>>,
+    },
 }
 
 /// How a claim in flight ended, as its followers read it.
@@ -208,27 +214,50 @@ impl Gate {
         state.after_remove();
     }
 
+    /// The extends of `key`'s holder `token` through this handle, if it holds it here: an
+    /// extend begins one ([`Extends::begin`]) before it is sent, and tells
+    /// [`Gate::extended`] whether it overlapped another.
+    pub(crate) fn extends(&self, key: &str, token: &str) -> Option<Arc<Extends>> {
+        let mut state = lock(&self.state);
+        match state.keys.get_mut(key) {
+            Some(Entry::Held {
+                token: held,
+                extends,
+                ..
+            }) if held.as_str() == token => {
+                Some(Arc::clone(extends.get_or_insert_with(Arc::default)))
+            }
+            _ => None,
+        }
+    }
+
     /// The answer of an extend of `key` by `token` for `ttl`, sent at `started`: a success
-    /// moves the holder's end; a refusal (the key is no longer `token`'s) forgets the holder;
-    /// an error (it may have landed, setting a shorter TTL) keeps the earlier of the two ends.
+    /// moves the holder's end (only ever earlier if it `overlapped` another extend: the
+    /// store may have run that one last, see `overlap.rs`); a refusal (the key is no longer
+    /// `token`'s) forgets the holder; an error (it may have landed, setting a shorter TTL)
+    /// keeps the earlier of the two ends.
     pub(crate) fn extended(
         &self,
         key: &str,
         token: &str,
         ttl: Duration,
         started: Instant,
+        overlapped: bool,
         result: &CacheResult<bool>,
     ) {
         let mut state = lock(&self.state);
-        let Some(Entry::Held { token: held, until }) = state.keys.get_mut(key) else {
+        let Some(Entry::Held {
+            token: held, until, ..
+        }) = state.keys.get_mut(key)
+        else {
             return;
         };
         if held.as_str() != token {
             return;
         }
         match result {
-            Ok(true) => *until = held_until(started, ttl),
-            Err(_) => *until = (*until).min(held_until(started, ttl)),
+            Ok(true) if !overlapped => *until = held_until(started, ttl),
+            Ok(true) | Err(_) => *until = (*until).min(held_until(started, ttl)),
             Ok(false) => {
                 state.keys.remove(key);
                 state.after_remove();
@@ -334,6 +363,7 @@ impl Ticket<'_> {
                 Some(Entry::Held {
                     token: claim.owner_token(),
                     until: held_until(started, claim.ttl()),
+                    extends: None,
                 }),
             ),
             Ok(None) => (Landing::Held, None),
@@ -515,7 +545,7 @@ mod tests {
         let (gate, sent) = (Gate::default(), AtomicUsize::new(0));
         let claim = Claim::new(Duration::from_millis(20));
         assert!(won(&gate, "k", &claim, &sent));
-        gate.extended("k", claim.token(), TTL, Instant::now(), &Ok(true));
+        gate.extended("k", claim.token(), TTL, Instant::now(), false, &Ok(true));
         std::thread::sleep(Duration::from_millis(30));
         assert!(!won(&gate, "k", &Claim::new(TTL), &sent), "extended");
 
@@ -524,18 +554,26 @@ mod tests {
             Claim::new(TTL).token(),
             TTL,
             Instant::now(),
+            false,
             &Ok(false),
         );
         assert!(
             !won(&gate, "k", &Claim::new(TTL), &sent),
             "another token's extend changes nothing"
         );
-        gate.extended("k", claim.token(), TTL, Instant::now(), &Err("down".into()));
+        gate.extended(
+            "k",
+            claim.token(),
+            TTL,
+            Instant::now(),
+            false,
+            &Err("down".into()),
+        );
         assert!(
             !won(&gate, "k", &Claim::new(TTL), &sent),
             "an extend that failed changes nothing"
         );
-        gate.extended("k", claim.token(), TTL, Instant::now(), &Ok(false));
+        gate.extended("k", claim.token(), TTL, Instant::now(), false, &Ok(false));
         assert!(won(&gate, "k", &Claim::new(TTL), &sent), "lost: forgotten");
         assert_eq!(sent.load(Ordering::SeqCst), 2);
     }
@@ -707,10 +745,53 @@ mod tests {
             claim.token(),
             short,
             Instant::now(),
+            false,
             &Err("lost reply".into()),
         );
         std::thread::sleep(Duration::from_millis(5));
         assert!(won(&gate, "k", &Claim::new(TTL), &sent));
+        assert_eq!(sent.load(Ordering::SeqCst), 2, "asked the server");
+    }
+
+    #[test]
+    fn crossing_extends_keep_the_earlier_end() {
+        let (gate, sent) = (Gate::default(), AtomicUsize::new(0));
+        let claim = Claim::new(TTL);
+        assert!(won(&gate, "k", &claim, &sent));
+        let extends = gate.extends("k", claim.token()).expect("held here");
+        assert!(
+            gate.extends("k", Claim::new(TTL).token()).is_none(),
+            "not its holder"
+        );
+        // A long extend and a short one in flight together; the store ran the short one
+        // last, but the long one answers last.
+        let long = extends.begin();
+        let short = extends.begin();
+        let started = Instant::now();
+        let brief = Duration::from_millis(1);
+        gate.extended(
+            "k",
+            claim.token(),
+            brief,
+            started,
+            short.overlapped(),
+            &Ok(true),
+        );
+        drop(short);
+        gate.extended(
+            "k",
+            claim.token(),
+            TTL,
+            started,
+            long.overlapped(),
+            &Ok(true),
+        );
+        drop(long);
+        std::thread::sleep(Duration::from_millis(5));
+        assert!(
+            won(&gate, "k", &Claim::new(TTL), &sent),
+            "the short TTL may be the one the store kept: the gate lets the next claim ask"
+        );
         assert_eq!(sent.load(Ordering::SeqCst), 2, "asked the server");
     }
 

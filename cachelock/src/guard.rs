@@ -2,7 +2,7 @@
 //! [`Holding`], what every guard (tree guards too) is made of.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crate::detached::{self, Job};
 use crate::error::{check_ttl, BoxError, Error};
@@ -75,18 +75,16 @@ impl<T: Target> Holding<T> {
     pub(crate) fn extend_for(&self, ttl: Duration) -> Result<(), Error> {
         let lease = self.lease();
         check_ttl(lease.key(), "ttl", ttl)?;
-        let started = Instant::now();
-        let outcome = lease.extend_now(ttl);
-        lease.extend_outcome(started, ttl, outcome)
+        let outcome = lease.renew(ttl);
+        lease.extend_outcome(outcome)
     }
 
     /// Sets the remaining TTL to `ttl` (owner-checked, async).
     pub(crate) async fn extend_for_async(&self, ttl: Duration) -> Result<(), Error> {
         let lease = self.lease();
         check_ttl(lease.key(), "ttl", ttl)?;
-        let started = Instant::now();
-        let outcome = lease.extend_now_async(ttl).await;
-        lease.extend_outcome(started, ttl, outcome)
+        let outcome = lease.renew_async(ttl).await;
+        lease.extend_outcome(outcome)
     }
 
     /// Gives the lock up without releasing it: renewal stops, the drop does nothing, and the
@@ -139,17 +137,9 @@ impl<T: Target> Lease<T> {
         }
     }
 
-    fn extend_outcome(
-        &self,
-        started: Instant,
-        ttl: Duration,
-        outcome: Result<bool, BoxError>,
-    ) -> Result<(), Error> {
+    fn extend_outcome(&self, outcome: Result<bool, BoxError>) -> Result<(), Error> {
         match outcome {
-            Ok(true) => {
-                self.extended(started, ttl);
-                Ok(())
-            }
+            Ok(true) => Ok(()),
             Ok(false) => {
                 self.mark_lost("extend found the key expired or held by another owner");
                 Err(Error::LockLost {

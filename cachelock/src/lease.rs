@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::Notify;
 
 use crate::claim::{Claimed, Handle};
+use crate::overlap::Extends;
 use crate::renew::Renewable;
 use crate::result::CacheResult;
 use crate::target::Target;
@@ -47,6 +48,8 @@ pub(crate) struct Lease<T> {
     pub(crate) policy: Policy,
     /// Nanoseconds after `acquired_at` at which the lock runs out unless renewed.
     expires_after: AtomicU64,
+    /// The extends in flight, for [`Lease::extended`] (see `overlap.rs`).
+    extends: Extends,
     lost: AtomicBool,
     done: AtomicBool,
     lost_signal: Notify,
@@ -88,6 +91,7 @@ impl<T: Target> Lease<T> {
             acquired_at,
             policy,
             expires_after: AtomicU64::new(nanos(ttl)),
+            extends: Extends::default(),
             lost: AtomicBool::new(false),
             done: AtomicBool::new(false),
             lost_signal: Notify::new(),
@@ -142,6 +146,28 @@ impl<T: Target> Lease<T> {
         }
     }
 
+    /// [`Lease::extend_now`], and on success records the new end ([`Lease::extended`]).
+    pub(crate) fn renew(&self, ttl: Duration) -> CacheResult<bool> {
+        let in_flight = self.extends.begin();
+        let started = Instant::now();
+        let outcome = self.extend_now(ttl);
+        if matches!(outcome, Ok(true)) {
+            self.extended(started, ttl, in_flight.overlapped());
+        }
+        outcome
+    }
+
+    /// Async twin of [`Lease::renew`].
+    pub(crate) async fn renew_async(&self, ttl: Duration) -> CacheResult<bool> {
+        let in_flight = self.extends.begin();
+        let started = Instant::now();
+        let outcome = self.extend_now_async(ttl).await;
+        if matches!(outcome, Ok(true)) {
+            self.extended(started, ttl, in_flight.overlapped());
+        }
+        outcome
+    }
+
     /// When the renewer should first look at this lease.
     pub(crate) fn first_due(&self) -> Instant {
         if self.policy.renew {
@@ -172,10 +198,16 @@ impl<T: Target> Lease<T> {
         self.acquired_at + Duration::from_nanos(self.expires_after.load(Ordering::Acquire))
     }
 
-    /// Records a successful extend that started at `started` and set the TTL to `ttl`.
-    pub(crate) fn extended(&self, started: Instant, ttl: Duration) {
-        let after = started.saturating_duration_since(self.acquired_at) + ttl;
-        self.expires_after.store(nanos(after), Ordering::Release);
+    /// Records a successful extend that started at `started` and set the TTL to `ttl`. One
+    /// that `overlapped` another extend of this lease (see `overlap.rs`) may have been run
+    /// by the store before it, so it only ever moves the end earlier.
+    fn extended(&self, started: Instant, ttl: Duration, overlapped: bool) {
+        let after = nanos(started.saturating_duration_since(self.acquired_at) + ttl);
+        if overlapped {
+            self.expires_after.fetch_min(after, Ordering::AcqRel);
+        } else {
+            self.expires_after.store(after, Ordering::Release);
+        }
     }
 
     /// `true` once the lock is known to be lost, or its TTL (less the lost margin) has run
@@ -329,13 +361,12 @@ impl<T: Target> Renewable for Lease<T> {
         if !self.policy.renew {
             return Some(lost_at);
         }
-        let outcome = self.extend_now(ttl);
+        let outcome = self.renew(ttl);
         if self.after_renewal() {
             return None;
         }
         match outcome {
             Ok(true) => {
-                self.extended(now, ttl);
                 tracing::trace!(key = %self.key(), ?ttl, held_for = ?self.acquired_at.elapsed(), "lock renewed");
                 Some(now + renew_interval(ttl).max(Duration::from_millis(1)))
             }

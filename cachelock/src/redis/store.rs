@@ -10,6 +10,7 @@ use super::ops::Op;
 use super::tree::{keys, TreeOp};
 use super::tree_wake::TreeWait;
 use crate::claim::{Claim, Claimed, Handle};
+use crate::overlap::{Extends, InFlight};
 use crate::result::{BoxFuture, CacheResult};
 use crate::store::{LockAdmin, LockStore};
 use crate::tree::{TreeEntry, TreeScope, TreeStore};
@@ -101,11 +102,16 @@ impl<B: Backend> LockStore for Core<B> {
         ttl: Duration,
         _handle: Option<&Handle>,
     ) -> CacheResult<bool> {
+        let extends = self.inner.gate.extends(key, token);
+        let in_flight = extends.as_deref().map(Extends::begin);
         let started = Instant::now();
         let stored = self.key(key);
         let op = Op::Extend(&stored, token, ttl);
         let result = self.run(op).and_then(|reply| flag(op, reply));
-        self.inner.gate.extended(key, token, ttl, started, &result);
+        let overlapped = in_flight.as_ref().is_some_and(InFlight::overlapped);
+        self.inner
+            .gate
+            .extended(key, token, ttl, started, overlapped, &result);
         result
     }
 
@@ -117,11 +123,16 @@ impl<B: Backend> LockStore for Core<B> {
         _handle: Option<&'a Handle>,
     ) -> BoxFuture<'a, CacheResult<bool>> {
         Box::pin(async move {
+            let extends = self.inner.gate.extends(key, token);
+            let in_flight = extends.as_deref().map(Extends::begin);
             let started = Instant::now();
             let stored = self.key(key);
             let op = Op::Extend(&stored, token, ttl);
             let result = self.run_async(op).await.and_then(|reply| flag(op, reply));
-            self.inner.gate.extended(key, token, ttl, started, &result);
+            let overlapped = in_flight.as_ref().is_some_and(InFlight::overlapped);
+            self.inner
+                .gate
+                .extended(key, token, ttl, started, overlapped, &result);
             result
         })
     }
