@@ -6,7 +6,8 @@
 #
 #   bash benches/redis_script_cost.sh          # needs redis-server, redis-cli, redis-benchmark
 #
-# The last row is the fenced claim script read from `cachelock/src/redis/scripts.rs` (`CLAIM`).
+# The last claim row is the fenced claim script read from `cachelock/src/redis/scripts.rs`
+# (`CLAIM`); the release rows after it weigh the release's `PUBLISH`.
 set -euo pipefail
 
 port=$((20000 + RANDOM % 20000))
@@ -65,3 +66,14 @@ script "script: SET NX PX, TIME" \
 script "script: SET NX PX, INCR counter" \
     "if not redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then return false end return redis.call('INCR', KEYS[2])"
 script "cachelock's fenced claim (SET NX PX, TIME, SET GET counter)" "$claim"
+
+# The release side. A release finds its key held, so each of these scripts first SETs the
+# key, then releases it: compare the rows with each other (the first is the LIMIT's
+# compare-and-delete, the second cachelock's release, which also wakes waiters with a
+# PUBLISH, the third checks for listeners instead of publishing).
+script "script: SET, then GET + DEL (compare-and-delete)" \
+    "redis.call('SET', KEYS[1], ARGV[1]) if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('DEL', KEYS[1]) return 1 end return 0"
+script "script: SET, then GET + DEL + PUBLISH (cachelock's release)" \
+    "redis.call('SET', KEYS[1], ARGV[1]) if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('DEL', KEYS[1]) redis.pcall('PUBLISH', 'cachelock:released', KEYS[1]) return 1 end return 0"
+script "script: SET, then GET + DEL + PUBSUB NUMSUB (a check)" \
+    "redis.call('SET', KEYS[1], ARGV[1]) if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('DEL', KEYS[1]) redis.pcall('PUBSUB', 'NUMSUB', 'cachelock:released') return 1 end return 0"

@@ -117,6 +117,10 @@ return {value, redis.call('PTTL', KEYS[1])}
 /// `DEL KEYS[1]` if it holds `ARGV[1]`, then `PUBLISH cachelock:released KEYS[1]` (waiters
 /// subscribe to wake at once); returns 1 if deleted, 0 otherwise. `PUBLISH` goes through
 /// `pcall`: a user whose ACL forbids the channel still releases (its waiters poll).
+///
+/// It publishes whether or not anyone listens: a `PUBLISH` to a channel with no subscriber
+/// costs the server no more than asking (`PUBSUB NUMSUB`, measured dearer by
+/// `benches/redis_script_cost.sh`; see BENCHMARKS.md).
 pub(crate) const RELEASE: &str = r"
 local value = redis.pcall('GET', KEYS[1])
 if type(value) == 'string' and (value == ARGV[1] or string.sub(value, 1, #ARGV[1] + 1) == ARGV[1] .. '|') then
