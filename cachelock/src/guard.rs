@@ -336,6 +336,11 @@ impl<C: LockStore + Clone + 'static> Guard<C> {
     }
 
     /// Sets the lock's remaining TTL to `ttl` (owner-checked).
+    ///
+    /// Called while another extend of this guard is in flight (the renewal, or another
+    /// thread), the store may run the two in either order and keep either TTL: the guard
+    /// then counts from the earlier of the two ends ([`is_lost`](Guard::is_lost) may turn
+    /// true early, never late), until the next extend that runs alone.
     pub fn extend_for(&self, ttl: Duration) -> Result<(), Error> {
         self.hold.extend_for(ttl)
     }
@@ -390,7 +395,9 @@ impl<C: LockStore + Clone + 'static> AsyncGuard<C> {
         self.extend_for(self.ttl()).await
     }
 
-    /// Sets the lock's remaining TTL to `ttl` (owner-checked).
+    /// Sets the lock's remaining TTL to `ttl` (owner-checked). Alongside another extend of
+    /// this guard, the guard counts from the earlier end (as
+    /// [`Guard::extend_for`](crate::Guard::extend_for)).
     pub async fn extend_for(&self, ttl: Duration) -> Result<(), Error> {
         self.hold.extend_for_async(ttl).await
     }
