@@ -56,15 +56,16 @@ impl<'s, T: Target> Attempts<'s, T> {
 
     /// The next claim, with a fresh token.
     pub(crate) fn claim(&mut self) -> Claim<'s> {
-        // The TTL starts when the store keeps the token, a little after this: counting from
-        // here makes every local estimate of the expiry early, never late.
-        self.started = Some(Instant::now());
         if T::KIND == Kind::Key {
             tracing::trace!(key = %self.target.key(), "lock attempt");
         }
-        Claim::new(self.settings.ttl)
+        let claim = Claim::new(self.settings.ttl)
             .with_fencing(self.settings.fencing || T::KIND == Kind::Tree)
-            .with_label_opt(self.settings.label.as_deref())
+            .with_label_opt(self.settings.label.as_deref());
+        // The TTL starts when the store keeps the token, a little after the claim is made:
+        // counting from there makes every local estimate of the expiry early, never late.
+        self.started = Some(claim.made_at());
+        claim
     }
 
     /// What the claim's `result` means.

@@ -3,7 +3,7 @@
 
 use std::any::Any;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crate::owner::{owner_value, OwnerValue};
 use crate::token::Token;
@@ -30,6 +30,9 @@ pub struct Claim<'a> {
     label: Option<&'a str>,
     ttl: Duration,
     fencing: bool,
+    /// When the claim was made: before it is sent, so every local count of its TTL from
+    /// here ends early, never late.
+    made_at: Instant,
 }
 
 impl<'a> Claim<'a> {
@@ -40,6 +43,7 @@ impl<'a> Claim<'a> {
             label: None,
             ttl,
             fencing: true,
+            made_at: Instant::now(),
         }
     }
 
@@ -76,6 +80,11 @@ impl<'a> Claim<'a> {
     /// How long the lock lives unless extended.
     pub fn ttl(&self) -> Duration {
         self.ttl
+    }
+
+    /// When the claim was made (before it was sent): the lease of a grant counts from here.
+    pub(crate) fn made_at(&self) -> Instant {
+        self.made_at
     }
 
     /// Whether the claim asks for a fencing token.
