@@ -279,7 +279,8 @@ impl Gate {
     /// win (the [`LockStore::claim`](crate::LockStore::claim) contract), and the entry stays.
     ///
     /// The clock is read only to compare with a holder's end, and to sweep: an uncontended
-    /// claim reads it not at all here (a clock read costs ~0.1 µs on a virtual machine).
+    /// claim reads it not at all here (35 ns a read in a tight loop on the bench machine,
+    /// ~0.1 µs in the middle of an op by `perf`).
     fn enter<'g>(&'g self, key: &'g str, token: Token, may_follow: bool) -> Enter<'g> {
         let mut state = lock(&self.state);
         match state.keys.get_mut(key) {
