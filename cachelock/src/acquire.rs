@@ -26,8 +26,6 @@ pub(crate) struct Attempts<'s, T> {
     settings: &'s Settings,
     /// `None`: one attempt only.
     backoff: Option<Backoff>,
-    /// When the current attempt started: the TTL is counted from here (set by `claim`).
-    started: Option<Instant>,
 }
 
 /// What to do after an attempt.
@@ -50,29 +48,28 @@ impl<'s, T: Target> Attempts<'s, T> {
             backoff,
             target,
             settings,
-            started: None,
         }
     }
 
     /// The next claim, with a fresh token.
-    pub(crate) fn claim(&mut self) -> Claim<'s> {
+    ///
+    /// The TTL starts when the store keeps the token, a little after the claim is made: the
+    /// lease counts from [`Claim::made_at`], so every local estimate of the expiry is early,
+    /// never late.
+    pub(crate) fn claim(&self) -> Claim<'s> {
         if T::KIND == Kind::Key {
             tracing::trace!(key = %self.target.key(), "lock attempt");
         }
-        let claim = Claim::new(self.settings.ttl)
+        Claim::new(self.settings.ttl)
             .with_fencing(self.settings.fencing || T::KIND == Kind::Tree)
-            .with_label_opt(self.settings.label.as_deref());
-        // The TTL starts when the store keeps the token, a little after the claim is made:
-        // counting from there makes every local estimate of the expiry early, never late.
-        self.started = Some(claim.made_at());
-        claim
+            .with_label_opt(self.settings.label.as_deref())
     }
 
     /// What the claim's `result` means.
     pub(crate) fn next(&mut self, claim: &Claim<'_>, result: CacheResult<Option<Claimed>>) -> Next {
         let key = self.target.key();
         match result {
-            Ok(Some(claimed)) if is_late(&claimed, self.started, self.settings.ttl) => {
+            Ok(Some(claimed)) if is_late(&claimed, claim.made_at(), self.settings.ttl) => {
                 // The grant came back after the whole TTL (retries, a reconnect, a stalled
                 // server): the key may already have run out, so the hold cannot be trusted.
                 Next::Late(late_grant(key, self.settings.ttl))
@@ -123,7 +120,7 @@ impl<'s, T: Target> Attempts<'s, T> {
             claim.owner_token(),
             claimed,
             self.settings.ttl,
-            self.started.unwrap_or_else(Instant::now),
+            claim.made_at(),
             self.settings.policy,
         )
         .watched()
@@ -211,12 +208,13 @@ pub(crate) async fn run_async<T: Target, F: Future>(
     }
 }
 
-/// Whether a grant came back only after the lock's whole TTL (counted from `started`).
+/// Whether a grant came back only after the lock's whole TTL (counted from `started`, when
+/// the claim was made).
 /// A store that gave a handle is in-process and started the TTL when it stored the key,
 /// after `started` ([`LockStore::claim`](crate::LockStore::claim)): the guard's estimate of
 /// the expiry is early, never late, however long the call took, so no clock is read for it.
-fn is_late(claimed: &Claimed, started: Option<Instant>, ttl: Duration) -> bool {
-    claimed.handle.is_none() && started.is_some_and(|started| started.elapsed() >= ttl)
+fn is_late(claimed: &Claimed, started: Instant, ttl: Duration) -> bool {
+    claimed.handle.is_none() && started.elapsed() >= ttl
 }
 
 /// The error for a claim that the store granted only after the lock's whole TTL had passed
