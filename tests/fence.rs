@@ -239,6 +239,70 @@ mod redis_server {
         assert_eq!(stored, None);
     }
 
+    /// The server clock in µs, read as the claim script reads it.
+    fn server_micros(admin: &mut redis::Connection) -> u64 {
+        let (secs, micros): (u64, u64) = redis::cmd("TIME").query(admin).unwrap();
+        secs * 1_000_000 + micros
+    }
+
+    fn set_counter(admin: &mut redis::Connection, value: &str) {
+        let () = redis::cmd("SET")
+            .arg("cachelock-fence")
+            .arg(value)
+            .query(admin)
+            .unwrap();
+    }
+
+    #[test]
+    fn a_counter_ahead_of_the_server_clock_is_counted_on_by_one() {
+        // The script's common case compares the counter with the clock as digit strings; a
+        // counter of as many digits and higher (a clock set back, or grants within one µs)
+        // must be read as a number and bumped, and the next claim bumps it again.
+        let server = RedisServer::start();
+        let cache = RedisCache::from_url(&server.url()).expect("valid url");
+        let mut admin = redis::Client::open(server.url())
+            .and_then(|c| c.get_connection())
+            .unwrap();
+        let ahead = server_micros(&mut admin) + 3_600_000_000;
+        set_counter(&mut admin, &ahead.to_string());
+        let lock = Lock::new("fence-ahead").cache(cache.clone());
+        let first = lock.try_acquire().unwrap();
+        assert_eq!(first.fence(), ahead + 1);
+        first.release().unwrap();
+        let second = lock.try_acquire().unwrap();
+        assert_eq!(second.fence(), ahead + 2);
+    }
+
+    #[test]
+    fn a_counter_behind_the_server_clock_gives_the_clock() {
+        // Shorter digit strings, and ones with leading zeros, are numerically below the
+        // clock: the fence is the server time, not the counter + 1.
+        let server = RedisServer::start();
+        let cache = RedisCache::from_url(&server.url()).expect("valid url");
+        let mut admin = redis::Client::open(server.url())
+            .and_then(|c| c.get_connection())
+            .unwrap();
+        for (n, counter) in ["5", "0000000000000007", "-3"].into_iter().enumerate() {
+            set_counter(&mut admin, counter);
+            let before = server_micros(&mut admin);
+            let guard = Lock::new(format!("fence-behind-{n}"))
+                .cache(cache.clone())
+                .try_acquire()
+                .unwrap();
+            let after = server_micros(&mut admin);
+            assert!(
+                (before..=after).contains(&guard.fence()),
+                "counter {counter:?}: fence {} not between {before} and {after}",
+                guard.fence()
+            );
+            let stored: String = redis::cmd("GET")
+                .arg("cachelock-fence")
+                .query(&mut admin)
+                .unwrap();
+            assert_eq!(stored, guard.fence().to_string());
+        }
+    }
+
     #[test]
     fn a_repeated_first_send_of_a_claim_is_refused_a_resent_one_wins() {
         // The first send of a fenced claim returns at once on a held key, even its own: only

@@ -80,14 +80,20 @@ fn set_nx_stored(reply: Value) -> RedisResult<bool> {
     }
 }
 
-/// The claim script answers the fence (an integer) when it stored the value, nil when the
-/// key is held.
+/// The claim script answers the fence when it stored the value (its decimal digits, or an
+/// integer when the counter was ahead of the clock: see `scripts::CLAIM`), nil when the key
+/// is held.
 fn fence(reply: Value) -> RedisResult<Option<u64>> {
     let not_a_fence =
         || unexpected("the claim script returned a fence that is not a positive number");
     match reply {
         Value::Nil => Ok(None),
         Value::Int(fence) => u64::try_from(fence).map(Some).map_err(|_| not_a_fence()),
+        Value::BulkString(digits) => std::str::from_utf8(&digits)
+            .ok()
+            .and_then(|text| text.parse().ok())
+            .map(Some)
+            .ok_or_else(not_a_fence),
         other => {
             let text: String = redis::from_redis_value(other)?;
             text.parse().map(Some).map_err(|_| not_a_fence())
