@@ -38,23 +38,7 @@ script() {
     per_call "$name" evalsha evalsha "$sha" 2 "k:__rand_int__" "c" token 10000
 }
 
-# The fenced claim exactly as cachelock sends it: `CLAIM` in cachelock/src/redis/scripts.rs is
-# its first `r"` block followed by the `bump_fence!` macro's block and `return fence`.
-claim=$(awk '
-/^macro_rules! bump_fence/ {inmac=1; next}
-inmac && /^        r"$/ {grab=1; next}
-inmac && grab && /^"$/ {grab=0; inmac=0; next}
-grab {body = body $0 "\n"}
-/^pub\(crate\) const CLAIM: &str = concat!\($/ {inclaim=1; next}
-inclaim && /^    r"$/ {hgrab=1; next}
-inclaim && hgrab && /^",$/ {hgrab=0; inclaim=0; next}
-hgrab {head = head $0 "\n"}
-END {printf "%s%sreturn fence\n", head, body}
-' "$(dirname "$0")/../cachelock/src/redis/scripts.rs")
-case $claim in
-*"redis.call('TIME')"*"return fence"*) ;;
-*) echo "could not read CLAIM from cachelock/src/redis/scripts.rs" >&2; exit 1 ;;
-esac
+claim=$(bash "$(dirname "$0")/claim_script.sh")
 
 echo "# redis-server $(redis-server --version | sed -n 's/.*v=\([0-9.]*\).*/\1/p'), $calls calls each, $(nproc) cores"
 per_call "SET key token NX PX 10000 (no script)" set set "k:__rand_int__" token NX PX 10000

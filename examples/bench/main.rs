@@ -5,6 +5,7 @@
 //! cargo run --release --example bench --features redis            # full run (about 2 minutes)
 //! cargo run --release --example bench --features redis -- --quick # a few seconds
 //! cargo run --release --example bench --all-features -- --redis-only # memory and Redis rows only
+//! cargo run --release --example bench --features redis -- --w2-only  # the W2 rows only (≈40 s)
 //! cargo run --release --example bench --all-features -- --stores-only=file,etcd # those stores' rows only
 //! # one case only, N ops, for a profiler (instructions per op: callgrind's total / N):
 //! valgrind --tool=callgrind --collect-atstart=no --toggle-collect='bench::profile_loop' \
@@ -86,6 +87,8 @@ struct Settings {
     stores_only: Option<Vec<String>>,
     /// `--redis-only`: memory and Redis rows only (the other stores take minutes).
     redis_only: bool,
+    /// `--w2-only`: the W2 rows and their ratios, nothing else.
+    w2_only: bool,
 }
 
 impl Settings {
@@ -1200,6 +1203,33 @@ fn note(what: &str, a: &Row, b: &Row) {
     );
 }
 
+/// The W2 ratio lines; `true` if the targets among them are met.
+fn w2_ratios(w2: &[Row]) -> bool {
+    let mut met = ratio(
+        "W2 Lock async ok/s / LIMIT async ok/s",
+        find(w2, "Lock async, RedisCache, 16 tasks"),
+        find(w2, "LIMIT redis-rs async multiplexed, 16 tasks"),
+        0.8,
+    );
+    met &= ratio(
+        "W2 Lock sync ok/s / LIMIT sync ok/s",
+        find(w2, "Lock sync, RedisCache, 16 threads"),
+        find(w2, "LIMIT redis-rs sync, 16 threads"),
+        1.0,
+    );
+    note(
+        "W2 Lock sync fencing(false) ok/s / LIMIT sync ok/s",
+        find(w2, "Lock sync, RedisCache, fencing(false), 16 threads"),
+        find(w2, "LIMIT redis-rs sync, 16 threads"),
+    );
+    note(
+        "W2 Lock async fencing(false) ok/s / LIMIT async ok/s",
+        find(w2, "Lock async, RedisCache, fencing(false), 16 tasks"),
+        find(w2, "LIMIT redis-rs async multiplexed, 16 tasks"),
+    );
+    met
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     if let Some(at) = args.iter().position(|a| a == MEMORY_CHILD) {
@@ -1227,6 +1257,7 @@ fn main() {
             profile: None,
             stores_only: None,
             redis_only: false,
+            w2_only: false,
         }
     } else {
         Settings {
@@ -1240,10 +1271,12 @@ fn main() {
             profile: None,
             stores_only: None,
             redis_only: false,
+            w2_only: false,
         }
     };
     settings.profile = profile;
     settings.redis_only = args.iter().any(|a| a == "--redis-only");
+    settings.w2_only = args.iter().any(|a| a == "--w2-only");
     settings.stores_only = args.iter().find_map(|a| {
         let names = a.strip_prefix("--stores-only")?;
         let names = names.strip_prefix('=').unwrap_or(names);
@@ -1305,6 +1338,16 @@ fn main() {
         return;
     }
     print_header();
+    if settings.w2_only {
+        let w2 = w2(&settings, &url);
+        w2.iter().for_each(print_row);
+        println!("# ratios (same run)");
+        w2_ratios(&w2);
+        // As in the full run: speed is reported, a violation fails.
+        let violations: u64 = w2.iter().map(|r| r.violations).sum();
+        println!("# W2 violations: {violations} (target 0)");
+        std::process::exit(i32::from(violations != 0));
+    }
     let w3 = w3(&settings);
     w3.iter().for_each(print_row);
     let (w1, counted) = w1(&settings, &url, &mut admin);
@@ -1402,28 +1445,7 @@ fn main() {
         find(&w3, "Lock, MemoryCache, key format!"),
         0.95,
     );
-    met &= ratio(
-        "W2 Lock async ok/s / LIMIT async ok/s",
-        find(&w2, "Lock async, RedisCache, 16 tasks"),
-        find(&w2, "LIMIT redis-rs async multiplexed, 16 tasks"),
-        0.8,
-    );
-    met &= ratio(
-        "W2 Lock sync ok/s / LIMIT sync ok/s",
-        find(&w2, "Lock sync, RedisCache, 16 threads"),
-        find(&w2, "LIMIT redis-rs sync, 16 threads"),
-        1.0,
-    );
-    note(
-        "W2 Lock sync fencing(false) ok/s / LIMIT sync ok/s",
-        find(&w2, "Lock sync, RedisCache, fencing(false), 16 threads"),
-        find(&w2, "LIMIT redis-rs sync, 16 threads"),
-    );
-    note(
-        "W2 Lock async fencing(false) ok/s / LIMIT async ok/s",
-        find(&w2, "Lock async, RedisCache, fencing(false), 16 tasks"),
-        find(&w2, "LIMIT redis-rs async multiplexed, 16 tasks"),
-    );
+    met &= w2_ratios(&w2);
     if !store_rows.is_empty() {
         stores::ratios(&settings, &store_rows);
     }
