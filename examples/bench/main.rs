@@ -1346,6 +1346,7 @@ fn main() {
         // As in the full run: speed is reported, a violation fails.
         let violations: u64 = w2.iter().map(|r| r.violations).sum();
         println!("# W2 violations: {violations} (target 0)");
+        drop(server); // `exit` runs no destructor: stop the server first.
         std::process::exit(i32::from(violations != 0));
     }
     let w3 = w3(&settings);
