@@ -118,6 +118,13 @@ mod redis_server {
     use cachelock::Claim;
     use cachelock_testkit::{RedisCluster, RedisServer};
 
+    /// A plain client connection to `server`, to read and write keys behind the cache.
+    fn admin_connection(server: &RedisServer) -> redis::Connection {
+        redis::Client::open(server.url())
+            .and_then(|c| c.get_connection())
+            .unwrap()
+    }
+
     #[test]
     fn redis_fences_strictly_increase_across_contended_claims_from_separate_clients() {
         let server = RedisServer::start();
@@ -166,9 +173,7 @@ mod redis_server {
         let before = lock.try_acquire().unwrap();
         let last = before.fence();
         before.release().unwrap();
-        let mut admin = redis::Client::open(server.url())
-            .and_then(|c| c.get_connection())
-            .unwrap();
+        let mut admin = admin_connection(&server);
         let () = redis::cmd("FLUSHALL").query(&mut admin).unwrap();
         let after = lock.try_acquire().unwrap();
         assert!(after.fence() > last, "{} after {last}", after.fence());
@@ -178,9 +183,7 @@ mod redis_server {
     fn a_counter_holding_garbage_fails_the_claim_and_writes_nothing() {
         let server = RedisServer::start();
         let cache = RedisCache::from_url(&server.url()).expect("valid url");
-        let mut admin = redis::Client::open(server.url())
-            .and_then(|c| c.get_connection())
-            .unwrap();
+        let mut admin = admin_connection(&server);
         let _: i64 = redis::cmd("RPUSH")
             .arg("cachelock-fence")
             .arg("x")
@@ -206,9 +209,7 @@ mod redis_server {
         // number was overwritten by then, and must be put back as it was.
         let server = RedisServer::start();
         let cache = RedisCache::from_url(&server.url()).expect("valid url");
-        let mut admin = redis::Client::open(server.url())
-            .and_then(|c| c.get_connection())
-            .unwrap();
+        let mut admin = admin_connection(&server);
         let () = redis::cmd("SET")
             .arg("cachelock-fence")
             .arg("not a number")
@@ -260,9 +261,7 @@ mod redis_server {
         // must be read as a number and bumped, and the next claim bumps it again.
         let server = RedisServer::start();
         let cache = RedisCache::from_url(&server.url()).expect("valid url");
-        let mut admin = redis::Client::open(server.url())
-            .and_then(|c| c.get_connection())
-            .unwrap();
+        let mut admin = admin_connection(&server);
         let ahead = server_micros(&mut admin) + 3_600_000_000;
         set_counter(&mut admin, &ahead.to_string());
         let lock = Lock::new("fence-ahead").cache(cache.clone());
@@ -279,9 +278,7 @@ mod redis_server {
         // clock: the fence is the server time, not the counter + 1.
         let server = RedisServer::start();
         let cache = RedisCache::from_url(&server.url()).expect("valid url");
-        let mut admin = redis::Client::open(server.url())
-            .and_then(|c| c.get_connection())
-            .unwrap();
+        let mut admin = admin_connection(&server);
         for (n, counter) in ["5", "0000000000000007", "-3"].into_iter().enumerate() {
             set_counter(&mut admin, counter);
             let before = server_micros(&mut admin);
