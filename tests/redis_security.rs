@@ -207,6 +207,52 @@ fn another_cache_cannot_release_or_extend_a_lock() {
         .expect("released");
 }
 
+/// The release script compares the owner's whole value first (an unlabelled lock's value
+/// as this process stores it), then the token part: either way only the owner releases, with
+/// or without a label, also a label that repeats the `|<pid>|<host>|` part of the value.
+#[test]
+fn only_the_owner_releases_a_lock_with_or_without_a_label() {
+    let server = RedisServer::start();
+    let owner = RedisCache::from_url(&server.url()).expect("valid url");
+    let other = RedisCache::from_url(&server.url()).expect("valid url");
+    let admin = owner.admin().expect("Redis has admin operations");
+    let probe = Lock::new("probe")
+        .cache(owner.clone())
+        .try_acquire()
+        .expect("free");
+    let (value, _) = admin.holder(probe.key()).expect("holder").expect("held");
+    probe.release().expect("released");
+    // `|<pid>|<host>|`: what follows the token in this process's values.
+    let infix = &value[32..];
+    for label in [None, Some("nightly".to_owned()), Some(format!("x{infix}"))] {
+        let mut lock = Lock::new("labelled").ttl(Duration::from_secs(30));
+        if let Some(label) = &label {
+            lock = lock.label(label.clone());
+        }
+        let guard = lock
+            .clone()
+            .cache(owner.clone())
+            .try_acquire()
+            .expect("free");
+        let key = guard.key().to_owned();
+        let (stored, _) = admin.holder(&key).expect("holder").expect("held");
+        assert!(
+            stored.ends_with(label.as_deref().unwrap_or(infix)),
+            "{stored}"
+        );
+        for _ in 0..20 {
+            let guess = format!("{:032x}", rand_u128());
+            assert!(
+                !other.release(&key, &guess, None).expect("refused"),
+                "{label:?}"
+            );
+        }
+        assert!(admin.holder(&key).expect("holder").is_some(), "{label:?}");
+        guard.release().expect("the owner releases");
+        assert!(admin.holder(&key).expect("holder").is_none(), "{label:?}");
+    }
+}
+
 #[test]
 fn tokens_are_unique_and_unguessable_looking() {
     let server = RedisServer::start();

@@ -6,8 +6,8 @@
 //! | claim | `EVALSHA <set-nx-px, then bump the fence counter> 2 key counter value ms` |
 //! | claim without a fence | `SET key value NX PX ms` |
 //! | claim without a fence, sent again (see [`Op::resent`]) | `EVALSHA <set-nx-px, else compare> 1 key value ms` |
-//! | release | `EVALSHA <compare-and-delete> 1 key token` |
-//! | release, sent again (see [`Op::resent`]) | `EVALSHA <compare-and-delete, absent counts as done> 1 key token` |
+//! | release | `EVALSHA <compare-and-delete> 1 key token value` (value: the owner's whole value, unlabelled) |
+//! | release, sent again (see [`Op::resent`]) | `EVALSHA <compare-and-delete, absent counts as done> 1 key token value` |
 //! | extend | `EVALSHA <compare-and-pexpire> 1 key token ms` |
 //! | holder | `EVALSHA <get with pttl> 1 key` |
 //! | force-release | `DEL key` |
@@ -23,6 +23,7 @@ use super::command::{evalsha, Reply};
 use super::scripts;
 use super::tree::{TreeKeys, TreeOp};
 use crate::clock::ttl_ms;
+use crate::owner::owner_value;
 
 /// One store operation, with the keys as sent to Redis (the cache's prefix included).
 #[derive(Clone, Copy)]
@@ -139,13 +140,16 @@ impl<'a> Op<'a> {
                 cmd.arg(ttl_ms(ttl));
                 (cmd, Some(script))
             }
-            Op::Release(key, token) => {
-                let script = scripts::release();
-                (script_cmd(script, key, &[token.as_bytes()]), Some(script))
-            }
-            Op::ReleaseResent(key, token) => {
-                let script = scripts::release_resent();
-                (script_cmd(script, key, &[token.as_bytes()]), Some(script))
+            Op::Release(key, token) | Op::ReleaseResent(key, token) => {
+                let script = match self {
+                    Op::Release(..) => scripts::release(),
+                    _ => scripts::release_resent(),
+                };
+                // The owner's whole value, as this process stores it without a label: the
+                // script's cheap comparison (`scripts::release_if_owner!`).
+                let value = owner_value(token, None);
+                let args = [token.as_bytes(), value.as_bytes()];
+                (script_cmd(script, key, &args), Some(script))
             }
             Op::Extend(key, token, ttl) => {
                 let script = scripts::extend();
