@@ -38,7 +38,7 @@ script() {
     per_call "$name" evalsha evalsha "$sha" 2 "k:__rand_int__" "c" token 10000
 }
 
-claim=$(bash "$(dirname "$0")/claim_script.sh")
+claim=$(bash "$(dirname "$0")/script_text.sh" claim)
 
 echo "# redis-server $(redis-server --version | sed -n 's/.*v=\([0-9.]*\).*/\1/p'), $calls calls each, $(nproc) cores"
 per_call "SET key token NX PX 10000 (no script)" set set "k:__rand_int__" token NX PX 10000

@@ -6,6 +6,7 @@
 //! cargo run --release --example bench --features redis -- --quick # a few seconds
 //! cargo run --release --example bench --all-features -- --redis-only # memory and Redis rows only
 //! cargo run --release --example bench --features redis -- --w2-only  # the W2 rows only (≈40 s)
+//! cargo run --release --example bench --features redis -- --w1-only  # the W1 rows only (≈3 min)
 //! cargo run --release --example bench --all-features -- --stores-only=file,etcd # those stores' rows only
 //! # one case only, N ops, for a profiler (instructions per op: callgrind's total / N):
 //! valgrind --tool=callgrind --collect-atstart=no --toggle-collect='bench::profile_loop' \
@@ -89,6 +90,8 @@ struct Settings {
     redis_only: bool,
     /// `--w2-only`: the W2 rows and their ratios, nothing else.
     w2_only: bool,
+    /// `--w1-only`: the W1 rows and their ratios alone.
+    w1_only: bool,
 }
 
 impl Settings {
@@ -666,9 +669,11 @@ fn raw_fenced_op(con: &mut redis::Connection, scripts: &FencedScripts, key: &str
         .invoke(con)
         .expect("claim script");
     assert!(fence.is_some(), "uncontended claim");
+    // The token, and the whole stored value (here the token alone), as `Lock` sends them.
     let released: i64 = scripts
         .release
         .key(key)
+        .arg(RAW_TOKEN)
         .arg(RAW_TOKEN)
         .invoke(con)
         .expect("release script");
@@ -1203,6 +1208,61 @@ fn note(what: &str, a: &Row, b: &Row) {
     );
 }
 
+/// The W1 ratio lines; `true` if the targets among them are met.
+fn w1_ratios(w1: &[Row]) -> bool {
+    const LIMIT_SYNC: &str = "LIMIT redis-rs sync SET NX PX+EVALSHA";
+    const LIMIT_ASYNC: &str = "LIMIT redis-rs async multiplexed";
+    let mut met = ratio(
+        "W1 Lock sync fencing(false) / LIMIT sync",
+        find(w1, "Lock sync, RedisCache, fencing(false)"),
+        find(w1, LIMIT_SYNC),
+        0.95,
+    );
+    met &= ratio(
+        "W1 Lock async fencing(false) / LIMIT async",
+        find(w1, "Lock async, RedisCache, fencing(false)"),
+        find(w1, LIMIT_ASYNC),
+        0.95,
+    );
+    // The fenced default's target (issue #18): its claim script also bumps the fence
+    // counter, work the two-command LIMIT does not do, so a little below the unfenced 0.95.
+    met &= ratio(
+        "W1 Lock sync, fenced (default) / LIMIT sync",
+        find(w1, "Lock sync, RedisCache"),
+        find(w1, LIMIT_SYNC),
+        0.94,
+    );
+    met &= ratio(
+        "W1 Lock async, fenced (default) / LIMIT async",
+        find(w1, "Lock async, RedisCache"),
+        find(w1, LIMIT_ASYNC),
+        0.94,
+    );
+    note(
+        "W1 Lock sync, fenced (default) / raw sync with cachelock's scripts (client overhead alone)",
+        find(w1, "Lock sync, RedisCache"),
+        find(w1, RAW_FENCED_ROW),
+    );
+    note(
+        "W1 raw sync with cachelock's scripts / LIMIT sync (the fencing script's server time)",
+        find(w1, RAW_FENCED_ROW),
+        find(w1, LIMIT_SYNC),
+    );
+    met &= ratio(
+        "W1 #[once] sync (no fence) / Lock sync fencing(false)",
+        find(w1, "#[once] sync, RedisCache, no fence"),
+        find(w1, "Lock sync, RedisCache, fencing(false)"),
+        0.95,
+    );
+    met &= ratio(
+        "W1 #[once] async (no fence) / Lock async fencing(false)",
+        find(w1, "#[once] async, RedisCache, no fence"),
+        find(w1, "Lock async, RedisCache, fencing(false)"),
+        0.95,
+    );
+    met
+}
+
 /// The W2 ratio lines; `true` if the targets among them are met.
 fn w2_ratios(w2: &[Row]) -> bool {
     let mut met = ratio(
@@ -1257,6 +1317,7 @@ fn main() {
             profile: None,
             stores_only: None,
             redis_only: false,
+            w1_only: false,
             w2_only: false,
         }
     } else {
@@ -1271,12 +1332,14 @@ fn main() {
             profile: None,
             stores_only: None,
             redis_only: false,
+            w1_only: false,
             w2_only: false,
         }
     };
     settings.profile = profile;
     settings.redis_only = args.iter().any(|a| a == "--redis-only");
     settings.w2_only = args.iter().any(|a| a == "--w2-only");
+    settings.w1_only = args.iter().any(|a| a == "--w1-only");
     settings.stores_only = args.iter().find_map(|a| {
         let names = a.strip_prefix("--stores-only")?;
         let names = names.strip_prefix('=').unwrap_or(names);
@@ -1349,6 +1412,14 @@ fn main() {
         drop(server); // `exit` runs no destructor: stop the server first.
         std::process::exit(i32::from(violations != 0));
     }
+    if settings.w1_only {
+        // Speed only: nothing here can fail the run.
+        let (w1, _) = w1(&settings, &url, &mut admin);
+        w1.iter().for_each(print_row);
+        println!("# ratios (same run; ops/s = median of the interleaved passes)");
+        w1_ratios(&w1);
+        return;
+    }
     let w3 = w3(&settings);
     w3.iter().for_each(print_row);
     let (w1, counted) = w1(&settings, &url, &mut admin);
@@ -1367,44 +1438,7 @@ fn main() {
     if settings.quick {
         println!("# --quick: a W1 pass is ~20 ms, so one scheduling stall can move a ratio by 20 %; quote the full run");
     }
-    const LIMIT_SYNC: &str = "LIMIT redis-rs sync SET NX PX+EVALSHA";
-    const LIMIT_ASYNC: &str = "LIMIT redis-rs async multiplexed";
-    met &= ratio(
-        "W1 Lock sync fencing(false) / LIMIT sync",
-        find(&w1, "Lock sync, RedisCache, fencing(false)"),
-        find(&w1, LIMIT_SYNC),
-        0.95,
-    );
-    met &= ratio(
-        "W1 Lock async fencing(false) / LIMIT async",
-        find(&w1, "Lock async, RedisCache, fencing(false)"),
-        find(&w1, LIMIT_ASYNC),
-        0.95,
-    );
-    // The fenced default's target (issue #18): its claim script also bumps the fence
-    // counter, work the two-command LIMIT does not do, so a little below the unfenced 0.95.
-    met &= ratio(
-        "W1 Lock sync, fenced (default) / LIMIT sync",
-        find(&w1, "Lock sync, RedisCache"),
-        find(&w1, LIMIT_SYNC),
-        0.94,
-    );
-    met &= ratio(
-        "W1 Lock async, fenced (default) / LIMIT async",
-        find(&w1, "Lock async, RedisCache"),
-        find(&w1, LIMIT_ASYNC),
-        0.94,
-    );
-    note(
-        "W1 Lock sync, fenced (default) / raw sync with cachelock's scripts (client overhead alone)",
-        find(&w1, "Lock sync, RedisCache"),
-        find(&w1, RAW_FENCED_ROW),
-    );
-    note(
-        "W1 raw sync with cachelock's scripts / LIMIT sync (the fencing script's server time)",
-        find(&w1, RAW_FENCED_ROW),
-        find(&w1, LIMIT_SYNC),
-    );
+    met &= w1_ratios(&w1);
     met &= ratio(
         "W3 Lock / LIMIT moka",
         find(&w3, "Lock, MemoryCache"),
@@ -1427,18 +1461,6 @@ fn main() {
         "W3 Lock / the old design's LIMIT (two moka computes)",
         find(&w3, "Lock, MemoryCache"),
         find(&w3, "moka compute claim+remove (old design)"),
-    );
-    met &= ratio(
-        "W1 #[once] sync (no fence) / Lock sync fencing(false)",
-        find(&w1, "#[once] sync, RedisCache, no fence"),
-        find(&w1, "Lock sync, RedisCache, fencing(false)"),
-        0.95,
-    );
-    met &= ratio(
-        "W1 #[once] async (no fence) / Lock async fencing(false)",
-        find(&w1, "#[once] async, RedisCache, no fence"),
-        find(&w1, "Lock async, RedisCache, fencing(false)"),
-        0.95,
     );
     met &= ratio(
         "W3 #[once] / Lock (key format!)",
