@@ -32,8 +32,8 @@ use redis::Script;
 /// garbage) is read as a number. This skips the number conversions of the earlier form (two
 /// `tonumber` of the `TIME` reply, the fence's number-to-string for the `SET`, the counter's
 /// `tonumber`), and the digit check is one anchored pattern (`^%d+$`: an unanchored search
-/// for a non-digit, `%D`, tried every position and cost 1,200 more): redis-server 7.0 runs
-/// 51,100 instructions per won claim instead of 56,400 (`bash
+/// for a non-digit, `%D`, tried every position and cost ~1,000 more): redis-server 7.0 runs
+/// 51,300 instructions per won claim instead of 56,400 (`bash
 /// benches/redis_script_instructions.sh`, callgrind; a bare `SET NX PX` is 11,200, a script
 /// doing only its `SET NX PX` 29,600).
 macro_rules! bump_fence {
@@ -138,7 +138,7 @@ return {value, redis.call('PTTL', KEYS[1])}
 /// The whole-value comparison comes first because it is the cheap one: Lua strings are
 /// interned, so `value == ARGV[2]` compares two pointers, where the token-part check cuts a
 /// substring and builds `ARGV[1] .. '|'`. A release of an unlabelled lock (the default)
-/// costs redis-server 3,200 fewer instructions (44,700 instead of 47,900 a `SET` + release
+/// costs redis-server 3,300 fewer instructions (44,600 instead of 47,900 a `SET` + release
 /// script, `callgrind`). `ARGV[2]` holds the token, so it matches only the owner's value; a
 /// caller that sends no `ARGV[2]` (nil) gets the token-part check alone.
 macro_rules! release_if_owner {
