@@ -6,7 +6,7 @@ use std::collections::HashSet;
 use std::time::Duration;
 
 use cachelock::redis::{RedisCache, RedisClusterCache};
-use cachelock::{Claim, Error, Lock, LockStore};
+use cachelock::{Claim, Error, Guard, Lock, LockStore};
 use cachelock_testkit::{RedisServer, TracingCapture};
 
 const PASSWORD: &str = "S3cretPassw0rdXyz";
@@ -155,18 +155,24 @@ fn passwords_never_show_in_debug_display_errors_or_tracing() {
     assert_no_secret("tracing output", &logs);
 }
 
+/// `lock` taken through `cache` (it must be free), and the key as stored.
+fn hold(lock: &Lock, cache: &RedisCache) -> (Guard<RedisCache>, String) {
+    let guard = lock
+        .clone()
+        .cache(cache.clone())
+        .try_acquire()
+        .expect("free");
+    let key = guard.key().to_owned();
+    (guard, key)
+}
+
 #[test]
 fn another_cache_cannot_release_or_extend_a_lock() {
     let server = RedisServer::start();
     let owner = RedisCache::from_url(&server.url()).expect("valid url");
     let other = RedisCache::from_url(&server.url()).expect("valid url");
     let lock = Lock::new("owned").ttl(Duration::from_secs(30));
-    let guard = lock
-        .clone()
-        .cache(owner.clone())
-        .try_acquire()
-        .expect("free");
-    let key = guard.key().to_owned();
+    let (guard, key) = hold(&lock, &owner);
 
     // The other cache is refused the key, and its tokens neither release nor extend it.
     assert!(lock
@@ -229,12 +235,7 @@ fn only_the_owner_releases_a_lock_with_or_without_a_label() {
         if let Some(label) = &label {
             lock = lock.label(label.clone());
         }
-        let guard = lock
-            .clone()
-            .cache(owner.clone())
-            .try_acquire()
-            .expect("free");
-        let key = guard.key().to_owned();
+        let (guard, key) = hold(&lock, &owner);
         let (stored, _) = admin.holder(&key).expect("holder").expect("held");
         assert!(
             stored.ends_with(label.as_deref().unwrap_or(infix)),
