@@ -215,29 +215,34 @@ impl<B: Backend> Core<B> {
     pub(super) async fn run_async(&self, op: Op<'_>) -> CacheResult<Reply> {
         let settings = &self.inner.settings;
         let limit = settings.operation_timeout(op.lock_ttl());
-        let attempt = async {
-            let mut con = self.async_con()?;
-            match Self::exec_first_async(&mut con, op).await {
-                // The connection was found dead (the server restarted, or the connection was
-                // cut): the async connection reconnects by itself. The command may have run
-                // with only its reply lost, so it is sent again in its resent form.
-                Err(error) if is_dead_connection(&error) => {
-                    tracing::debug!(%error, "Redis connection is dead; retrying once");
-                    let mut con = self.async_con()?;
-                    exec_async(&mut con, op.resent()).await
-                }
-                outcome => outcome,
-            }
-        };
         // The async connection bounds connecting and each reply by itself (connect and
         // response timeouts), so a second timer per operation is only needed when the
-        // lock's TTL is the tighter bound: a claim or extend must not answer after it.
+        // lock's TTL is the tighter bound: a claim or extend must not answer after it. The
+        // attempt's future is made in each branch, where it is awaited: made once before
+        // the branch, it would be moved (copied) into whichever branch runs.
         if limit >= settings.connect_timeout + settings.response_timeout {
-            return attempt.await.map_err(boxed);
+            return self.attempt_async(op).await.map_err(boxed);
         }
-        match tokio::time::timeout(limit, attempt).await {
+        match tokio::time::timeout(limit, self.attempt_async(op)).await {
             Ok(outcome) => outcome.map_err(boxed),
             Err(_) => Err(timed_out(op, limit)),
+        }
+    }
+
+    /// One run of `op` on the runtime's connection: sent as it is, and, when the connection
+    /// was found dead, once more in its resent form.
+    async fn attempt_async(&self, op: Op<'_>) -> RedisResult<Reply> {
+        let mut con = self.async_con()?;
+        match Self::exec_first_async(&mut con, op).await {
+            // The connection was found dead (the server restarted, or the connection was
+            // cut): the async connection reconnects by itself. The command may have run
+            // with only its reply lost, so it is sent again in its resent form.
+            Err(error) if is_dead_connection(&error) => {
+                tracing::debug!(%error, "Redis connection is dead; retrying once");
+                let mut con = self.async_con()?;
+                exec_async(&mut con, op.resent()).await
+            }
+            outcome => outcome,
         }
     }
 

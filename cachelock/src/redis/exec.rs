@@ -22,16 +22,21 @@ fn query(con: &mut dyn ConnectionLike, cmd: &Cmd, script: Option<&Script>) -> Re
     }
 }
 
-/// Async twin of [`query`].
+/// Async twin of [`query`]. The command goes to the connection's `req_packed_command`
+/// directly (what `Cmd::query_async` calls, without its extra future around it).
 async fn query_async<C: aio::ConnectionLike + Send>(
     con: &mut C,
     cmd: &Cmd,
     script: Option<&Script>,
 ) -> RedisResult<Value> {
-    match (cmd.query_async(con).await, script) {
+    let reply = con
+        .req_packed_command(cmd)
+        .await
+        .and_then(Value::extract_error);
+    match (reply, script) {
         (Err(error), Some(script)) if is_noscript(&error) => {
             script.load_async(con).await?;
-            cmd.query_async(con).await
+            con.req_packed_command(cmd).await?.extract_error()
         }
         (outcome, _) => outcome,
     }
