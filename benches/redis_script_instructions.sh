@@ -59,6 +59,8 @@ row "script: SET NX PX, TIME" "$setnx local t = redis.call('TIME') return 1"
 row "script: SET NX PX, INCR counter" "$setnx return redis.call('INCR', KEYS[2])"
 row "script: SET NX PX, SET counter <16 digits> GET" \
     "$setnx local o = redis.pcall('SET', KEYS[2], '1796000000000000', 'GET') return 1"
+row "script: SET NX PX, TIME, SET counter GET (the calls alone)" \
+    "$setnx local t = redis.call('TIME') local o = redis.pcall('SET', KEYS[2], '1796000000000000', 'GET') return 1"
 row "cachelock's fenced claim" "$claim"
 
 # Releases: ARGV[1] the token, ARGV[2] the whole value a claim of this process stores.

@@ -628,6 +628,12 @@ fn w1(
                 assert_eq!(deleted, 1);
             })
         }),
+        async_case(RAW_FENCED_ASYNC_ROW, &rt, |i| {
+            let mut con = raw_async.clone();
+            let key = &keys[(i % 1000) as usize];
+            let fenced = &fenced;
+            Box::pin(async move { raw_fenced_op_async(&mut con, fenced, key).await })
+        }),
         async_case("Lock async, RedisCache", &rt, |i| {
             Box::pin(lock_op_async(&cache, i % 1000, true))
         }),
@@ -654,6 +660,9 @@ fn w1(
 /// scripts' server time; `Lock`'s distance to it is the client-side overhead.
 const RAW_FENCED_ROW: &str = "raw redis-rs sync, cachelock's 2 scripts";
 
+/// Async twin of [`RAW_FENCED_ROW`], on the async LIMIT's multiplexed connection.
+const RAW_FENCED_ASYNC_ROW: &str = "raw redis-rs async, cachelock's 2 scripts";
+
 struct FencedScripts {
     claim: redis::Script,
     release: redis::Script,
@@ -676,6 +685,33 @@ fn raw_fenced_op(con: &mut redis::Connection, scripts: &FencedScripts, key: &str
         .arg(RAW_TOKEN)
         .arg(RAW_TOKEN)
         .invoke(con)
+        .expect("release script");
+    assert_eq!(released, 1);
+}
+
+/// Async twin of [`raw_fenced_op`].
+async fn raw_fenced_op_async(
+    con: &mut redis::aio::MultiplexedConnection,
+    scripts: &FencedScripts,
+    key: &str,
+) {
+    let fence: Option<u64> = scripts
+        .claim
+        .key(key)
+        .key("cachelock-fence")
+        .arg(RAW_TOKEN)
+        .arg(TTL_MS)
+        .invoke_async(con)
+        .await
+        .expect("claim script");
+    assert!(fence.is_some(), "uncontended claim");
+    let released: i64 = scripts
+        .release
+        .key(key)
+        .arg(RAW_TOKEN)
+        .arg(RAW_TOKEN)
+        .invoke_async(con)
+        .await
         .expect("release script");
     assert_eq!(released, 1);
 }
@@ -1247,6 +1283,19 @@ fn w1_ratios(w1: &[Row]) -> bool {
         "W1 raw sync with cachelock's scripts / LIMIT sync (the fencing script's server time)",
         find(w1, RAW_FENCED_ROW),
         find(w1, LIMIT_SYNC),
+    );
+    // The same two lines for async. The second of each pair is the ceiling of the fenced
+    // ratio above it: a client with no overhead at all, sending the fenced claim script,
+    // gets that ratio; the rest of the gap is the first line.
+    note(
+        "W1 Lock async, fenced (default) / raw async with cachelock's scripts (client overhead alone)",
+        find(w1, "Lock async, RedisCache"),
+        find(w1, RAW_FENCED_ASYNC_ROW),
+    );
+    note(
+        "W1 raw async with cachelock's scripts / LIMIT async (the fencing script's server time)",
+        find(w1, RAW_FENCED_ASYNC_ROW),
+        find(w1, LIMIT_ASYNC),
     );
     met &= ratio(
         "W1 #[once] sync (no fence) / Lock sync fencing(false)",
