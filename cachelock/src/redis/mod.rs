@@ -129,8 +129,9 @@
 //! 45,800, are the floor of any claim that reads the server's clock and a counter). On a
 //! loopback round trip of ~50 µs that is most of the distance between the fenced `Lock` and
 //! the two-command floor (the bench prints it as the ratio of the raw client sending
-//! cachelock's own scripts to that floor); over a real network it fades. A lock whose holders never use the fence can skip it
-//! with [`Lock::fencing(false)`](crate::Lock::fencing): the claim is then a plain
+//! cachelock's own scripts to that floor); over a real network it fades. A lock whose
+//! holders never use the fence can skip it with
+//! [`Lock::fencing(false)`](crate::Lock::fencing): the claim is then a plain
 //! `SET key token NX PX ttl`, the counter is not touched, and the guard's fence is 0.
 //!
 //! # Faults
