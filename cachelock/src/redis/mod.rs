@@ -124,13 +124,13 @@
 //! a refused one ≈3 µs (it returns before touching the counter); measured with `INFO
 //! commandstats` on redis-server 7.0, see `BENCHMARKS.md`. Counted rather than timed
 //! (`benches/redis_script_instructions.sh`), a won claim is 49,300 server instructions, a
-//! bare `SET NX PX` 11,200: being a script at all costs 18,400 of the difference, the clock
+//! bare `SET NX PX` 11,200: being a script at all costs ≈18,500 of the difference, the clock
 //! read (`TIME`) and the counter's `SET … GET` most of the rest (the three calls alone,
 //! 45,800, are the floor of any claim that reads the server's clock and a counter). On a
-//! loopback round trip of ~50 µs that is most of the distance between the fenced `Lock` and
-//! the two-command floor (the bench prints it as the ratio of the raw client sending
-//! cachelock's own scripts to that floor); over a real network it fades. A lock whose
-//! holders never use the fence can skip it with
+//! loopback where an acquire + release (two round trips) takes ~50 µs, that is most of the
+//! distance between the fenced `Lock` and the two-command floor (the bench prints it as the
+//! ratio of the raw client sending cachelock's own scripts to that floor); over a real
+//! network it fades. A lock whose holders never use the fence can skip it with
 //! [`Lock::fencing(false)`](crate::Lock::fencing): the claim is then a plain
 //! `SET key token NX PX ttl`, the counter is not touched, and the guard's fence is 0.
 //!

@@ -33,12 +33,14 @@ use redis::Script;
 /// form (two `tonumber` of the `TIME` reply, the fence's number-to-string for the `SET`, the
 /// counter's `tonumber`). The cheap tests come first: the lengths and the byte order, then
 /// the one anchored pattern (`^%d+$`) that makes the order a numeric one; `type` is called
-/// only for a shorter counter (the error table `pcall` gives for a counter of another type
-/// has length 0, so the as-long test already sends it to the slow path). redis-server 7.0
-/// runs 49,300 instructions per won claim (`bash benches/redis_script_instructions.sh`,
-/// callgrind), 51,300 before this order: a bare `SET NX PX` is 11,200, a script doing only
-/// its `SET NX PX` 29,700, and its three calls alone (`SET NX PX`, `TIME`, `SET … GET`)
-/// 45,800. Measured per step: the padding done always cost ~1,400 more, `type` first ~800.
+/// only for a shorter counter, where it is needed: the error table `pcall` gives for a
+/// counter of another type has length 0, so it takes the shorter branch, and `type` keeps
+/// it from `string.find` (which would raise on a table) and sends it to the slow path.
+/// redis-server 7.0 runs 49,300 instructions per won claim (`bash
+/// benches/redis_script_instructions.sh`, callgrind), ≈52,000 on the same machine before
+/// this order: a bare `SET NX PX` is 11,200, a script doing only its `SET NX PX` 29,700, and
+/// its three calls alone (`SET NX PX`, `TIME`, `SET … GET`) 45,800. Measured per step: the
+/// padding done always cost ~1,400 more, `type` first ~800.
 macro_rules! bump_fence {
     () => {
         r"
