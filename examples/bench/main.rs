@@ -668,24 +668,27 @@ struct FencedScripts {
     release: redis::Script,
 }
 
+impl FencedScripts {
+    /// The claim of `key` as `Lock` sends it: the lock key, the fence counter, the owner
+    /// value (here the token alone), the TTL.
+    fn claim_of(&self, key: &str) -> redis::ScriptInvocation<'_> {
+        let mut claim = self.claim.key(key);
+        claim.key("cachelock-fence").arg(RAW_TOKEN).arg(TTL_MS);
+        claim
+    }
+
+    /// The release of `key` as `Lock` sends it: the token, and the whole stored value.
+    fn release_of(&self, key: &str) -> redis::ScriptInvocation<'_> {
+        let mut release = self.release.key(key);
+        release.arg(RAW_TOKEN).arg(RAW_TOKEN);
+        release
+    }
+}
+
 fn raw_fenced_op(con: &mut redis::Connection, scripts: &FencedScripts, key: &str) {
-    let fence: Option<u64> = scripts
-        .claim
-        .key(key)
-        .key("cachelock-fence")
-        .arg(RAW_TOKEN)
-        .arg(TTL_MS)
-        .invoke(con)
-        .expect("claim script");
+    let fence: Option<u64> = scripts.claim_of(key).invoke(con).expect("claim script");
     assert!(fence.is_some(), "uncontended claim");
-    // The token, and the whole stored value (here the token alone), as `Lock` sends them.
-    let released: i64 = scripts
-        .release
-        .key(key)
-        .arg(RAW_TOKEN)
-        .arg(RAW_TOKEN)
-        .invoke(con)
-        .expect("release script");
+    let released: i64 = scripts.release_of(key).invoke(con).expect("release script");
     assert_eq!(released, 1);
 }
 
@@ -695,24 +698,11 @@ async fn raw_fenced_op_async(
     scripts: &FencedScripts,
     key: &str,
 ) {
-    let fence: Option<u64> = scripts
-        .claim
-        .key(key)
-        .key("cachelock-fence")
-        .arg(RAW_TOKEN)
-        .arg(TTL_MS)
-        .invoke_async(con)
-        .await
-        .expect("claim script");
+    let claim = scripts.claim_of(key);
+    let fence: Option<u64> = claim.invoke_async(con).await.expect("claim script");
     assert!(fence.is_some(), "uncontended claim");
-    let released: i64 = scripts
-        .release
-        .key(key)
-        .arg(RAW_TOKEN)
-        .arg(RAW_TOKEN)
-        .invoke_async(con)
-        .await
-        .expect("release script");
+    let release = scripts.release_of(key);
+    let released: i64 = release.invoke_async(con).await.expect("release script");
     assert_eq!(released, 1);
 }
 
